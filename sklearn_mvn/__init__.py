@@ -1,0 +1,12 @@
+"""sklearn-mvn: multivariate normal density estimation by gradient-based ML.
+
+The public surface is :class:`GradientGaussian`.
+"""
+
+# Authors: sklearn-mvn developers
+# License: BSD 3-Clause
+
+from ._gradient_gaussian import GradientGaussian
+from ._version import __version__
+
+__all__ = ["GradientGaussian", "__version__"]
