@@ -10,6 +10,7 @@ import numpy as np
 from scipy.linalg import cholesky, solve_triangular
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import assert_all_finite
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._gradients import log_density, nll_grad_stats, nll_stats, penalty_stats
@@ -258,9 +259,18 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         self : object
             Fitted estimator.
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        # The finiteness check is folded into the one pass over X: NaN or
+        # infinity make the statistics non-finite, and only then is X searched
+        # (to raise scikit-learn's usual error).
+        X = validate_data(
+            self, X, dtype=[np.float64, np.float32], ensure_all_finite=False
+        )
         sample_weight = check_sample_weight(sample_weight, X.shape[0])
-        return self._fit_stats(SufficientStats.from_array(X, sample_weight))
+        with np.errstate(invalid="ignore"):
+            stats = SufficientStats.from_array(X, sample_weight)
+        if not (np.all(np.isfinite(stats.mean)) and np.all(np.isfinite(stats.scatter))):
+            assert_all_finite(X, estimator_name=type(self).__name__, input_name="X")
+        return self._fit_stats(stats)
 
     # -- the core: statistics -> objective -> optimiser ----------------------
 
@@ -352,8 +362,20 @@ class GradientGaussian(DensityMixin, BaseEstimator):
             (higher means more typical), usable as an anomaly score.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        return log_density(X, self.mean_, self.factor_)
+        X = validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            reset=False,
+            ensure_all_finite=False,
+        )
+        with np.errstate(invalid="ignore"):
+            log_dens = log_density(X, self.mean_, self.factor_)
+        # As in fit, X is searched for NaN or infinity only if the result
+        # shows some.
+        if not np.all(np.isfinite(log_dens)):
+            assert_all_finite(X, estimator_name=type(self).__name__, input_name="X")
+        return log_dens
 
     def score(self, X, y=None):
         """Mean log-likelihood per sample of ``X``.

@@ -29,6 +29,7 @@ pseudo-statistics (see :func:`penalty_stats`), so they share the same formulas.
 
 import numpy as np
 from scipy.linalg import lu_factor, lu_solve, solve_triangular
+from scipy.linalg.blas import dtrsm
 
 from ._stats import SufficientStats, chunk_rows
 
@@ -290,9 +291,11 @@ def log_density(X, mean, factor, chunk_size=None):
     """Log-density of each row of ``X`` under ``N(mean, factor factor^T)``.
 
     Computed in chunks as ``-d/2 log 2 pi - log|det Lambda| - |z|^2 / 2`` with
-    ``z = Lambda^{-1}(x - mean)``: the residuals of a chunk are formed first
-    (accurate for large means), then multiplied by ``Lambda^{-T}``, the inverse
-    of the triangular factor (never the inverse of ``S``).
+    ``z = Lambda^{-1}(x - mean)``: the residuals of a chunk are written into one
+    reused float64 buffer (accurate for large means, float64 also for float32
+    input), whitened there in place by a triangular solve with the factor (BLAS
+    ``trsm``; neither ``S`` nor its inverse is formed), and reduced to their
+    squared norms. The only temporary is one chunk.
 
     Parameters
     ----------
@@ -310,15 +313,20 @@ def log_density(X, mean, factor, chunk_size=None):
     n_samples, n_features = X.shape
     if chunk_size is None:
         chunk_size = chunk_rows(n_features)
-    inv_t = solve_triangular(
-        factor, np.eye(n_features), lower=True, check_finite=False
-    ).T
+    chunk_size = max(1, min(int(chunk_size), n_samples))
+    factor = np.asfortranarray(factor, dtype=np.float64)
+    mean = np.asarray(mean, dtype=np.float64)
     const = -0.5 * n_features * LOG_2PI - float(np.sum(np.log(np.diag(factor))))
     out = np.empty(n_samples)
+    buffer = np.empty((chunk_size, n_features))
     for start in range(0, n_samples, chunk_size):
         stop = min(start + chunk_size, n_samples)
-        z = (np.asarray(X[start:stop], dtype=np.float64) - mean) @ inv_t
-        out[start:stop] = np.einsum("ij,ij->i", z, z)
+        block = buffer[: stop - start]
+        np.subtract(X[start:stop], mean, out=block)
+        # block.T (F-contiguous) holds the residuals as columns; trsm
+        # overwrites them with z = Lambda^{-1} (x - mean).
+        z = dtrsm(1.0, factor, block.T, lower=1, overwrite_b=1)
+        np.einsum("ij,ij->j", z, z, out=out[start:stop])
     out *= -0.5
     out += const
     return out

@@ -13,16 +13,34 @@ the objective the optimiser calls sees statistics, never ``X``.
 
 import numpy as np
 from scipy.linalg import solve_triangular
+from scipy.linalg.blas import dgemv, dsyrk
 
 # Rows per chunk are chosen so that one float64 chunk takes about this many
-# bytes: small enough to stay in cache and to keep fit's extra memory far below
-# the size of X, large enough for efficient BLAS calls.
+# bytes: small enough to stay in a core's cache (the chunk is written once and
+# read by the BLAS product while still cached) and to keep fit's extra memory
+# far below the size of X, large enough for efficient BLAS calls and a small
+# Python overhead per chunk. Wide data get at least ``_MIN_CHUNK_ROWS`` rows,
+# so that the rank-k update stays efficient.
 _CHUNK_BYTES = 2**21
+_MIN_CHUNK_ROWS = 256
+
+# The scatter is computed from moments about a shift ``c`` as
+# ``A - W (m - c)(m - c)^T``, where ``A = sum w (x - c)(x - c)^T``; this loses
+# about ``log10(kappa)`` digits with ``kappa = A_jj / C_jj = 1 + W (m_j -
+# c_j)^2 / C_jj``. Unweighted float64 data whose first chunk has
+# ``kappa <= _MAX_KAPPA_UNSHIFTED`` for the shift 0 (e.g. centred or
+# standardised data) are multiplied in place, without any copy; otherwise each
+# chunk is first shifted by the mean of the first chunk (so ``kappa`` is about 1
+# for data in random order) into a reused buffer. If the final ``kappa`` exceeds
+# ``_MAX_KAPPA`` (e.g. sorted data whose first chunk is far from the overall
+# mean), the moments are recomputed about the mean found, in a second pass.
+_MAX_KAPPA_UNSHIFTED = 16.0
+_MAX_KAPPA = 1e4
 
 
 def chunk_rows(n_features, chunk_bytes=_CHUNK_BYTES):
     """Number of rows of a float64 chunk of about ``chunk_bytes`` bytes."""
-    return max(64, int(chunk_bytes // (8 * max(n_features, 1))))
+    return max(_MIN_CHUNK_ROWS, int(chunk_bytes // (8 * max(n_features, 1))))
 
 
 class SufficientStats:
@@ -63,10 +81,16 @@ class SufficientStats:
     def from_array(cls, X, sample_weight=None, chunk_size=None):
         """Compute the statistics of ``X`` in one chunked pass.
 
-        Each chunk is centred on its own mean (float64, also for float32 input)
-        and merged with the pairwise update of :meth:`merge`, so the result is
-        accurate for data whose mean is large compared with its spread, and no
-        temporary larger than one chunk is created.
+        The moments of ``X - c`` are accumulated in float64 (also for float32
+        input) with in-place BLAS products, chunk by chunk, and the scatter is
+        ``A - W (m - c)(m - c)^T``. The shift ``c`` is 0 (then the chunks of
+        ``X`` are multiplied in place, without any copy) when that is accurate
+        for the first chunk, and otherwise the mean of the first chunk, so the
+        result is accurate for data whose mean is large compared with its
+        spread. If the first chunk was not representative (sorted data) and the
+        subtraction would lose more than about four digits, a second pass
+        recomputes the moments about the mean found. The only temporary is one
+        chunk.
 
         Parameters
         ----------
@@ -75,22 +99,30 @@ class SufficientStats:
         sample_weight : ndarray of shape (n_samples,), default=None
             Non-negative weights; ``None`` means unit weights.
         chunk_size : int, default=None
-            Rows per chunk; by default about 2 MiB of float64 per chunk.
+            Rows per chunk; by default about ``_CHUNK_BYTES`` of float64 per
+            chunk (see :func:`chunk_rows`).
 
         Returns
         -------
         stats : SufficientStats
         """
+        X = np.asarray(X)
         n_samples, n_features = X.shape
+        if n_samples == 0:
+            return cls.empty(n_features)
         if chunk_size is None:
             chunk_size = chunk_rows(n_features)
-        total = cls.empty(n_features)
-        for start in range(0, n_samples, chunk_size):
-            stop = min(start + chunk_size, n_samples)
-            block = X[start:stop]
-            w = None if sample_weight is None else sample_weight[start:stop]
-            total = total.merge(_chunk_stats(block, w))
-        return total
+        chunk_size = max(1, min(int(chunk_size), n_samples))
+        shift = _choose_shift(X[:chunk_size], sample_weight is None)
+        weight_sum, second, sums = _shifted_moments(X, sample_weight, shift, chunk_size)
+        stats, kappa = _moments_to_stats(weight_sum, second, sums, shift, n_samples)
+        if kappa > _MAX_KAPPA and np.all(np.isfinite(stats.mean)):
+            shift = stats.mean
+            weight_sum, second, sums = _shifted_moments(
+                X, sample_weight, shift, chunk_size
+            )
+            stats, _ = _moments_to_stats(weight_sum, second, sums, shift, n_samples)
+        return stats
 
     def merge(self, other):
         """Statistics of the union of two samples (Chan et al.'s pairwise update).
@@ -154,26 +186,107 @@ class SufficientStats:
         )
 
 
+# ---------------------------------------------------------------------------
+# One pass over the data
+# ---------------------------------------------------------------------------
+
+
+def _choose_shift(first, unweighted):
+    """Shift for the moments: None (no shift, no copy) or a float64 vector.
+
+    ``first`` is the first chunk. No shift is used for unweighted float64 data
+    on which it loses at most ``log10(_MAX_KAPPA_UNSHIFTED)`` digits; otherwise
+    the shift is the first chunk's mean.
+    """
+    mean = np.mean(first, axis=0, dtype=np.float64)
+    if not (unweighted and first.dtype == np.float64):
+        return mean
+    var = np.var(first, axis=0, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(mean == 0.0, 0.0, mean**2 / var)
+    if np.all(ratio <= _MAX_KAPPA_UNSHIFTED - 1.0):
+        return None
+    return mean
+
+
+def _shifted_moments(X, sample_weight, shift, chunk_size):
+    """Weighted moments of ``X - shift``, accumulated chunk by chunk.
+
+    Each chunk ``B`` (``X`` itself when ``shift`` is None, otherwise ``x - c``
+    written into one reused float64 buffer, rows scaled by ``sqrt(w)`` when
+    weighted) is added with one symmetric rank-k update (BLAS ``syrk``) and one
+    matrix-vector product, in place::
+
+        A += B^T B = sum w (x - c)(x - c)^T,    s += B^T sqrt(w) = sum w (x - c)
+
+    so the only temporary is one chunk, and float32 input is accumulated in
+    float64.
+
+    Returns
+    -------
+    weight_sum : float
+    second : ndarray of shape (n_features, n_features), F-ordered
+        Upper triangle of ``A``.
+    sums : ndarray of shape (n_features,)
+        ``s``.
+    """
+    n_samples, n_features = X.shape
+    second = np.zeros((n_features, n_features), order="F")
+    sums = np.zeros(n_features)
+    ones = np.ones(chunk_size)
+    if shift is not None:
+        buffer = np.empty((chunk_size, n_features))
+        if sample_weight is not None:
+            root = np.empty(chunk_size)
+    weight_sum = 0.0
+    for start in range(0, n_samples, chunk_size):
+        stop = min(start + chunk_size, n_samples)
+        rows = stop - start
+        vector = ones[:rows]
+        if shift is None:
+            block = X[start:stop]
+        else:
+            block = buffer[:rows]
+            np.subtract(X[start:stop], shift, out=block)
+        if sample_weight is None:
+            weight_sum += rows
+        else:
+            weights = sample_weight[start:stop]
+            weight_sum += float(np.sum(weights))
+            vector = np.sqrt(weights, out=root[:rows])
+            block *= vector[:, np.newaxis]
+        # block.T is F-contiguous: BLAS reads the chunk in place.
+        second = dsyrk(1.0, block.T, beta=1.0, c=second, overwrite_c=1)
+        sums = dgemv(1.0, block.T, vector, beta=1.0, y=sums, overwrite_y=1)
+    return weight_sum, second, sums
+
+
+def _moments_to_stats(weight_sum, second, sums, shift, n_samples):
+    """Statistics from shifted moments, and the worst cancellation factor."""
+    n_features = sums.shape[0]
+    if not weight_sum > 0.0:
+        return SufficientStats(
+            0.0,
+            np.zeros(n_features),
+            np.zeros((n_features, n_features)),
+            n_samples,
+        ), 1.0
+    upper = np.triu(second)
+    second = upper + np.triu(upper, 1).T
+    delta = sums / weight_sum
+    scatter = second - np.outer(sums, delta)
+    mean = delta if shift is None else shift + delta
+    raw = np.diag(second)
+    centred = np.diag(scatter)
+    # Features whose spread is at round-off level (constant ones) cannot lose
+    # more digits; they are left out of the cancellation test.
+    noise = weight_sum * (64.0 * np.finfo(np.float64).eps * np.abs(mean)) ** 2
+    spread = centred > noise
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kappa = float(np.max(raw[spread] / centred[spread], initial=1.0))
+    return SufficientStats(weight_sum, mean, scatter, n_samples), kappa
+
+
 def _chunk_stats(block, weights):
     """Statistics of one chunk, accumulated in float64."""
-    block = np.asarray(block, dtype=np.float64)
-    n_features = block.shape[1]
-    if weights is None:
-        weight_sum = float(block.shape[0])
-        mean = block.mean(axis=0)
-        centred = block - mean
-    else:
-        weights = np.asarray(weights, dtype=np.float64)
-        weight_sum = float(weights.sum())
-        if weight_sum == 0.0:
-            return SufficientStats(
-                0.0,
-                np.zeros(n_features),
-                np.zeros((n_features, n_features)),
-                block.shape[0],
-            )
-        mean = (weights @ block) / weight_sum
-        centred = block - mean
-        centred *= np.sqrt(weights)[:, np.newaxis]
-    scatter = centred.T @ centred
-    return SufficientStats(weight_sum, mean, scatter, block.shape[0])
+    return SufficientStats.from_array(block, weights, chunk_size=block.shape[0])
