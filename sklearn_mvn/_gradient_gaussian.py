@@ -7,7 +7,7 @@ import warnings
 from functools import reduce
 
 import numpy as np
-from scipy.linalg import cholesky, solve_triangular
+from scipy.linalg import cholesky
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import assert_all_finite
@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._gradients import log_density, nll_grad_stats, nll_stats, penalty_stats
 from ._optimize import FactorStructure, minimize_nll
-from ._stats import SufficientStats
+from ._stats import SufficientStats, solve_lower
 from ._validation import (
     Integral,
     Interval,
@@ -309,7 +309,7 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         self.mean_ = shift + chol @ result.mean
         self.factor_ = factor
         self.covariance_ = factor @ factor.T
-        inv = solve_triangular(factor, np.eye(n_features), lower=True)
+        inv = solve_lower(factor, np.eye(n_features))
         self.precision_ = inv.T @ inv
         self.n_iter_ = result.n_iter
         self.converged_ = result.status == 0
@@ -335,8 +335,8 @@ class GradientGaussian(DensityMixin, BaseEstimator):
                     f"previous fit had {self.factor_.shape[0]}; set "
                     "warm_start=False to fit from scratch."
                 )
-            mean0 = solve_triangular(chol, self.mean_ - shift, lower=True)
-            factor0 = solve_triangular(chol, self.factor_, lower=True)
+            mean0 = solve_lower(chol, self.mean_ - shift)
+            factor0 = solve_lower(chol, self.factor_)
             return mean0, structure.project(np.tril(factor0))
         # The pilot itself: whitened mean 0 and factor I.
         return np.zeros(n_features), np.eye(n_features)

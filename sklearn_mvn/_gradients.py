@@ -28,10 +28,10 @@ pseudo-statistics (see :func:`penalty_stats`), so they share the same formulas.
 # License: BSD 3-Clause
 
 import numpy as np
-from scipy.linalg import lu_factor, lu_solve, solve_triangular
+from scipy.linalg import lu_factor, lu_solve
 from scipy.linalg.blas import dtrsm
 
-from ._stats import SufficientStats, chunk_rows
+from ._stats import SufficientStats, chunk_rows, solve_lower
 
 LOG_2PI = np.log(2.0 * np.pi)
 
@@ -71,15 +71,13 @@ class _Factor:
     def solve(self, rhs):
         """``Lambda^{-1} rhs``."""
         if self.lower:
-            return solve_triangular(self._factor, rhs, lower=True, check_finite=False)
+            return solve_lower(self._factor, rhs)
         return lu_solve(self._lu, rhs, check_finite=False)
 
     def solve_t(self, rhs):
         """``Lambda^{-T} rhs``."""
         if self.lower:
-            return solve_triangular(
-                self._factor, rhs, lower=True, trans="T", check_finite=False
-            )
+            return solve_lower(self._factor, rhs, trans=True)
         return lu_solve(self._lu, rhs, trans=1, check_finite=False)
 
 
