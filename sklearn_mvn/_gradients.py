@@ -29,7 +29,7 @@ pseudo-statistics (see :func:`penalty_stats`), so they share the same formulas.
 
 import numpy as np
 from scipy.linalg import lu_factor, lu_solve
-from scipy.linalg.blas import dtrsm
+from scipy.linalg.blas import dtrmm
 
 from ._stats import SufficientStats, chunk_rows, solve_lower
 
@@ -291,9 +291,10 @@ def log_density(X, mean, factor, chunk_size=None):
     Computed in chunks as ``-d/2 log 2 pi - log|det Lambda| - |z|^2 / 2`` with
     ``z = Lambda^{-1}(x - mean)``: the residuals of a chunk are written into one
     reused float64 buffer (accurate for large means, float64 also for float32
-    input), whitened there in place by a triangular solve with the factor (BLAS
-    ``trsm``; neither ``S`` nor its inverse is formed), and reduced to their
-    squared norms. The only temporary is one chunk.
+    input), multiplied there in place by the inverse triangular factor
+    ``Lambda^{-1}`` (BLAS ``trmm``: half the work of a dense product; ``S`` and
+    its inverse are never formed), and reduced to their squared norms. The only
+    temporary is one chunk.
 
     Parameters
     ----------
@@ -312,18 +313,19 @@ def log_density(X, mean, factor, chunk_size=None):
     if chunk_size is None:
         chunk_size = chunk_rows(n_features)
     chunk_size = max(1, min(int(chunk_size), n_samples))
-    factor = np.asfortranarray(factor, dtype=np.float64)
+    factor = np.asarray(factor, dtype=np.float64)
     mean = np.asarray(mean, dtype=np.float64)
     const = -0.5 * n_features * LOG_2PI - float(np.sum(np.log(np.diag(factor))))
+    inverse = np.asfortranarray(solve_lower(factor, np.eye(n_features)))
     out = np.empty(n_samples)
     buffer = np.empty((chunk_size, n_features))
     for start in range(0, n_samples, chunk_size):
         stop = min(start + chunk_size, n_samples)
         block = buffer[: stop - start]
         np.subtract(X[start:stop], mean, out=block)
-        # block.T (F-contiguous) holds the residuals as columns; trsm
+        # block.T (F-contiguous) holds the residuals as columns; trmm
         # overwrites them with z = Lambda^{-1} (x - mean).
-        z = dtrsm(1.0, factor, block.T, lower=1, overwrite_b=1)
+        z = dtrmm(1.0, inverse, block.T, lower=1, overwrite_b=1)
         np.einsum("ij,ij->j", z, z, out=out[start:stop])
     out *= -0.5
     out += const
