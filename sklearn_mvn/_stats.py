@@ -176,7 +176,7 @@ class SufficientStats:
         delta = other.mean - self.mean
         mean = self.mean + delta * (w_b / weight)
         scatter = self.scatter + other.scatter
-        scatter += np.outer(delta, delta * (w_a * w_b / weight))
+        scatter += np.outer(delta, delta) * (w_a * w_b / weight)
         return SufficientStats(weight, mean, scatter, n_samples)
 
     def scaled(self, factor):
@@ -301,7 +301,8 @@ def _moments_to_stats(weight_sum, second, sums, shift, n_samples):
     upper = np.triu(second)
     second = upper + np.triu(upper, 1).T
     delta = sums / weight_sum
-    scatter = second - np.outer(sums, delta)
+    # Written so that it is exactly symmetric.
+    scatter = second - np.outer(delta, delta) * weight_sum
     mean = delta if shift is None else shift + delta
     raw = np.diag(second)
     centred = np.diag(scatter)
