@@ -61,7 +61,8 @@ def check_numeric_input(X):
         )
     if "c" in kinds:
         raise ValueError(
-            f"X is complex ({dtype}); GradientGaussian models real-valued data. "
+            f"Complex data not supported: X is {dtype}, and GradientGaussian "
+            "models real-valued data. "
             "Pass X.real, or np.hstack([X.real, X.imag]) to model the real and "
             "imaginary parts jointly."
         )
