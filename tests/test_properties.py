@@ -13,7 +13,7 @@ from scipy.stats import multivariate_normal, ortho_group
 
 from sklearn_mvn import GradientGaussian
 
-SETTINGS = settings(max_examples=30, deadline=None, derandomize=True)
+SETTINGS = settings(max_examples=25, deadline=None, derandomize=True)
 
 seeds = st.integers(0, 2**31)
 n_features = st.integers(1, 5)
