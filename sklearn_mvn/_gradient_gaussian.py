@@ -232,6 +232,8 @@ class GradientGaussian(DensityMixin, BaseEstimator):
     sklearn.covariance.ShrunkCovariance : Covariance with shrinkage.
     sklearn.mixture.GaussianMixture : Mixture of Gaussians fitted by EM.
     scipy.stats.multivariate_normal : Multivariate normal distribution.
+    sklearn.neighbors.KernelDensity : Non-parametric density estimator with the
+        same ``score_samples`` and ``sample`` interface.
 
     Examples
     --------
