@@ -170,10 +170,13 @@ def _chunk_stats(block, weights):
     block = np.asarray(block, dtype=np.float64)
     n_features = block.shape[1]
     if weights is None:
+        # Column sums as matrix-vector products: much faster than a reduction
+        # along axis 0, and the correction makes up for their rounding.
         weight_sum = float(block.shape[0])
-        mean = block.mean(axis=0)
+        ones = np.ones(block.shape[0])
+        mean = (ones @ block) / weight_sum
         centred = block - mean
-        correction = centred.mean(axis=0)
+        correction = (ones @ centred) / weight_sum
     else:
         weights = np.asarray(weights, dtype=np.float64)
         weight_sum = float(weights.sum())
