@@ -88,7 +88,8 @@ def _preconditioner(pilot, mean, structure, n_samples):
     """
     n_features = structure.n_features
     variances = np.diag(pilot).copy()
-    # The statistics give a constant feature a variance of exactly 0; the floor
+    # The statistics give a constant feature a variance of 0 (with weights, a
+    # residue of order eps^2 (n eps mean)^2, far below the floor); the floor
     # also flags spreads within a few units in the last place of the mean,
     # which carry no information and cannot be whitened accurately.
     floor = (8.0 * _EPS * np.abs(mean)) ** 2

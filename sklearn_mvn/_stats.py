@@ -165,7 +165,9 @@ def _chunk_stats(block, weights):
     both the mean and the scatter (``C^T C - W c c^T``). A column-wise sum
     carries a rounding error that grows with the number of rows; without the
     correction it would bias the scatter by ``W (error)^2``, giving a constant
-    feature a spurious variance of order ``(n eps mean)^2``.
+    feature a spurious variance of order ``(n eps mean)^2``. With it, a constant
+    feature gets its exact value as mean and a variance of 0 (unweighted) or of
+    order ``eps^2 (n eps mean)^2`` (weighted).
     """
     block = np.asarray(block, dtype=np.float64)
     n_features = block.shape[1]
