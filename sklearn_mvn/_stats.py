@@ -26,15 +26,17 @@ _MIN_CHUNK_ROWS = 256
 # The scatter is computed from moments about a shift ``c`` as
 # ``A - W (m - c)(m - c)^T``, where ``A = sum w (x - c)(x - c)^T``; this loses
 # about ``log10(kappa)`` digits with ``kappa = A_jj / C_jj = 1 + W (m_j -
-# c_j)^2 / C_jj``. Unweighted float64 data whose first chunk has
+# c_j)^2 / C_jj``. Unweighted float64 data whose first ``_PROBE_ROWS`` rows have
 # ``kappa <= _MAX_KAPPA_UNSHIFTED`` for the shift 0 (e.g. centred or
 # standardised data) are multiplied in place, without any copy; otherwise each
-# chunk is first shifted by the mean of the first chunk (so ``kappa`` is about 1
-# for data in random order) into a reused buffer. If the final ``kappa`` exceeds
-# ``_MAX_KAPPA`` (e.g. sorted data whose first chunk is far from the overall
+# chunk is first shifted by the mean of those rows (so ``kappa`` is about 1 for
+# data in random order) into a reused buffer. If the final ``kappa`` exceeds
+# ``_MAX_KAPPA`` (e.g. sorted data whose first rows are far from the overall
 # mean), the moments are recomputed about the mean found, in a second pass.
 _MAX_KAPPA_UNSHIFTED = 16.0
 _MAX_KAPPA = 1e4
+# Rows of X that choose the shift.
+_PROBE_ROWS = 1024
 
 
 def chunk_rows(n_features, chunk_bytes=_CHUNK_BYTES):
@@ -140,15 +142,21 @@ class SufficientStats:
         if chunk_size is None:
             chunk_size = chunk_rows(n_features)
         chunk_size = max(1, min(int(chunk_size), n_samples))
-        shift = _choose_shift(X[:chunk_size], sample_weight is None)
-        weight_sum, second, sums = _shifted_moments(X, sample_weight, shift, chunk_size)
-        stats, kappa = _moments_to_stats(weight_sum, second, sums, shift, n_samples)
-        if kappa > _MAX_KAPPA and np.all(np.isfinite(stats.mean)):
-            shift = stats.mean
+        # NaN, infinity and data too large to square give non-finite statistics
+        # here; the estimator checks them and raises an error that says what to
+        # do.
+        with np.errstate(over="ignore", invalid="ignore"):
+            shift = _choose_shift(X[:_PROBE_ROWS], sample_weight is None)
             weight_sum, second, sums = _shifted_moments(
                 X, sample_weight, shift, chunk_size
             )
-            stats, _ = _moments_to_stats(weight_sum, second, sums, shift, n_samples)
+            stats, kappa = _moments_to_stats(weight_sum, second, sums, shift, n_samples)
+            if kappa > _MAX_KAPPA and np.all(np.isfinite(stats.mean)):
+                shift = stats.mean
+                weight_sum, second, sums = _shifted_moments(
+                    X, sample_weight, shift, chunk_size
+                )
+                stats, _ = _moments_to_stats(weight_sum, second, sums, shift, n_samples)
         return stats
 
     def merge(self, other):
@@ -221,18 +229,21 @@ class SufficientStats:
 def _choose_shift(first, unweighted):
     """Shift for the moments: None (no shift, no copy) or a float64 vector.
 
-    ``first`` is the first chunk. No shift is used for unweighted float64 data
-    on which it loses at most ``log10(_MAX_KAPPA_UNSHIFTED)`` digits; otherwise
-    the shift is the first chunk's mean.
+    ``first`` holds the first rows of ``X``. No shift is used for unweighted
+    float64 data on which it loses at most ``log10(_MAX_KAPPA_UNSHIFTED)``
+    digits; otherwise the shift is the mean of these rows, except for features
+    constant on them, shifted by their value: a constant feature then gets its
+    exact value as mean and an exactly zero variance.
     """
     mean = np.mean(first, axis=0, dtype=np.float64)
-    if not (unweighted and first.dtype == np.float64):
-        return mean
-    var = np.var(first, axis=0, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(mean == 0.0, 0.0, mean**2 / var)
-    if np.all(ratio <= _MAX_KAPPA_UNSHIFTED - 1.0):
-        return None
+    constant = np.all(first == first[0], axis=0)
+    if unweighted and first.dtype == np.float64:
+        var = np.var(first, axis=0, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(mean == 0.0, 0.0, mean**2 / var)
+        if np.all(ratio <= _MAX_KAPPA_UNSHIFTED - 1.0):
+            return None
+    mean[constant] = first[0, constant]
     return mean
 
 
