@@ -175,6 +175,20 @@ def test_zero_weight_chunks():
     assert_allclose(stats.merge(nothing).scatter, stats.scatter, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("chunk_size", [None, 1, 100])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_constant_feature_is_exact(chunk_size, weighted):
+    X = _correlated(3000, 4, seed=14, offset=50.0)
+    X[:, 1] = 0.1
+    X[:, 3] = 0.0
+    weights = np.random.RandomState(0).uniform(0, 2, 3000) if weighted else None
+    stats = SufficientStats.from_array(X, weights, chunk_size=chunk_size)
+    assert stats.mean[1] == 0.1
+    assert stats.mean[3] == 0.0
+    assert_array_equal(stats.scatter[[1, 3]], 0.0)
+    assert_array_equal(stats.scatter[:, [1, 3]], 0.0)
+
+
 def test_chunk_stats_and_empty():
     X = _correlated(50, 3, offset=1.0)
     _assert_stats_close(_chunk_stats(X, None), *_reference(X))
