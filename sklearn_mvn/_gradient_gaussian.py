@@ -20,7 +20,7 @@ from ._gradients import (
     squared_mahalanobis,
 )
 from ._optimize import FactorStructure, minimize_nll
-from ._stats import SufficientStats, solve_lower
+from ._stats import SufficientStats, inverse_lower, multiply_lower, solve_lower
 from ._validation import (
     Integral,
     Interval,
@@ -351,11 +351,11 @@ class GradientGaussian(DensityMixin, BaseEstimator):
             verbose=self.verbose,
             history=self.history_,
         )
-        factor = np.tril(chol @ result.factor)
+        factor = np.tril(multiply_lower(chol, result.factor))
         self.mean_ = shift + chol @ result.mean
         self.factor_ = factor
         self.covariance_ = factor @ factor.T
-        inv = solve_lower(factor, np.eye(n_features))
+        inv = inverse_lower(factor)
         self.precision_ = inv.T @ inv
         self.n_iter_ = result.n_iter
         self.converged_ = result.status == 0

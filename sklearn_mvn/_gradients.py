@@ -33,7 +33,7 @@ import numpy as np
 from scipy.linalg import LinAlgWarning, lu_factor, lu_solve
 from scipy.linalg.blas import dtrmm
 
-from ._stats import SufficientStats, chunk_rows, solve_lower
+from ._stats import SufficientStats, chunk_rows, inverse_lower, solve_lower
 
 LOG_2PI = np.log(2.0 * np.pi)
 
@@ -57,6 +57,13 @@ class _Factor:
                 f"factor must be a square matrix, got shape {factor.shape}."
             )
         self.lower = not np.any(np.triu(factor, 1))
+        # The optimiser starts at the identity (the pilot in whitened
+        # coordinates): solving with it is a copy, not O(d^3) work.
+        self.identity = (
+            self.lower
+            and bool(np.all(np.diag(factor) == 1.0))
+            and not np.any(np.tril(factor, -1))
+        )
         if self.lower:
             diag = np.diag(factor)
             self._factor = factor
@@ -75,12 +82,16 @@ class _Factor:
 
     def solve(self, rhs):
         """``Lambda^{-1} rhs``."""
+        if self.identity:
+            return np.array(rhs, dtype=np.float64)
         if self.lower:
             return solve_lower(self._factor, rhs)
         return lu_solve(self._lu, rhs, check_finite=False)
 
     def solve_t(self, rhs):
         """``Lambda^{-T} rhs``."""
+        if self.identity:
+            return np.array(rhs, dtype=np.float64)
         if self.lower:
             return solve_lower(self._factor, rhs, trans=True)
         return lu_solve(self._lu, rhs, trans=1, check_finite=False)
@@ -321,7 +332,7 @@ def squared_mahalanobis(X, mean, factor, chunk_size=None):
         chunk_size = chunk_rows(n_features)
     chunk_size = max(1, min(int(chunk_size), n_samples))
     mean = np.asarray(mean, dtype=np.float64)
-    inverse = np.asfortranarray(solve_lower(factor, np.eye(n_features)))
+    inverse = np.asfortranarray(inverse_lower(factor))
     buffer = np.empty((chunk_size, n_features))
     # NaN or infinity in X give NaN or infinity, which the estimator checks.
     with np.errstate(invalid="ignore", over="ignore"):
