@@ -21,8 +21,11 @@ from scipy.linalg.lapack import dtrtri
 # far below the size of X, large enough for efficient BLAS calls and a small
 # Python overhead per chunk. Wide data get at least ``_MIN_CHUNK_ROWS`` rows,
 # so that the rank-k update stays efficient.
-_CHUNK_BYTES = 2**21
+_CHUNK_BYTES = 2**20
 _MIN_CHUNK_ROWS = 2048
+# Largest matrix-vector product (in elements) for the column sums: OpenBLAS
+# runs smaller ones on one thread.
+_SUM_ELEMENTS = 2**18
 
 # The scatter is computed from moments about a shift ``c`` as
 # ``A - W (m - c)(m - c)^T``, where ``A = sum w (x - c)(x - c)^T``; this loses
@@ -296,6 +299,7 @@ def _shifted_moments(X, sample_weight, shift, chunk_size):
     second = np.zeros((n_features, n_features), order="F")
     sums = np.zeros(n_features)
     ones = np.ones(chunk_size)
+    sum_rows = max(1, _SUM_ELEMENTS // max(n_features, 1))
     if shift is not None:
         buffer = np.empty((chunk_size, n_features))
         if sample_weight is not None:
@@ -319,7 +323,19 @@ def _shifted_moments(X, sample_weight, shift, chunk_size):
             block *= vector[:, np.newaxis]
         # block.T is F-contiguous: BLAS reads the chunk in place.
         second = dsyrk(1.0, block.T, beta=1.0, c=second, overwrite_c=1)
-        sums = dgemv(1.0, block.T, vector, beta=1.0, y=sums, overwrite_y=1)
+        # The sums, while the chunk is in cache, in pieces small enough for
+        # OpenBLAS to run them on one thread (waking threads for a memory-bound
+        # product costs more than it gains, much more on a busy machine).
+        for low in range(0, rows, sum_rows):
+            high = min(low + sum_rows, rows)
+            sums = dgemv(
+                1.0,
+                block[low:high].T,
+                vector[low:high],
+                beta=1.0,
+                y=sums,
+                overwrite_y=1,
+            )
     return weight_sum, second, sums
 
 
