@@ -179,8 +179,9 @@ def markdown(results, offset):
     lines += [
         "",
         f"Data: standard normal float64{f' + {offset:g}' if offset else ''}, "
-        f"C-ordered. Repeats: {', '.join(map(str, repeats))} (fewer for the "
-        "largest cases), interleaved across methods. GradientGaussian: "
+        f"C-ordered. Repeats: {', '.join(map(str, repeats))}"
+        f"{' (fewer for the largest cases)' if len(repeats) > 1 else ''}, "
+        "interleaved across methods. GradientGaussian: "
         "default settings (exact MLE; "
         f"L-BFGS-B iterations after the pilot: {', '.join(map(str, iters))}). "
         "GaussianMixture(n_components=1, max_iter=1, "
