@@ -114,21 +114,26 @@ print(f"true covariance: test log-likelihood = {true_score:.2f}")
 # ----
 import matplotlib.pyplot as plt
 
-fig, ax = plt.subplots(figsize=(7, 4.5))
-ax.semilogx(shrinkages, -test_scores, color="k", label="GradientGaussian(shrinkage)")
-ax.axhline(-true_score, color="tab:red", linestyle="--", label="true covariance")
-bottom = min(-true_score, np.min(-test_scores)) - 2.0
-for name, alpha, score, color in [
+fig, (ax_all, ax_zoom) = plt.subplots(1, 2, figsize=(11, 4.5))
+choices = [
     ("cross-validation", cv_shrinkage, cv_score, "tab:cyan"),
     ("Ledoit-Wolf", lw.shrinkage_, lw_score, "tab:purple"),
     ("OAS", oas.shrinkage_, oas_score, "tab:olive"),
-]:
-    ax.vlines(alpha, bottom, -score, color=color, linewidth=3, label=name)
-ax.set_ylim(bottom, np.max(-test_scores) + 2.0)
-ax.set_xlabel("shrinkage")
-ax.set_ylabel("negative mean log-likelihood of the test set")
-ax.set_title("Held-out likelihood against shrinkage (40 features, 20 samples)")
-ax.legend(fontsize="small")
+]
+zoom = shrinkages >= 0.2
+for ax, keep in [(ax_all, slice(None)), (ax_zoom, zoom)]:
+    ax.semilogx(shrinkages[keep], -test_scores[keep], color="k",
+                label="GradientGaussian(shrinkage)")  # fmt: skip
+    ax.axhline(-true_score, color="tab:red", linestyle="--", label="true covariance")
+    bottom = -true_score - 0.1 * (np.max(-test_scores[keep]) + true_score)
+    for name, alpha, score, color in choices:
+        ax.vlines(alpha, bottom, -score, color=color, linewidth=3, label=name)
+    ax.set_ylim(bottom, None)
+    ax.set_xlabel("shrinkage")
+ax_all.set_ylabel("negative mean log-likelihood of the test set")
+ax_all.set_title("40 features, 20 training samples")
+ax_zoom.set_title("Zoom on shrinkage >= 0.2")
+ax_zoom.legend(fontsize="small", loc="center right")
 fig.tight_layout()
 
 # %%
