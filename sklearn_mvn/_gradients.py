@@ -27,8 +27,10 @@ pseudo-statistics (see :func:`penalty_stats`), so they share the same formulas.
 # Authors: sklearn-mvn developers
 # License: BSD 3-Clause
 
+import warnings
+
 import numpy as np
-from scipy.linalg import lu_factor, lu_solve, solve_triangular
+from scipy.linalg import LinAlgWarning, lu_factor, lu_solve, solve_triangular
 
 from ._stats import SufficientStats, chunk_rows
 
@@ -58,7 +60,10 @@ class _Factor:
             diag = np.diag(factor)
             self._factor = factor
         else:
-            self._lu = lu_factor(factor, check_finite=False)
+            with warnings.catch_warnings():
+                # A singular factor is reported below as a ValueError.
+                warnings.simplefilter("ignore", LinAlgWarning)
+                self._lu = lu_factor(factor, check_finite=False)
             diag = np.diag(self._lu[0])
         with np.errstate(divide="ignore"):
             self.logabsdet = float(np.sum(np.log(np.abs(diag))))
