@@ -56,10 +56,11 @@ numpydoc_class_members_toctree = False
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
-    # Only plot_*.py scripts are executed; quickstart.py is a console demo
-    # documented in the README and is left out of the gallery.
+    # The gallery is the plot_*.py scripts, all executed. Other scripts in
+    # examples/ (the console quick start and other demos) are documented in
+    # the README and left out of the gallery: neither rendered nor run.
     "filename_pattern": r"/plot_",
-    "ignore_pattern": r"(__init__|quickstart)\.py",
+    "ignore_pattern": r"(^|/)(?!plot_)[^/]+\.py$",
     "doc_module": ("sklearn_mvn",),
     "backreferences_dir": os.path.join("generated", "backreferences"),
     "reference_url": {"sklearn_mvn": None},

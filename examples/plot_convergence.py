@@ -81,10 +81,10 @@ print(f"largest difference from the rescaled estimate: {difference:.1e}")
 #
 # ``history_`` stores the objective in whitened coordinates, where it differs
 # from ``objective_`` by a constant. Its distance to the final value and the
-# largest gradient entry fall together until L-BFGS-B stops: when the gradient
-# is below ``tol`` (1e-8 by default) or, as here, when the objective no longer
-# decreases in double precision (relative change below ten machine epsilons),
-# which happened with the gradient a few times ``tol``.
+# largest gradient entry fall together until the gradient is below ``tol``
+# (1e-8 by default). The last points of the objective's curve sit at the
+# rounding error of the objective (about 1e-15 relative): there the gradient,
+# not the objective, measures progress, which is why the stopping rule uses it.
 import matplotlib.pyplot as plt
 
 fig, (ax_obj, ax_grad) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -110,7 +110,7 @@ fig.tight_layout()
 
 # %%
 # L-BFGS-B converges superlinearly once close to the optimum: about twenty
-# iterations take the gradient from order ten to order 1e-8, each costing
+# iterations take the gradient from order ten to below 1e-8, each costing
 # :math:`O(d^3)` on the sufficient statistics whatever the number of samples,
 # and the curves are the same whatever the units of the features.
 plt.show()
