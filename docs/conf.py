@@ -45,7 +45,8 @@ root_doc = "index"
 default_role = "literal"
 
 autosummary_generate = True
-autodoc_default_options = {"members": True, "inherited-members": False}
+# Members are listed by the class template (docs/_templates/autosummary).
+autodoc_default_options = {}
 
 # numpydoc lists methods through our autosummary class template.
 numpydoc_show_class_members = False

@@ -55,7 +55,7 @@ from sklearn.covariance import ShrunkCovariance
 
 from sklearn_mvn import GradientGaussian
 
-shrinkages = np.logspace(-2, 0, 30)
+shrinkages = np.logspace(-2, 0, 20)
 test_scores = np.array(
     [GradientGaussian(shrinkage=a).fit(X_train).score(X_test) for a in shrinkages]
 )
