@@ -10,9 +10,16 @@ import numpy as np
 from scipy.linalg import cholesky, solve_triangular
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._gradients import log_density, nll_grad_stats, nll_stats, penalty_stats
+from ._gradients import (
+    log_density,
+    nll_grad_stats,
+    nll_stats,
+    penalty_stats,
+    squared_mahalanobis,
+)
 from ._optimize import FactorStructure, minimize_nll
 from ._stats import SufficientStats
 from ._validation import (
@@ -21,6 +28,7 @@ from ._validation import (
     Real,
     StrOptions,
     _fit_context,
+    check_numeric_input,
     check_sample_weight,
 )
 
@@ -37,8 +45,38 @@ def _singular_error(n_samples, n_features, detail):
         f"The covariance is singular ({detail}; n_samples={n_samples}, "
         f"n_features={n_features}): this happens with a single sample, fewer "
         "samples than features, or constant or collinear features. Set "
-        "reg_covar > 0 or shrinkage > 0, or remove the redundant features."
+        "reg_covar > 0 or shrinkage > 0 (shrinkage needs at least one "
+        "non-constant feature), or remove the redundant features."
     )
+
+
+# Variances below this are subnormal or close to it: their square roots and
+# inverses lose precision or overflow.
+_TINY_VARIANCE = 1e4 * np.finfo(np.float64).tiny
+
+
+def _check_stats_range(stats):
+    """Raise a ValueError if the statistics over- or underflowed float64.
+
+    The covariance of data whose magnitude is beyond about 1e150 (or whose
+    spread is below about 1e-151) is not representable in float64.
+    """
+    if not (np.all(np.isfinite(stats.mean)) and np.all(np.isfinite(stats.scatter))):
+        raise ValueError(
+            "The mean or covariance of X overflows float64: the values of X are "
+            "too large in magnitude (the squared spread must stay below 1e308). "
+            "Rescale X, e.g. divide it by a power of ten or use "
+            "sklearn.preprocessing.StandardScaler, and fit again."
+        )
+    variances = np.diag(stats.scatter) / stats.weight_sum
+    tiny = np.flatnonzero((variances > 0) & (variances < _TINY_VARIANCE))
+    if tiny.size:
+        raise ValueError(
+            f"The variance of feature(s) {tiny[:10].tolist()} is below "
+            f"{_TINY_VARIANCE:.0e}, too small to be represented accurately in "
+            "float64. Rescale X, e.g. multiply it by a power of ten or use "
+            "sklearn.preprocessing.StandardScaler, and fit again."
+        )
 
 
 def _preconditioner(pilot, mean, structure, n_samples):
@@ -50,8 +88,11 @@ def _preconditioner(pilot, mean, structure, n_samples):
     """
     n_features = structure.n_features
     variances = np.diag(pilot).copy()
-    # A constant feature leaves round-off of order eps * |mean| in its variance.
-    floor = (64.0 * _EPS * np.abs(mean)) ** 2
+    # The statistics give a constant feature a variance of 0 (with weights, a
+    # residue of order eps^2 (n eps mean)^2, far below the floor); the floor
+    # also flags spreads within a few units in the last place of the mean,
+    # which carry no information and cannot be whitened accurately.
+    floor = (8.0 * _EPS * np.abs(mean)) ** 2
     if structure.covariance_type == "spherical":
         var = float(np.mean(variances))
         if not var > float(np.mean(floor)):
@@ -59,11 +100,11 @@ def _preconditioner(pilot, mean, structure, n_samples):
         return np.sqrt(var) * np.eye(n_features)
     constant = np.flatnonzero(~(variances > floor))
     if constant.size:
-        raise _singular_error(
-            n_samples,
-            n_features,
-            f"zero variance in feature(s) {constant[:10].tolist()}",
-        )
+        detail = f"zero variance in feature(s) {constant[:10].tolist()}"
+        magnitude = np.abs(mean[constant])
+        if np.all((magnitude > 0) & (magnitude < 1e-150)):
+            detail += " (values below 1e-154 square to 0 in float64: rescale X)"
+        raise _singular_error(n_samples, n_features, detail)
     scale = np.sqrt(variances)
     if structure.covariance_type == "diag":
         return np.diag(scale)
@@ -196,6 +237,8 @@ class GradientGaussian(DensityMixin, BaseEstimator):
     sklearn.covariance.ShrunkCovariance : Covariance with shrinkage.
     sklearn.mixture.GaussianMixture : Mixture of Gaussians fitted by EM.
     scipy.stats.multivariate_normal : Multivariate normal distribution.
+    sklearn.neighbors.KernelDensity : Non-parametric density estimator with the
+        same ``score_samples`` and ``sample`` interface.
 
     Examples
     --------
@@ -262,6 +305,7 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         self : object
             Fitted estimator.
         """
+        X = check_numeric_input(X)
         X = validate_data(self, X, dtype=[np.float64, np.float32])
         sample_weight = check_sample_weight(sample_weight, X.shape[0])
         return self._fit_stats(SufficientStats.from_array(X, sample_weight))
@@ -277,6 +321,7 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         return [data, *penalties]
 
     def _fit_stats(self, stats):
+        _check_stats_range(stats)
         n_features = stats.n_features
         structure = FactorStructure(self.covariance_type, n_features)
         # The objective is linear in the statistics, so its terms are merged
@@ -356,6 +401,7 @@ class GradientGaussian(DensityMixin, BaseEstimator):
             (higher means more typical), usable as an anomaly score.
         """
         check_is_fitted(self)
+        X = check_numeric_input(X)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         return log_density(X, self.mean_, self.factor_)
 
@@ -378,3 +424,158 @@ class GradientGaussian(DensityMixin, BaseEstimator):
             of different sizes compare fairly.
         """
         return float(np.mean(self.score_samples(X)))
+
+    def sample(self, n_samples=1, random_state=None):
+        """Draw samples from the fitted normal.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples to draw (at least 1).
+
+        random_state : int, RandomState instance or None, default=None
+            Seed or generator of the standard normal draws ``Z``; pass an int
+            for reproducible output.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            ``mean_ + Z @ factor_.T``, as :meth:`sklearn.neighbors.KernelDensity.sample`
+            returns an array (not a tuple like
+            :meth:`sklearn.mixture.GaussianMixture.sample`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_mvn import GradientGaussian
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.multivariate_normal([0, 1], [[1.0, 0.8], [0.8, 2.0]], size=500)
+        >>> model = GradientGaussian().fit(X)
+        >>> model.sample(3, random_state=0).shape
+        (3, 2)
+        >>> draws = model.sample(100_000, random_state=0)
+        >>> bool(np.abs(np.cov(draws.T) - model.covariance_).max() < 0.05)
+        True
+        """
+        check_is_fitted(self)
+        if (
+            not isinstance(n_samples, Integral)
+            or isinstance(n_samples, bool)
+            or n_samples < 1
+        ):
+            raise ValueError(
+                f"n_samples must be an integer >= 1, got {n_samples!r}; pass the "
+                "number of samples to draw."
+            )
+        rng = check_random_state(random_state)
+        draws = rng.standard_normal((int(n_samples), self.mean_.shape[0]))
+        return self.mean_ + draws @ self.factor_.T
+
+    def mahalanobis(self, X):
+        """Squared Mahalanobis distances of samples to the fitted mean.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        dist : ndarray of shape (n_samples,)
+            ``(x - mean_)^T covariance_^{-1} (x - mean_)`` for each row (squared,
+            as :meth:`sklearn.covariance.EmpiricalCovariance.mahalanobis`),
+            computed by a triangular solve with ``factor_``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.covariance import EmpiricalCovariance
+        >>> from sklearn_mvn import GradientGaussian
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.multivariate_normal([0, 1], [[1.0, 0.8], [0.8, 2.0]], size=500)
+        >>> model = GradientGaussian().fit(X)
+        >>> dist = model.mahalanobis(X)
+        >>> np.allclose(dist, EmpiricalCovariance().fit(X).mahalanobis(X))
+        True
+        >>> round(float(dist.mean()), 6)  # the MLE's mean is exactly n_features
+        2.0
+        """
+        check_is_fitted(self)
+        X = check_numeric_input(X)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return squared_mahalanobis(X, self.mean_, self.factor_)
+
+    def bic(self, X):
+        """Bayesian information criterion of the fitted model on ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        bic : float
+            ``-2 * score(X) * n_samples + n_parameters * log(n_samples)``, the
+            definition of :meth:`sklearn.mixture.GaussianMixture.bic`, with the
+            number of free parameters of the fitted ``covariance_type``
+            (``n_features`` for the mean plus ``n_features * (n_features + 1) / 2``,
+            ``n_features`` or 1 for the covariance). Lower is better.
+
+        See Also
+        --------
+        aic : Akaike information criterion.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_mvn import GradientGaussian
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.multivariate_normal([0, 1], [[1.0, 0.8], [0.8, 2.0]], size=500)
+        >>> full = GradientGaussian().fit(X)
+        >>> diag = GradientGaussian(covariance_type="diag").fit(X)
+        >>> bool(full.bic(X) < diag.bic(X))  # the correlation is worth its parameter
+        True
+        """
+        log_density = self.score_samples(X)
+        n_samples = log_density.shape[0]
+        return -2.0 * float(np.mean(log_density)) * n_samples + (
+            self._n_parameters() * np.log(n_samples)
+        )
+
+    def aic(self, X):
+        """Akaike information criterion of the fitted model on ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        aic : float
+            ``-2 * score(X) * n_samples + 2 * n_parameters``, the definition of
+            :meth:`sklearn.mixture.GaussianMixture.aic`, with the number of free
+            parameters of the fitted ``covariance_type``. Lower is better.
+
+        See Also
+        --------
+        bic : Bayesian information criterion.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.mixture import GaussianMixture
+        >>> from sklearn_mvn import GradientGaussian
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.multivariate_normal([0, 1], [[1.0, 0.8], [0.8, 2.0]], size=500)
+        >>> model = GradientGaussian().fit(X)
+        >>> mixture = GaussianMixture(n_components=1, reg_covar=0).fit(X)
+        >>> bool(np.isclose(model.aic(X), mixture.aic(X), rtol=1e-10))
+        True
+        """
+        log_density = self.score_samples(X)
+        n_samples = log_density.shape[0]
+        return -2.0 * float(np.mean(log_density)) * n_samples + (
+            2.0 * self._n_parameters()
+        )

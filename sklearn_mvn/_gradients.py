@@ -327,3 +327,34 @@ def log_density(X, mean, factor, chunk_size=None):
     out *= -0.5
     out += const
     return out
+
+
+def squared_mahalanobis(X, mean, factor, chunk_size=None):
+    """Squared Mahalanobis distance of each row of ``X`` to ``mean``.
+
+    ``|z|^2`` with ``z = Lambda^{-1}(x - mean)``, computed in chunks by a
+    triangular solve with the factor: the covariance is never inverted.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    mean : ndarray of shape (n_features,)
+    factor : ndarray of shape (n_features, n_features)
+        Lower-triangular factor with a positive diagonal.
+    chunk_size : int, default=None
+        Rows per chunk.
+
+    Returns
+    -------
+    dist : ndarray of shape (n_samples,)
+    """
+    n_samples, n_features = X.shape
+    if chunk_size is None:
+        chunk_size = chunk_rows(n_features)
+    out = np.empty(n_samples)
+    for start in range(0, n_samples, chunk_size):
+        stop = min(start + chunk_size, n_samples)
+        resid = np.asarray(X[start:stop], dtype=np.float64) - mean
+        z = solve_triangular(factor, resid.T, lower=True, check_finite=False)
+        out[start:stop] = np.einsum("ij,ij->j", z, z)
+    return out

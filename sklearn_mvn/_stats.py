@@ -85,11 +85,14 @@ class SufficientStats:
         if chunk_size is None:
             chunk_size = chunk_rows(n_features)
         total = cls.empty(n_features)
-        for start in range(0, n_samples, chunk_size):
-            stop = min(start + chunk_size, n_samples)
-            block = X[start:stop]
-            w = None if sample_weight is None else sample_weight[start:stop]
-            total = total.merge(_chunk_stats(block, w))
+        # Data too large to square overflow to inf here; the estimator checks
+        # the statistics and raises an error that says how to rescale.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for start in range(0, n_samples, chunk_size):
+                stop = min(start + chunk_size, n_samples)
+                block = X[start:stop]
+                w = None if sample_weight is None else sample_weight[start:stop]
+                total = total.merge(_chunk_stats(block, w))
         return total
 
     def merge(self, other):
@@ -155,13 +158,27 @@ class SufficientStats:
 
 
 def _chunk_stats(block, weights):
-    """Statistics of one chunk, accumulated in float64."""
+    """Statistics of one chunk, accumulated in float64.
+
+    Uses the corrected two-pass algorithm: the rows are centred on the first
+    estimate of the mean, and the mean ``c`` of the residuals then corrects
+    both the mean and the scatter (``C^T C - W c c^T``). A column-wise sum
+    carries a rounding error that grows with the number of rows; without the
+    correction it would bias the scatter by ``W (error)^2``, giving a constant
+    feature a spurious variance of order ``(n eps mean)^2``. With it, a constant
+    feature gets its exact value as mean and a variance of 0 (unweighted) or of
+    order ``eps^2 (n eps mean)^2`` (weighted).
+    """
     block = np.asarray(block, dtype=np.float64)
     n_features = block.shape[1]
     if weights is None:
+        # Column sums as matrix-vector products: much faster than a reduction
+        # along axis 0, and the correction makes up for their rounding.
         weight_sum = float(block.shape[0])
-        mean = block.mean(axis=0)
+        ones = np.ones(block.shape[0])
+        mean = (ones @ block) / weight_sum
         centred = block - mean
+        correction = (ones @ centred) / weight_sum
     else:
         weights = np.asarray(weights, dtype=np.float64)
         weight_sum = float(weights.sum())
@@ -174,6 +191,8 @@ def _chunk_stats(block, weights):
             )
         mean = (weights @ block) / weight_sum
         centred = block - mean
+        correction = (weights @ centred) / weight_sum
         centred *= np.sqrt(weights)[:, np.newaxis]
     scatter = centred.T @ centred
-    return SufficientStats(weight_sum, mean, scatter, block.shape[0])
+    scatter -= np.outer(correction, correction * weight_sum)
+    return SufficientStats(weight_sum, mean + correction, scatter, block.shape[0])

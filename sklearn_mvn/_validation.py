@@ -20,8 +20,63 @@ __all__ = [
     "Real",
     "StrOptions",
     "_fit_context",
+    "check_numeric_input",
     "check_sample_weight",
 ]
+
+
+def check_numeric_input(X):
+    """Reject complex, text and non-numeric object data with a clear message.
+
+    Runs before ``validate_data``, whose own errors for these inputs do not
+    say what to do (and which would parse arrays of numeric strings). Object
+    arrays of numbers are accepted, as scikit-learn's estimators accept them.
+
+    Parameters
+    ----------
+    X : array-like
+        Input data; lists and tuples are converted to an ndarray, other
+        containers (sparse matrices, array-API arrays) are passed through.
+
+    Returns
+    -------
+    X : array-like
+        ``X``, or the ndarray made from a list or tuple.
+    """
+    if isinstance(X, list | tuple):
+        X = np.asarray(X)
+    if isinstance(X, np.ndarray):
+        kinds = {X.dtype.kind}
+        dtype = X.dtype
+    elif hasattr(X, "dtypes") and hasattr(X, "columns"):  # a data frame
+        kinds = {getattr(dt, "kind", "O") for dt in X.dtypes}
+        dtype = "one column per dtype: " + ", ".join(sorted(map(str, set(X.dtypes))))
+    else:
+        return X
+    if kinds & set("USV"):
+        raise ValueError(
+            f"X holds text ({dtype}); GradientGaussian needs numeric data. "
+            "Convert numeric strings with np.asarray(X, dtype=float) and encode "
+            "categorical features, e.g. with sklearn.preprocessing.OneHotEncoder."
+        )
+    if "c" in kinds:
+        raise ValueError(
+            f"Complex data not supported: X is {dtype}, and GradientGaussian "
+            "models real-valued data. "
+            "Pass X.real, or np.hstack([X.real, X.imag]) to model the real and "
+            "imaginary parts jointly."
+        )
+    if "O" in kinds:
+        try:
+            np.asarray(X, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(
+                f"X has entries that are not numbers ({exc}); GradientGaussian "
+                "needs numeric data. Convert or drop the non-numeric entries and "
+                "encode categorical features, e.g. with "
+                "sklearn.preprocessing.OneHotEncoder."
+            ) from exc
+    return X
 
 
 def check_sample_weight(sample_weight, n_samples):
