@@ -12,9 +12,10 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._dask import is_dask_array
 from ._gradients import log_density, nll_grad_stats, nll_stats, penalty_stats
 from ._optimize import FactorStructure, minimize_nll
-from ._stats import SufficientStats
+from ._stats import SufficientStats, compute_stats
 from ._validation import (
     Integral,
     Interval,
@@ -106,6 +107,12 @@ class GradientGaussian(DensityMixin, BaseEstimator):
     data the pilot is already the stationary point, which the optimiser
     certifies (``n_iter_`` is then 0).
 
+    Because the statistics merge exactly, :meth:`partial_fit` streams chunks
+    of rows into the same model that :meth:`fit` gives on their
+    concatenation, and :meth:`fit` and :meth:`partial_fit` accept a
+    ``dask.array.Array``, whose statistics are computed block by block on the
+    Dask workers (install the ``dask`` extra).
+
     Parameters
     ----------
     covariance_type : {'full', 'diag', 'spherical'}, default='full'
@@ -178,6 +185,11 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         ``objective_`` by a constant) and largest gradient entry at the
         starting point and after every iteration.
 
+    n_samples_seen_ : int
+        Number of rows (of any weight) in the statistics the model was fitted
+        on: those of the last :meth:`fit` plus any later :meth:`partial_fit`
+        chunks.
+
     n_features_in_ : int
         Number of features seen during :term:`fit`.
 
@@ -243,24 +255,96 @@ class GradientGaussian(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            Training data. A Dask array's statistics are computed on the Dask
+            workers, block by block, and never gathered.
 
         y : Ignored
             Not used, present for API consistency by convention.
 
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights; each row's log-likelihood is multiplied by
-            its weight, so integer weights equal repeating rows.
+            its weight, so integer weights equal repeating rows. With a Dask
+            ``X`` it may be a Dask array (rechunked to ``X``'s row chunks).
 
         Returns
         -------
         self : object
             Fitted estimator.
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
-        sample_weight = check_sample_weight(sample_weight, X.shape[0])
-        return self._fit_stats(SufficientStats.from_array(X, sample_weight))
+        if hasattr(self, "_sufficient_stats"):
+            del self._sufficient_stats  # fit starts over, even if it fails
+        return self._fit_stats(self._validated_stats(X, sample_weight, reset=True))
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Add a chunk of rows to the data and refit: exact streaming.
+
+        The chunk's statistics are merged into those of all rows seen so far
+        (by :meth:`fit` and earlier calls to :meth:`partial_fit`; the first
+        call starts from none) with a numerically stable pairwise update, and
+        the model is re-optimised from the previous solution, or from the new
+        statistics' pilot when that is better, whatever ``warm_start``. After
+        any sequence of chunks the model equals :meth:`fit` on their
+        concatenation. :meth:`fit` discards the statistics and starts over.
+
+        If the optimisation fails (for example the rows seen so far have a
+        singular covariance), the ValueError leaves the model, including its
+        statistics, as before the call.
+
+        Parameters
+        ----------
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            A chunk of training data, with the number of features of the
+            previous calls.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the chunk's rows, as in :meth:`fit`; they
+            may sum to zero after the first call.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_mvn import GradientGaussian
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.multivariate_normal([0, 1], [[1.0, 0.8], [0.8, 2.0]], size=500)
+        >>> model = GradientGaussian()
+        >>> for chunk in np.array_split(X, 5):
+        ...     model = model.partial_fit(chunk)
+        >>> model.n_samples_seen_
+        500
+        >>> np.allclose(model.covariance_, GradientGaussian().fit(X).covariance_)
+        True
+        """
+        first_call = not hasattr(self, "_sufficient_stats")
+        stats = self._validated_stats(
+            X, sample_weight, reset=first_call, allow_zero_sum=not first_call
+        )
+        if first_call:
+            return self._fit_stats(stats)
+        return self._fit_stats(self._sufficient_stats.merge(stats), continuing=True)
+
+    def _validated_stats(self, X, sample_weight, reset, allow_zero_sum=False):
+        """Validate ``X`` (NumPy or Dask) and ``sample_weight``; their statistics."""
+        if is_dask_array(X):
+            from ._dask import dask_stats
+
+            return dask_stats(
+                self, X, sample_weight, reset=reset, allow_zero_sum=allow_zero_sum
+            )
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset)
+        sample_weight = check_sample_weight(
+            sample_weight, X.shape[0], allow_zero_sum=allow_zero_sum
+        )
+        return compute_stats(X, sample_weight)
 
     # -- the core: statistics -> objective -> optimiser ----------------------
 
@@ -272,7 +356,7 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         )
         return [data, *penalties]
 
-    def _fit_stats(self, stats):
+    def _fit_stats(self, stats, continuing=False):
         n_features = stats.n_features
         structure = FactorStructure(self.covariance_type, n_features)
         # The objective is linear in the statistics, so its terms are merged
@@ -283,10 +367,15 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         shift = stats.mean
         whitened = total.whitened(shift, chol)
 
-        mean0, factor0 = self._initial_point(shift, chol, structure)
+        def objective(mean, factor):
+            return nll_grad_stats(whitened, mean, factor)
+
+        mean0, factor0 = self._initial_point(
+            shift, chol, structure, objective if continuing else None
+        )
         self.history_ = []
         result = minimize_nll(
-            lambda mean, factor: nll_grad_stats(whitened, mean, factor),
+            objective,
             structure,
             mean0,
             factor0,
@@ -304,6 +393,9 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         self.n_iter_ = result.n_iter
         self.converged_ = result.status == 0
         self.objective_ = float(nll_stats(total, self.mean_, factor))
+        # The data's statistics, which partial_fit extends.
+        self._sufficient_stats = stats
+        self.n_samples_seen_ = stats.n_samples
         if not self.converged_:
             warnings.warn(
                 f"GradientGaussian did not converge: {result.message} after "
@@ -315,10 +407,18 @@ class GradientGaussian(DensityMixin, BaseEstimator):
             )
         return self
 
-    def _initial_point(self, shift, chol, structure):
-        """Starting mean and factor in whitened coordinates."""
+    def _initial_point(self, shift, chol, structure, objective=None):
+        """Starting mean and factor in whitened coordinates.
+
+        The pilot, or with ``warm_start`` the previous solution. ``partial_fit``
+        passes the ``objective`` of the merged statistics: it continues from
+        the previous solution unless the pilot has a lower objective (for
+        complete data the pilot is the optimum).
+        """
         n_features = structure.n_features
-        if self.warm_start and hasattr(self, "factor_"):
+        pilot = np.zeros(n_features), np.eye(n_features)
+        continuing = objective is not None
+        if (self.warm_start or continuing) and hasattr(self, "factor_"):
             if self.factor_.shape[0] != n_features:
                 raise ValueError(
                     f"warm_start=True but X has {n_features} features while the "
@@ -326,10 +426,14 @@ class GradientGaussian(DensityMixin, BaseEstimator):
                     "warm_start=False to fit from scratch."
                 )
             mean0 = solve_triangular(chol, self.mean_ - shift, lower=True)
-            factor0 = solve_triangular(chol, self.factor_, lower=True)
-            return mean0, structure.project(np.tril(factor0))
+            factor0 = structure.project(
+                np.tril(solve_triangular(chol, self.factor_, lower=True))
+            )
+            if continuing and objective(*pilot)[0] < objective(mean0, factor0)[0]:
+                return pilot
+            return mean0, factor0
         # The pilot itself: whitened mean 0 and factor I.
-        return np.zeros(n_features), np.eye(n_features)
+        return pilot
 
     def _n_parameters(self):
         """Number of free parameters of the fitted structure."""
@@ -342,16 +446,21 @@ class GradientGaussian(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
             Samples.
 
         Returns
         -------
-        log_density : ndarray of shape (n_samples,)
+        log_density : ndarray or dask.array.Array of shape (n_samples,)
             ``log N(x | mean_, covariance_)`` of each row: a true log-density
-            (higher means more typical), usable as an anomaly score.
+            (higher means more typical), usable as an anomaly score. Lazy (a
+            Dask array computed block by block) when ``X`` is a Dask array.
         """
         check_is_fitted(self)
+        if is_dask_array(X):
+            from ._dask import dask_score_samples
+
+            return dask_score_samples(self, X)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         return log_density(X, self.mean_, self.factor_)
 
@@ -360,7 +469,7 @@ class GradientGaussian(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
             Samples.
 
         y : Ignored
@@ -369,7 +478,7 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         Returns
         -------
         score : float
-            Mean of :meth:`score_samples` (as
+            Mean of :meth:`score_samples` (computed, also for a Dask ``X``) (as
             :meth:`sklearn.mixture.GaussianMixture.score`), so scores of folds
             of different sizes compare fairly.
         """
