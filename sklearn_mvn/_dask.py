@@ -15,12 +15,14 @@ Dask (an object cannot be a Dask array unless ``dask.array`` is loaded).
 # Authors: sklearn-mvn developers
 # License: BSD 3-Clause
 
+import copy
 import math
 import sys
+import warnings
 
 import numpy as np
+from sklearn.utils import check_array
 
-from ._gradients import log_density
 from ._stats import compute_stats
 from ._validation import check_sample_weight
 
@@ -39,27 +41,13 @@ def is_dask_array(X):
 # ---------------------------------------------------------------------------
 
 
-def _check_finite(block, what, ensure_all_finite):
-    """Raise the ValueError ``validate_data`` raises for non-finite values."""
-    if ensure_all_finite == "allow-nan":
-        bad = np.isinf(block).any()
-        kind = "infinity"
-    else:
-        bad = not np.isfinite(block).all()
-        kind = "NaN or infinity"
-    if bad:
-        raise ValueError(
-            f"Input {what} contains {kind} (found in a Dask block); "
-            "GradientGaussian needs finite values: drop or impute them first."
-        )
-
-
 def _check_dask_X(estimator, X, reset):
     """Check a Dask array's metadata; return it as float rows x one column chunk.
 
     Checks the dimension, dtype and number of features, and sets (``reset``)
     or checks ``n_features_in_``; the values themselves are checked by the
-    block tasks, in the same pass that computes their statistics.
+    block tasks with the NumPy path's own checks, in the same pass that
+    computes their statistics.
     """
     name = type(estimator).__name__
     if X.ndim != 2:
@@ -100,8 +88,6 @@ def _check_dask_X(estimator, X, reset):
             f"X has {n_features} features, but {name} is expecting "
             f"{estimator.n_features_in_} features as input."
         )
-    if X.dtype not in (np.float32, np.float64):
-        X = X.astype(np.float64)
     return X.rechunk({1: -1})
 
 
@@ -145,17 +131,15 @@ def _check_dask_weights(sample_weight, X, allow_zero_sum):
 
 
 def _block_stats(block, weights, ensure_all_finite):
-    """Statistics of one row block (validated in the same pass)."""
-    _check_finite(block, "X", ensure_all_finite)
-    if weights is not None:
-        if not np.isfinite(weights).all():
-            raise ValueError(
-                "sample_weight contains NaN or infinity; weights must be finite."
-            )
-        if (weights < 0).any():
-            raise ValueError(
-                "sample_weight contains negative values; weights must be >= 0."
-            )
+    """Statistics of one row block, validated as NumPy input is by ``fit``."""
+    block = check_array(
+        block,
+        dtype=[np.float64, np.float32],
+        ensure_all_finite=ensure_all_finite,
+        ensure_min_samples=0,
+        input_name="X",
+    )
+    weights = check_sample_weight(weights, block.shape[0], allow_zero_sum=True)
     return compute_stats(block, weights)
 
 
@@ -167,9 +151,9 @@ def _merge_all(*parts):
     return total
 
 
-def _block_log_density(block, mean, factor, ensure_all_finite):
-    _check_finite(block, "X", ensure_all_finite)
-    return log_density(block, mean, factor)
+def _block_score_samples(block, estimator):
+    """The NumPy ``score_samples`` of one row block (validation included)."""
+    return estimator.score_samples(block)
 
 
 # ---------------------------------------------------------------------------
@@ -201,7 +185,8 @@ def dask_stats(
     allow_zero_sum : bool, default=False
         Accept weights summing to zero (a ``partial_fit`` chunk).
     ensure_all_finite : bool or 'allow-nan', default=True
-        As in :func:`sklearn.utils.check_array`.
+        As in :func:`sklearn.utils.check_array`, applied to every block: pass
+        what ``fit`` passes to ``validate_data`` for NumPy input.
 
     Returns
     -------
@@ -241,19 +226,31 @@ def dask_stats(
     return stats
 
 
-def dask_score_samples(estimator, X, ensure_all_finite=True):
+def dask_score_samples(estimator, X):
     """Lazy log-density of each row of a Dask array (one task per row block).
+
+    Each block is scored by the estimator's own NumPy ``score_samples``, so
+    Dask and NumPy input share one scoring path.
 
     Returns
     -------
     log_density : dask.array.Array of shape (n_samples,)
     """
     X = _check_dask_X(estimator, X, reset=False)
+    if hasattr(estimator, "feature_names_in_"):
+        # Blocks are plain arrays: warn once here, as validate_data would,
+        # rather than on the workers.
+        warnings.warn(
+            f"X does not have valid feature names, but {type(estimator).__name__} "
+            "was fitted with feature names",
+            UserWarning,
+            stacklevel=3,
+        )
+        estimator = copy.copy(estimator)
+        del estimator.feature_names_in_
     return X.map_blocks(
-        _block_log_density,
-        estimator.mean_,
-        estimator.factor_,
-        ensure_all_finite,
+        _block_score_samples,
+        estimator,
         drop_axis=1,
         dtype=np.float64,
         meta=np.empty((0,), dtype=np.float64),

@@ -274,7 +274,8 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         """
         if hasattr(self, "_sufficient_stats"):
             del self._sufficient_stats  # fit starts over, even if it fails
-        return self._fit_stats(self._validated_stats(X, sample_weight, reset=True))
+        stats = self._validated_stats(X, sample_weight, reset=True)
+        return self._fit_and_keep(stats)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None, sample_weight=None):
@@ -329,8 +330,15 @@ class GradientGaussian(DensityMixin, BaseEstimator):
             X, sample_weight, reset=first_call, allow_zero_sum=not first_call
         )
         if first_call:
-            return self._fit_stats(stats)
-        return self._fit_stats(self._sufficient_stats.merge(stats), continuing=True)
+            return self._fit_and_keep(stats)
+        return self._fit_and_keep(self._sufficient_stats.merge(stats), continuing=True)
+
+    def _fit_and_keep(self, stats, continuing=False):
+        """Fit on the data's statistics, then keep them for ``partial_fit``."""
+        self._fit_stats(stats, continuing=continuing)
+        self._sufficient_stats = stats
+        self.n_samples_seen_ = stats.n_samples
+        return self
 
     def _validated_stats(self, X, sample_weight, reset, allow_zero_sum=False):
         """Validate ``X`` (NumPy or Dask) and ``sample_weight``; their statistics."""
@@ -393,9 +401,6 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         self.n_iter_ = result.n_iter
         self.converged_ = result.status == 0
         self.objective_ = float(nll_stats(total, self.mean_, factor))
-        # The data's statistics, which partial_fit extends.
-        self._sufficient_stats = stats
-        self.n_samples_seen_ = stats.n_samples
         if not self.converged_:
             warnings.warn(
                 f"GradientGaussian did not converge: {result.message} after "

@@ -5,10 +5,12 @@ This file is deliberately not collected by pytest (its name does not match
 data with NaN are a mergeable per-pattern container built by
 ``sklearn_mvn._stats.compute_stats``. To enable it at that merge:
 
-1. in ``GradientGaussian._validated_stats`` pass
-   ``ensure_all_finite="allow-nan"`` to ``validate_data`` (NumPy path) and to
-   ``dask_stats`` (Dask path; it already implements that mode), and in
-   ``score_samples`` to ``dask_score_samples`` if NumPy scoring accepts NaN;
+1. in ``GradientGaussian._validated_stats`` pass the NumPy path's
+   ``ensure_all_finite`` (the missing-values branch uses ``False``) to
+   ``dask_stats`` too, which applies it to every block with ``check_array``
+   (Dask scoring already calls the NumPy ``score_samples`` on each block), and
+   give ``_fit_missing`` the ``continuing`` flag of ``_fit_stats`` so that it
+   passes its whitened objective to ``_initial_point``;
 2. ``git mv tests/_pending_nan_stream.py tests/test_nan_stream.py``.
 
 It can be run explicitly before that: ``python -m pytest

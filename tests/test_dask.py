@@ -147,8 +147,8 @@ def with_value(dX, value):
         (lambda dX: dX[:, :0], ValueError, "0 feature"),
         (lambda dX: dX.astype(complex), ValueError, "Complex data"),
         (lambda dX: dX.astype(object), ValueError, "numeric dtype"),
-        (lambda dX: with_value(dX, np.inf), ValueError, "NaN or infinity"),
-        (lambda dX: with_value(dX, np.nan), ValueError, "NaN or infinity"),
+        (lambda dX: with_value(dX, np.inf), ValueError, "X contains infinity"),
+        (lambda dX: with_value(dX, np.nan), ValueError, "X contains NaN"),
     ],
     ids=["1d", "no rows", "no columns", "complex", "object", "inf", "nan"],
 )
@@ -179,8 +179,12 @@ def test_dask_fit_drops_feature_names():
     import pandas as pd
 
     X, _, dX, _ = data()
-    model = GradientGaussian().fit(pd.DataFrame(X, columns=list("abcde")))
+    frame = pd.DataFrame(X, columns=list("abcde"))
+    model = GradientGaussian().fit(frame)
     assert hasattr(model, "feature_names_in_")
+    with pytest.warns(UserWarning, match="valid feature names"):
+        scores = model.score_samples(dX)
+    np.testing.assert_allclose(scores.compute(), model.score_samples(frame), rtol=1e-12)
     model.fit(dX)
     assert not hasattr(model, "feature_names_in_")
 
