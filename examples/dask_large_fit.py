@@ -27,6 +27,7 @@ Install the optional dependencies with ``pip install "sklearn-mvn[dask]"``.
 
 import argparse
 import os
+import resource
 import time
 
 import dask
@@ -142,7 +143,11 @@ def main(argv=None):
             cluster.close()
 
     mean_err, cov_err = correlation_units_error(model, mean, covariance)
-    print(f"{where}: fit in {seconds:.1f} s, {n_rows / seconds:,.0f} rows/s")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB
+    print(
+        f"{where}: fit in {seconds:.1f} s, {n_rows / seconds:,.0f} rows/s; "
+        f"peak memory of this (client) process {peak:.2f} GiB"
+    )
     print(
         f"largest error vs the true parameters: mean {mean_err:.2e} standard "
         f"deviations, covariance {cov_err:.2e} (correlation units); sampling "
