@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._dask import is_dask_array
+from ._dask import dask_score_samples, dask_stats, is_dask_array
 from ._gradients import log_density, nll_grad_stats, nll_stats, penalty_stats
 from ._optimize import FactorStructure, minimize_nll
 from ._stats import SufficientStats, compute_stats
@@ -289,9 +289,9 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         any sequence of chunks the model equals :meth:`fit` on their
         concatenation. :meth:`fit` discards the statistics and starts over.
 
-        If the optimisation fails (for example the rows seen so far have a
-        singular covariance), the ValueError leaves the model, including its
-        statistics, as before the call.
+        If the chunk is invalid or the refit fails (for example because the
+        rows seen so far have a singular covariance), the chunk is not added:
+        the statistics stay as before the call.
 
         Parameters
         ----------
@@ -343,8 +343,6 @@ class GradientGaussian(DensityMixin, BaseEstimator):
     def _validated_stats(self, X, sample_weight, reset, allow_zero_sum=False):
         """Validate ``X`` (NumPy or Dask) and ``sample_weight``; their statistics."""
         if is_dask_array(X):
-            from ._dask import dask_stats
-
             return dask_stats(
                 self, X, sample_weight, reset=reset, allow_zero_sum=allow_zero_sum
             )
@@ -463,8 +461,6 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         """
         check_is_fitted(self)
         if is_dask_array(X):
-            from ._dask import dask_score_samples
-
             return dask_score_samples(self, X)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         return log_density(X, self.mean_, self.factor_)
@@ -483,8 +479,9 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         Returns
         -------
         score : float
-            Mean of :meth:`score_samples` (computed, also for a Dask ``X``) (as
+            Mean of :meth:`score_samples` (as
             :meth:`sklearn.mixture.GaussianMixture.score`), so scores of folds
-            of different sizes compare fairly.
+            of different sizes compare fairly. A number also for a Dask ``X``
+            (the mean is computed by Dask).
         """
         return float(np.mean(self.score_samples(X)))
