@@ -112,6 +112,11 @@ def _check_dask_weights(sample_weight, X, allow_zero_sum):
             f"sample_weight must be 1-D, got a Dask array of shape "
             f"{sample_weight.shape}."
         )
+    if math.isnan(sample_weight.shape[0]):
+        raise ValueError(
+            "sample_weight has unknown chunk sizes; call "
+            "sample_weight.compute_chunk_sizes() first."
+        )
     if sample_weight.shape[0] != X.shape[0]:
         raise ValueError(
             f"sample_weight has {sample_weight.shape[0]} entries but X has "
@@ -153,6 +158,8 @@ def _merge_all(*parts):
 
 def _block_score_samples(block, estimator):
     """The NumPy ``score_samples`` of one row block (validation included)."""
+    if block.shape[0] == 0:  # Dask allows empty blocks; validate_data does not
+        return np.empty(0)
     return estimator.score_samples(block)
 
 

@@ -111,6 +111,17 @@ def test_dask_partial_fit_checks_n_features():
     assert model.n_samples_seen_ == 100
 
 
+def test_dask_empty_blocks():
+    X, weights = ill_conditioned()
+    dX = da.from_array(X, chunks=((100, 0, 150, 0, 50), 5))
+    dw = da.from_array(weights, chunks=((100, 0, 150, 0, 50),))
+    model = GradientGaussian().fit(dX, sample_weight=dw)
+    assert_same_gaussian(model, GradientGaussian().fit(X, sample_weight=weights))
+    np.testing.assert_allclose(
+        model.score_samples(dX).compute(), model.score_samples(X), rtol=1e-12
+    )
+
+
 def test_dask_integer_and_float32_inputs():
     rng = np.random.RandomState(0)
     X = rng.randint(-50, 50, size=(200, 3))
