@@ -67,6 +67,12 @@ def correlation_units_error(model, mean, covariance):
     return mean_err, cov_err
 
 
+def cpu_seconds():
+    """CPU time (user + system, all threads) of the calling process."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
     parser.add_argument("--rows", type=float, default=2e8, help="number of rows")
@@ -134,9 +140,19 @@ def main(argv=None):
                 f"{where}: synthesising the rows alone takes {base:.1f} s "
                 f"({n_rows / base:,.0f} rows/s)"
             )
+
+        # CPU time of the processes doing the work (the workers, or this
+        # process for the threaded scheduler): a load-independent cost.
+        def total_cpu():
+            if client is None:
+                return cpu_seconds()
+            return sum(client.run(cpu_seconds).values())
+
+        cpu = total_cpu()
         start = time.perf_counter()
         model = GradientGaussian().fit(X)
         seconds = time.perf_counter() - start
+        cpu = total_cpu() - cpu
     finally:
         if client is not None:
             client.close()
@@ -147,6 +163,10 @@ def main(argv=None):
     print(
         f"{where}: fit in {seconds:.1f} s, {n_rows / seconds:,.0f} rows/s; "
         f"peak memory of this (client) process {peak:.2f} GiB"
+    )
+    print(
+        f"CPU time {cpu:.1f} s ({n_rows / cpu:,.0f} rows per CPU-second), "
+        f"CPU/wall = {cpu / seconds:.2f} cores busy on average"
     )
     print(
         f"largest error vs the true parameters: mean {mean_err:.2e} standard "
