@@ -13,6 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._dask import dask_score_samples, dask_stats, is_dask_array
 from ._gradients import (
     log_density,
     nll_grad_stats,
@@ -21,7 +22,7 @@ from ._gradients import (
     squared_mahalanobis,
 )
 from ._optimize import FactorStructure, minimize_nll
-from ._stats import SufficientStats
+from ._stats import SufficientStats, compute_stats
 from ._validation import (
     Integral,
     Interval,
@@ -147,6 +148,12 @@ class GradientGaussian(DensityMixin, BaseEstimator):
     data the pilot is already the stationary point, which the optimiser
     certifies (``n_iter_`` is then 0).
 
+    Because the statistics merge exactly, :meth:`partial_fit` streams chunks
+    of rows into the same model that :meth:`fit` gives on their
+    concatenation, and :meth:`fit` and :meth:`partial_fit` accept a
+    ``dask.array.Array``, whose statistics are computed block by block on the
+    Dask workers (install the ``dask`` extra).
+
     Parameters
     ----------
     covariance_type : {'full', 'diag', 'spherical'}, default='full'
@@ -223,6 +230,11 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         ``objective_`` by a constant) and largest gradient entry at the
         starting point and after every iteration.
 
+    n_samples_seen_ : int
+        Number of rows (of any weight) in the statistics the model was fitted
+        on: those of the last :meth:`fit` plus any later :meth:`partial_fit`
+        chunks.
+
     n_features_in_ : int
         Number of features seen during :term:`fit`.
 
@@ -290,25 +302,103 @@ class GradientGaussian(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            Training data. A Dask array's statistics are computed on the Dask
+            workers, block by block, and never gathered.
 
         y : Ignored
             Not used, present for API consistency by convention.
 
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights; each row's log-likelihood is multiplied by
-            its weight, so integer weights equal repeating rows.
+            its weight, so integer weights equal repeating rows. With a Dask
+            ``X`` it may be a Dask array (rechunked to ``X``'s row chunks).
 
         Returns
         -------
         self : object
             Fitted estimator.
         """
+        if hasattr(self, "_sufficient_stats"):
+            del self._sufficient_stats  # fit starts over, even if it fails
+        stats = self._validated_stats(X, sample_weight, reset=True)
+        return self._fit_and_keep(stats)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Add a chunk of rows to the data and refit: exact streaming.
+
+        The chunk's statistics are merged into those of all rows seen so far
+        (by :meth:`fit` and earlier calls to :meth:`partial_fit`; the first
+        call starts from none) with a numerically stable pairwise update, and
+        the model is re-optimised from the previous solution, or from the new
+        statistics' pilot when that is better, whatever ``warm_start``. After
+        any sequence of chunks the model equals :meth:`fit` on their
+        concatenation. :meth:`fit` discards the statistics and starts over.
+
+        If the chunk is invalid or the refit fails (for example because the
+        rows seen so far have a singular covariance), the chunk is not added:
+        the statistics stay as before the call.
+
+        Parameters
+        ----------
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            A chunk of training data, with the number of features of the
+            previous calls.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the chunk's rows, as in :meth:`fit`; they
+            may sum to zero after the first call.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_mvn import GradientGaussian
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.multivariate_normal([0, 1], [[1.0, 0.8], [0.8, 2.0]], size=500)
+        >>> model = GradientGaussian()
+        >>> for chunk in np.array_split(X, 5):
+        ...     model = model.partial_fit(chunk)
+        >>> model.n_samples_seen_
+        500
+        >>> np.allclose(model.covariance_, GradientGaussian().fit(X).covariance_)
+        True
+        """
+        first_call = not hasattr(self, "_sufficient_stats")
+        stats = self._validated_stats(
+            X, sample_weight, reset=first_call, allow_zero_sum=not first_call
+        )
+        if first_call:
+            return self._fit_and_keep(stats)
+        return self._fit_and_keep(self._sufficient_stats.merge(stats), continuing=True)
+
+    def _fit_and_keep(self, stats, continuing=False):
+        """Fit on the data's statistics, then keep them for ``partial_fit``."""
+        self._fit_stats(stats, continuing=continuing)
+        self._sufficient_stats = stats
+        self.n_samples_seen_ = stats.n_samples
+        return self
+
+    def _validated_stats(self, X, sample_weight, reset, allow_zero_sum=False):
+        """Validate ``X`` (NumPy or Dask) and ``sample_weight``; their statistics."""
+        if is_dask_array(X):
+            return dask_stats(
+                self, X, sample_weight, reset=reset, allow_zero_sum=allow_zero_sum
+            )
         X = check_numeric_input(X)
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
-        sample_weight = check_sample_weight(sample_weight, X.shape[0])
-        return self._fit_stats(SufficientStats.from_array(X, sample_weight))
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset)
+        sample_weight = check_sample_weight(
+            sample_weight, X.shape[0], allow_zero_sum=allow_zero_sum
+        )
+        return compute_stats(X, sample_weight)
 
     # -- the core: statistics -> objective -> optimiser ----------------------
 
@@ -320,7 +410,7 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         )
         return [data, *penalties]
 
-    def _fit_stats(self, stats):
+    def _fit_stats(self, stats, continuing=False):
         _check_stats_range(stats)
         n_features = stats.n_features
         structure = FactorStructure(self.covariance_type, n_features)
@@ -332,10 +422,15 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         shift = stats.mean
         whitened = total.whitened(shift, chol)
 
-        mean0, factor0 = self._initial_point(shift, chol, structure)
+        def objective(mean, factor):
+            return nll_grad_stats(whitened, mean, factor)
+
+        mean0, factor0 = self._initial_point(
+            shift, chol, structure, objective if continuing else None
+        )
         self.history_ = []
         result = minimize_nll(
-            lambda mean, factor: nll_grad_stats(whitened, mean, factor),
+            objective,
             structure,
             mean0,
             factor0,
@@ -364,10 +459,18 @@ class GradientGaussian(DensityMixin, BaseEstimator):
             )
         return self
 
-    def _initial_point(self, shift, chol, structure):
-        """Starting mean and factor in whitened coordinates."""
+    def _initial_point(self, shift, chol, structure, objective=None):
+        """Starting mean and factor in whitened coordinates.
+
+        The pilot, or with ``warm_start`` the previous solution. ``partial_fit``
+        passes the ``objective`` of the merged statistics: it continues from
+        the previous solution unless the pilot has a lower objective (for
+        complete data the pilot is the optimum).
+        """
         n_features = structure.n_features
-        if self.warm_start and hasattr(self, "factor_"):
+        pilot = np.zeros(n_features), np.eye(n_features)
+        continuing = objective is not None
+        if (self.warm_start or continuing) and hasattr(self, "factor_"):
             if self.factor_.shape[0] != n_features:
                 raise ValueError(
                     f"warm_start=True but X has {n_features} features while the "
@@ -375,10 +478,14 @@ class GradientGaussian(DensityMixin, BaseEstimator):
                     "warm_start=False to fit from scratch."
                 )
             mean0 = solve_triangular(chol, self.mean_ - shift, lower=True)
-            factor0 = solve_triangular(chol, self.factor_, lower=True)
-            return mean0, structure.project(np.tril(factor0))
+            factor0 = structure.project(
+                np.tril(solve_triangular(chol, self.factor_, lower=True))
+            )
+            if continuing and objective(*pilot)[0] < objective(mean0, factor0)[0]:
+                return pilot
+            return mean0, factor0
         # The pilot itself: whitened mean 0 and factor I.
-        return np.zeros(n_features), np.eye(n_features)
+        return pilot
 
     def _n_parameters(self):
         """Number of free parameters of the fitted structure."""
@@ -391,16 +498,19 @@ class GradientGaussian(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
             Samples.
 
         Returns
         -------
-        log_density : ndarray of shape (n_samples,)
+        log_density : ndarray or dask.array.Array of shape (n_samples,)
             ``log N(x | mean_, covariance_)`` of each row: a true log-density
-            (higher means more typical), usable as an anomaly score.
+            (higher means more typical), usable as an anomaly score. Lazy (a
+            Dask array computed block by block) when ``X`` is a Dask array.
         """
         check_is_fitted(self)
+        if is_dask_array(X):
+            return dask_score_samples(self, X)
         X = check_numeric_input(X)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         return log_density(X, self.mean_, self.factor_)
@@ -410,7 +520,7 @@ class GradientGaussian(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
             Samples.
 
         y : Ignored
@@ -421,7 +531,8 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         score : float
             Mean of :meth:`score_samples` (as
             :meth:`sklearn.mixture.GaussianMixture.score`), so scores of folds
-            of different sizes compare fairly.
+            of different sizes compare fairly. A number also for a Dask ``X``
+            (the mean is computed by Dask).
         """
         return float(np.mean(self.score_samples(X)))
 

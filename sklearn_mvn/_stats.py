@@ -157,6 +157,29 @@ class SufficientStats:
         )
 
 
+def compute_stats(X, sample_weight=None):
+    """Statistics of a validated array: the one entry point that builds them.
+
+    ``fit``, ``partial_fit`` and every Dask block build their statistics here
+    and combine them only with ``.merge``, so a richer statistics object (for
+    example per-pattern statistics of data with missing values) flows through
+    all of them by changing this function alone.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Validated data.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Validated non-negative weights; ``None`` means unit weights.
+
+    Returns
+    -------
+    stats : SufficientStats
+        Mergeable statistics of ``X``.
+    """
+    return SufficientStats.from_array(X, sample_weight)
+
+
 def _chunk_stats(block, weights):
     """Statistics of one chunk, accumulated in float64.
 
