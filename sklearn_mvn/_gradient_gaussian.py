@@ -13,6 +13,16 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._gradients import log_density, nll_grad_stats, nll_stats, penalty_stats
+from ._missing import (
+    MissingObjective,
+    PatternStats,
+    build_stats,
+    check_missing,
+    conditional_fill,
+    em_step,
+    marginal_log_density,
+    whitened_objective,
+)
 from ._optimize import FactorStructure, minimize_nll
 from ._stats import SufficientStats
 from ._validation import (
@@ -25,6 +35,8 @@ from ._validation import (
 )
 
 _EPS = np.finfo(np.float64).eps
+# EM steps refining the pilot of a fit with missing values.
+_N_EM_STEPS = 3
 
 
 # ---------------------------------------------------------------------------
@@ -258,9 +270,11 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         self : object
             Fitted estimator.
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        X = validate_data(
+            self, X, dtype=[np.float64, np.float32], ensure_all_finite=False
+        )
         sample_weight = check_sample_weight(sample_weight, X.shape[0])
-        return self._fit_stats(SufficientStats.from_array(X, sample_weight))
+        return self._fit_stats(build_stats(X, sample_weight))
 
     # -- the core: statistics -> objective -> optimiser ----------------------
 
@@ -273,6 +287,8 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         return [data, *penalties]
 
     def _fit_stats(self, stats):
+        if isinstance(stats, PatternStats):
+            return self._fit_missing(stats)
         n_features = stats.n_features
         structure = FactorStructure(self.covariance_type, n_features)
         # The objective is linear in the statistics, so its terms are merged
@@ -315,6 +331,89 @@ class GradientGaussian(DensityMixin, BaseEstimator):
             )
         return self
 
+    def _fit_missing(self, stats):
+        """Fit on :class:`PatternStats` (data with missing entries).
+
+        The objective is the observed-data likelihood (``_missing``), with the
+        penalties built from the available-case moments. It is evaluated in
+        feature-wise standardised coordinates (which keep each pattern's
+        sub-block apart) and optimised in coordinates whitened by the Cholesky
+        factor of a pilot: the available-case moments repaired to positive
+        definite, followed by a few EM steps.
+        """
+        n_features = stats.n_features
+        structure = FactorStructure(self.covariance_type, n_features)
+        weight = stats.weight_sum
+        ac_mean, ac_cov, _ = stats.available_case()
+        available = SufficientStats(weight, ac_mean, weight * ac_cov, stats.n_samples)
+        penalties = penalty_stats(
+            available, shrinkage=self.shrinkage, reg_covar=self.reg_covar
+        )
+        data_scale = (1.0 - self.shrinkage) / weight
+        pilot = reduce(
+            SufficientStats.merge, [available.scaled(data_scale), *penalties]
+        )
+        pilot = pilot.scatter / pilot.weight_sum
+        diag = FactorStructure("diag", n_features)
+        scale = np.diag(
+            _preconditioner(np.diag(np.diag(pilot)), ac_mean, diag, stats.n_samples)
+        )
+        to_std = np.diag(scale)
+        objective = MissingObjective(
+            stats.standardised(ac_mean, scale),
+            [term.whitened(ac_mean, to_std) for term in penalties],
+            data_scale,
+        )
+        # Pairwise moments need not be positive definite: clip the spectrum of
+        # the standardised pilot, then let EM steps pull it to the likelihood.
+        eigval, eigvec = np.linalg.eigh(pilot / np.outer(scale, scale))
+        eigval = np.clip(eigval, 1e-6 * max(eigval[-1], _EPS), None)
+        mean_std = np.zeros(n_features)
+        cov_std = (eigvec * eigval) @ eigvec.T
+        for _ in range(_N_EM_STEPS):
+            mean_std, cov_std = em_step(
+                objective,
+                mean_std,
+                cholesky(cov_std, lower=True),
+                self.covariance_type,
+            )
+        chol_std = _preconditioner(cov_std, mean_std, structure, stats.n_samples)
+        shift = ac_mean + scale * mean_std
+        chol = scale[:, np.newaxis] * chol_std
+
+        mean0, factor0 = self._initial_point(shift, chol, structure)
+        self.history_ = []
+        result = minimize_nll(
+            whitened_objective(objective, mean_std, chol_std),
+            structure,
+            mean0,
+            factor0,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            verbose=self.verbose,
+            history=self.history_,
+        )
+        factor = np.tril(chol @ result.factor)
+        self.mean_ = shift + chol @ result.mean
+        self.factor_ = factor
+        self.covariance_ = factor @ factor.T
+        inv = solve_triangular(factor, np.eye(n_features), lower=True)
+        self.precision_ = inv.T @ inv
+        self.n_iter_ = result.n_iter
+        self.converged_ = result.status == 0
+        original = MissingObjective(stats, penalties, data_scale)
+        self.objective_ = float(original(self.mean_, factor)[0])
+        if not self.converged_:
+            warnings.warn(
+                f"GradientGaussian did not converge on data with missing values: "
+                f"{result.message} after {result.n_iter} iterations (largest "
+                f"gradient entry {result.grad_norm:.3g}, tol={self.tol:g}). "
+                "Increase max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return self
+
     def _initial_point(self, shift, chol, structure):
         """Starting mean and factor in whitened coordinates."""
         n_features = structure.n_features
@@ -352,7 +451,15 @@ class GradientGaussian(DensityMixin, BaseEstimator):
             (higher means more typical), usable as an anomaly score.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            reset=False,
+            ensure_all_finite=False,
+        )
+        if check_missing(X):
+            return marginal_log_density(X, self.mean_, self.factor_)
         return log_density(X, self.mean_, self.factor_)
 
     def score(self, X, y=None):
