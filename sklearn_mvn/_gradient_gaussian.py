@@ -249,6 +249,11 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         self.verbose = verbose
         self.warm_start = warm_start
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
         """Fit the mean and covariance by maximum (penalised) likelihood.
@@ -461,6 +466,52 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         if check_missing(X):
             return marginal_log_density(X, self.mean_, self.factor_)
         return log_density(X, self.mean_, self.factor_)
+
+    def impute(self, X):
+        """Replace each missing entry by its conditional expectation.
+
+        Under the fitted normal, the missing entries ``m`` of a row given its
+        observed entries ``o`` have the mean
+        ``mean_m + S_mo S_oo^{-1} (x_o - mean_o)`` (the best linear predictor,
+        and the conditional expectation). Observed entries are returned
+        unchanged.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples with NaN at the missing entries; every row needs at least
+            one observed entry.
+
+        Returns
+        -------
+        X_imputed : ndarray of shape (n_samples, n_features)
+            A float64 copy of ``X`` without NaN.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_mvn import GradientGaussian
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.multivariate_normal([0, 0], [[1.0, 0.9], [0.9, 1.0]], size=500)
+        >>> X[rng.rand(500) < 0.2, 1] = np.nan
+        >>> model = GradientGaussian().fit(X)
+        >>> filled = model.impute([[2.0, np.nan]])
+        >>> expected = model.mean_[1] + (
+        ...     model.covariance_[1, 0] / model.covariance_[0, 0]
+        ... ) * (2.0 - model.mean_[0])
+        >>> bool(np.isclose(filled[0, 1], expected))
+        True
+        """
+        check_is_fitted(self)
+        X = validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            reset=False,
+            ensure_all_finite=False,
+        )
+        check_missing(X)
+        return conditional_fill(X, self.mean_, self.factor_)[0]
 
     def score(self, X, y=None):
         """Mean log-likelihood per sample of ``X``.
