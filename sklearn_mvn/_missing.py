@@ -91,11 +91,27 @@ def _pattern_keys(observed):
     return packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
 
 
-def _compress(rows):
-    """Rows ``R'`` with ``R'^T R' = R^T R`` and at most ``n_features`` rows."""
-    if rows.shape[0] <= rows.shape[1]:
-        return rows
-    return np.linalg.qr(rows, mode="r")
+def _compress(blocks, observed):
+    """Shorter roots of the scatters ``R^T R`` of several blocks of rows.
+
+    Each scatter (one matrix product per block) is factored as ``V diag(l)
+    V^T`` (batched ``eigh``); the rows ``sqrt(l_i) v_i^T`` of the positive
+    eigenvalues form a root with at most ``n_features`` rows, 0 at the
+    block's unobserved features.
+
+    Returns
+    -------
+    roots : ndarray of shape (n_rows, n_features)
+    block : ndarray of int of shape (n_rows,)
+        Index of the block of each row.
+    """
+    scatter = np.stack([rows.T @ rows for rows in blocks])
+    eigval, eigvec = np.linalg.eigh(scatter)
+    roots = np.swapaxes(eigvec * np.sqrt(np.clip(eigval, 0.0, None))[:, None], 1, 2)
+    roots *= observed[:, None, :]
+    keep = eigval > 0.0
+    block = np.broadcast_to(np.arange(len(blocks))[:, None], keep.shape)
+    return roots[keep], block[keep]
 
 
 def _assemble(observed, weights, counts, means, roots, owner, n_samples):
@@ -136,24 +152,17 @@ def _assemble(observed, weights, counts, means, roots, owner, n_samples):
 
     n_obs = uniq_obs.sum(axis=1)
     n_rows = np.bincount(all_owner, minlength=n_pat)
-    big = np.flatnonzero(n_rows > n_obs)
-    if big.size:
-        bounds = np.concatenate([[0], np.cumsum(n_rows)])
-        pieces, owners, last = [], [], 0
-        for p in big:
-            lo, hi = bounds[p], bounds[p + 1]
-            pieces.append(all_roots[last:lo])
-            owners.append(all_owner[last:lo])
-            cols = np.flatnonzero(uniq_obs[p])
-            small = np.zeros((cols.size, n_features))
-            small[:, cols] = _compress(all_roots[lo:hi][:, cols])
-            pieces.append(small)
-            owners.append(np.full(cols.size, p))
-            last = hi
-        pieces.append(all_roots[last:])
-        owners.append(all_owner[last:])
-        all_roots = np.concatenate(pieces)
-        all_owner = np.concatenate(owners)
+    big = n_rows > n_obs
+    if big.any():
+        bounds = np.r_[0, np.cumsum(n_rows)]
+        targets = np.flatnonzero(big)
+        blocks = [all_roots[bounds[p] : bounds[p + 1]] for p in targets]
+        new_roots, block = _compress(blocks, uniq_obs[targets])
+        rest = ~big[all_owner]
+        all_roots = np.concatenate([all_roots[rest], new_roots])
+        all_owner = np.concatenate([all_owner[rest], targets[block]])
+        sort = np.argsort(all_owner, kind="stable")
+        all_roots, all_owner = all_roots[sort], all_owner[sort]
     return PatternStats(uniq_obs, weight, count, mean, all_roots, all_owner, n_samples)
 
 
@@ -425,12 +434,12 @@ def _chunk_patterns(block, w):
     small = (count > 1) & (count <= n_obs)
     rows = small[seg]
     pieces, owners = [centred[rows]], [seg[rows]]
-    for p in np.flatnonzero(count > n_obs):
-        cols = np.flatnonzero(obs[p])
-        block_root = np.zeros((cols.size, block.shape[1]))
-        block_root[:, cols] = _compress(centred[starts[p] : ends[p]][:, cols])
-        pieces.append(block_root)
-        owners.append(np.full(cols.size, p))
+    big = np.flatnonzero(count > n_obs)
+    if big.size:
+        blocks = [centred[starts[p] : ends[p]] for p in big]
+        big_roots, block = _compress(blocks, obs[big])
+        pieces.append(big_roots)
+        owners.append(big[block])
     return obs, weight, count, mean, np.concatenate(pieces), np.concatenate(owners)
 
 
@@ -475,9 +484,8 @@ def _regression(precision, missing):
     pmm = precision[missing[:, :, None], missing[:, None, :]]
     chol = np.linalg.cholesky(pmm)
     logdet = 2.0 * np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), axis=1)
-    pm = precision[missing]
-    reg = np.linalg.solve(pmm, pm)
-    return reg, np.linalg.inv(pmm), logdet
+    pmm_inv = np.linalg.inv(pmm)
+    return pmm_inv @ precision[missing], pmm_inv, logdet
 
 
 def conditional_fill(X, mean, factor):
