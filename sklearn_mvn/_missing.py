@@ -91,13 +91,35 @@ def _pattern_keys(observed):
     return packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
 
 
+def _psd_roots(scatter):
+    """Roots of a stack of PSD matrices: rows ``sqrt(l_i) v_i^T D``.
+
+    The matrices are equilibrated first (``C = D C' D``, ``D`` the square
+    roots of the diagonal) so that the factorisation (batched ``eigh`` of
+    ``C'``) is accurate for every feature whatever the feature scales.
+
+    Returns
+    -------
+    roots : ndarray of shape (n_matrices, n_features, n_features)
+        ``roots[i].T @ roots[i] == scatter[i]``.
+    eigval : ndarray of shape (n_matrices, n_features)
+        Eigenvalues of the equilibrated matrices (rows with ``eigval <= 0``
+        are zero).
+    """
+    diag = np.sqrt(np.clip(np.diagonal(scatter, axis1=1, axis2=2), 0.0, None))
+    safe = np.where(diag > 0.0, diag, 1.0)
+    unit = scatter / (safe[:, :, None] * safe[:, None, :])
+    eigval, eigvec = np.linalg.eigh(0.5 * (unit + np.swapaxes(unit, 1, 2)))
+    roots = np.swapaxes(eigvec * np.sqrt(np.clip(eigval, 0.0, None))[:, None], 1, 2)
+    return roots * diag[:, None, :], eigval
+
+
 def _compress(blocks, observed):
     """Shorter roots of the scatters ``R^T R`` of several blocks of rows.
 
-    Each scatter (one matrix product per block) is factored as ``V diag(l)
-    V^T`` (batched ``eigh``); the rows ``sqrt(l_i) v_i^T`` of the positive
-    eigenvalues form a root with at most ``n_features`` rows, 0 at the
-    block's unobserved features.
+    Each scatter (one matrix product per block) is factored by
+    :func:`_psd_roots`; the rows of positive eigenvalues form a root with at
+    most ``n_features`` rows, 0 at the block's unobserved features.
 
     Returns
     -------
@@ -106,8 +128,7 @@ def _compress(blocks, observed):
         Index of the block of each row.
     """
     scatter = np.stack([rows.T @ rows for rows in blocks])
-    eigval, eigvec = np.linalg.eigh(scatter)
-    roots = np.swapaxes(eigvec * np.sqrt(np.clip(eigval, 0.0, None))[:, None], 1, 2)
+    roots, eigval = _psd_roots(scatter)
     roots *= observed[:, None, :]
     keep = eigval > 0.0
     block = np.broadcast_to(np.arange(len(blocks))[:, None], keep.shape)
@@ -289,9 +310,8 @@ class PatternStats:
     def from_sufficient_stats(cls, stats):
         """The one-pattern (complete) form of a :class:`SufficientStats`."""
         d = stats.n_features
-        eigval, eigvec = np.linalg.eigh(0.5 * (stats.scatter + stats.scatter.T))
-        roots = (eigvec * np.sqrt(np.clip(eigval, 0.0, None))).T
-        keep = eigval > 0.0
+        roots, eigval = _psd_roots(stats.scatter[np.newaxis])
+        roots, keep = roots[0], eigval[0] > 0.0
         return cls(
             np.ones((1, d), dtype=bool),
             np.array([stats.weight_sum]),

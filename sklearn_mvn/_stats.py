@@ -97,12 +97,16 @@ class SufficientStats:
 
         Parameters
         ----------
-        other : SufficientStats
+        other : SufficientStats or PatternStats
+            Statistics per missingness pattern merge on their side (the union
+            is commutative), so code that only calls ``merge`` accepts both.
 
         Returns
         -------
-        merged : SufficientStats
+        merged : SufficientStats or PatternStats
         """
+        if not isinstance(other, SufficientStats):
+            return other.merge(self)
         w_a, w_b = self.weight_sum, other.weight_sum
         n_samples = self.n_samples + other.n_samples
         if w_b == 0.0:
