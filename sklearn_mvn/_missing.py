@@ -39,6 +39,8 @@ from scipy.linalg import solve_triangular
 from ._gradients import LOG_2PI, log_density, nll_grad_stats
 from ._stats import SufficientStats, chunk_rows
 
+# Largest missing-block size inverted by the vectorised sweep operator.
+_SWEEP_MAX = 6
 # Budget (float64 entries) for the per-batch gathered blocks of the precision.
 _BATCH_ENTRIES = 2**21
 
@@ -494,18 +496,44 @@ def _batches(n_items, per_item):
         yield slice(start, min(start + step, n_items))
 
 
-def _regression(precision, missing):
-    """Per pattern: ``K = P_mm^{-1} P_m`` (missing rows of P), ``P_mm^{-1}`` and
-    ``log|P_mm|``, for a stack of missing-index rows of equal length ``k``.
+def _inverse_pmm(precision, missing):
+    """``P_mm^{-1}`` and ``log|P_mm|`` for a stack of missing-index rows of
+    equal length ``k`` (batched, O(k^3) per row).
 
-    The conditional mean of the missing entries is ``mu_m - K (x - mu)`` with
-    ``x - mu`` set to 0 at the missing entries.
+    The conditional law of the missing entries is ``N(mu_m - P_mm^{-1}
+    [P (x - mu)]_m, P_mm^{-1})`` with ``x - mu`` set to 0 at the missing
+    entries.
     """
+    k = missing.shape[1]
+    if k == 1:
+        pmm = precision[missing[:, 0], missing[:, 0]]
+        return (1.0 / pmm)[:, None, None], np.log(pmm)
     pmm = precision[missing[:, :, None], missing[:, None, :]]
-    chol = np.linalg.cholesky(pmm)
-    logdet = 2.0 * np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), axis=1)
-    pmm_inv = np.linalg.inv(pmm)
-    return pmm_inv @ precision[missing], pmm_inv, logdet
+    if k > _SWEEP_MAX:
+        chol = np.linalg.cholesky(pmm)
+        logdet = 2.0 * np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), axis=1)
+        return np.linalg.inv(pmm), logdet
+    # The sweep operator on every pivot, vectorised over the stack: k steps
+    # of O(n k^2) array operations instead of one LAPACK call per matrix.
+    # Sweeping all pivots of A gives -A^{-1}; the pivots' product is |A|.
+    a = pmm
+    logdet = np.zeros(a.shape[0])
+    for j in range(k):
+        piv = a[:, j, j].copy()
+        logdet += np.log(piv)
+        col = a[:, :, j] / piv[:, None]
+        row = a[:, j, :].copy()
+        a -= col[:, :, None] * row[:, None, :]
+        a[:, :, j] = col
+        a[:, j, :] = row / piv[:, None]
+        a[:, j, j] = -1.0 / piv
+    a *= -1.0
+    return a, logdet
+
+
+def _take_rows(values, missing):
+    """``values[i, missing[i]]`` for every row ``i``."""
+    return np.take_along_axis(values, missing, axis=1)
 
 
 def conditional_fill(X, mean, factor):
@@ -542,8 +570,9 @@ def conditional_fill(X, mean, factor):
             r = rows[part]
             miss = np.nonzero(missing_mask[r])[1].reshape(r.size, k)
             resid = np.where(missing_mask[r], 0.0, X[r] - mean)
-            reg, _, logdet = _regression(precision, miss)
-            fill = mean[miss] - np.einsum("ikd,id->ik", reg, resid)
+            pmm_inv, logdet = _inverse_pmm(precision, miss)
+            pull = _take_rows(resid @ precision, miss)
+            fill = mean[miss] - np.einsum("ikl,il->ik", pmm_inv, pull)
             X[r[:, None], miss] = fill
             log_det[r] = logdet
     return X, log_det, n_missing
@@ -640,14 +669,18 @@ class MissingObjective:
         log_det = 0.0
         root_pat = st.root_pattern
         root_bounds = np.searchsorted(root_pat, np.arange(st.n_patterns + 1))
+        # P (x - mu) for every pattern mean and root row: two matrix products.
+        pull = ((st.means - mean) * st.observed) @ precision
+        root_pull = st.roots @ precision
         for k, lo, hi in self._groups:
             for part in _batches(hi - lo, k * (d + k)):
                 p0, p1 = lo + part.start, lo + part.stop
                 miss = self._miss_cols[self._indptr[p0] : self._indptr[p1]]
                 miss = miss.reshape(p1 - p0, k)
-                reg, pmm_inv, logdet = _regression(precision, miss)
-                delta = (st.means[p0:p1] - mean) * st.observed[p0:p1]
-                value = mean[miss] - np.einsum("pkd,pd->pk", reg, delta)
+                pmm_inv, logdet = _inverse_pmm(precision, miss)
+                value = mean[miss] - np.einsum(
+                    "pkl,pl->pk", pmm_inv, _take_rows(pull[p0:p1], miss)
+                )
                 fill[self._indptr[p0] : self._indptr[p1]] = value.ravel()
                 wp = w[p0:p1]
                 log_det += float(wp @ logdet)
@@ -657,8 +690,11 @@ class MissingObjective:
                 )
                 r0, r1 = root_bounds[p0], root_bounds[p1]
                 if r1 > r0:
+                    owner = root_pat[r0:r1] - p0
                     rf = -np.einsum(
-                        "jkd,jd->jk", reg[root_pat[r0:r1] - p0], st.roots[r0:r1]
+                        "jkl,jl->jk",
+                        pmm_inv[owner],
+                        _take_rows(root_pull[r0:r1], miss[owner]),
                     )
                     root_fill[self._root_indptr[r0] : self._root_indptr[r1]] = (
                         rf.ravel()
