@@ -36,7 +36,7 @@ from ._validation import (
 
 _EPS = np.finfo(np.float64).eps
 # EM steps refining the pilot of a fit with missing values.
-_N_EM_STEPS = 3
+_N_EM_STEPS = 1
 
 
 # ---------------------------------------------------------------------------
@@ -414,8 +414,16 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         # search can fail once the gradient reaches its noise floor.
         floor = 10.0 * np.sqrt(_EPS * max(1.0, abs(result.value)))
         self.converged_ = result.status == 0 or result.grad_norm <= max(self.tol, floor)
-        original = MissingObjective(stats, penalties, data_scale)
-        self.objective_ = float(original(self.mean_, factor)[0])
+        # Back to original units: the whitening's log-determinant for every
+        # term, and for the data each pattern's observed features' scales.
+        log_scale = np.log(scale)
+        penalty_weight = sum(term.weight_sum for term in penalties)
+        self.objective_ = float(
+            result.value
+            + (data_scale * weight + penalty_weight) * np.sum(np.log(np.diag(chol_std)))
+            + data_scale * float(stats.pattern_weight @ (stats.observed @ log_scale))
+            + penalty_weight * float(np.sum(log_scale))
+        )
         if not self.converged_:
             warnings.warn(
                 f"GradientGaussian did not converge on data with missing values: "
