@@ -19,7 +19,7 @@ from ._missing import (
     build_stats,
     check_missing,
     conditional_fill,
-    em_step,
+    em_pilot,
     marginal_log_density,
     whitened_objective,
 )
@@ -35,8 +35,6 @@ from ._validation import (
 )
 
 _EPS = np.finfo(np.float64).eps
-# EM steps refining the pilot of a fit with missing values.
-_N_EM_STEPS = 1
 
 
 # ---------------------------------------------------------------------------
@@ -346,7 +344,7 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         feature-wise standardised coordinates (which keep each pattern's
         sub-block apart) and optimised in coordinates whitened by the Cholesky
         factor of a pilot: the available-case moments repaired to positive
-        definite, followed by a few EM steps.
+        definite, followed by EM steps while EM converges fast.
         """
         n_features = stats.n_features
         structure = FactorStructure(self.covariance_type, n_features)
@@ -375,18 +373,14 @@ class GradientGaussian(DensityMixin, BaseEstimator):
             data_scale,
         )
         # Pairwise moments need not be positive definite: clip the spectrum of
-        # the standardised pilot, then let EM steps pull it to the likelihood.
+        # the standardised pilot, then let EM steps pull it to the likelihood
+        # while they are cheap progress.
         eigval, eigvec = np.linalg.eigh(pilot / np.outer(scale, scale))
         eigval = np.clip(eigval, 1e-6 * max(eigval[-1], _EPS), None)
-        mean_std = np.zeros(n_features)
         cov_std = (eigvec * eigval) @ eigvec.T
-        for _ in range(_N_EM_STEPS):
-            mean_std, cov_std = em_step(
-                objective,
-                mean_std,
-                cholesky(cov_std, lower=True),
-                self.covariance_type,
-            )
+        mean_std, cov_std, _ = em_pilot(
+            objective, np.zeros(n_features), cov_std, structure
+        )
         chol_std = _preconditioner(cov_std, mean_std, structure, stats.n_samples)
         shift = ac_mean + scale * mean_std
         chol = scale[:, np.newaxis] * chol_std
