@@ -116,6 +116,13 @@ class GradientGaussian(DensityMixin, BaseEstimator):
     data the pilot is already the stationary point, which the optimiser
     certifies (``n_iter_`` is then 0).
 
+    Missing values (NaN, assumed missing at random) are supported: ``fit``
+    maximises the likelihood of each row's observed entries (the marginal
+    normal of those entries) with the same gradients, working on statistics
+    per missingness pattern; ``score_samples`` and ``score`` use the same
+    marginal densities, and :meth:`impute` fills each missing entry with its
+    conditional expectation given the row's observed entries.
+
     Parameters
     ----------
     covariance_type : {'full', 'diag', 'spherical'}, default='full'
@@ -204,6 +211,7 @@ class GradientGaussian(DensityMixin, BaseEstimator):
     sklearn.covariance.ShrunkCovariance : Covariance with shrinkage.
     sklearn.mixture.GaussianMixture : Mixture of Gaussians fitted by EM.
     scipy.stats.multivariate_normal : Multivariate normal distribution.
+    sklearn.impute.IterativeImputer : Imputation by chained regressions.
 
     Examples
     --------
@@ -261,7 +269,9 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training data.
+            Training data. NaN marks a missing entry; every row needs an
+            observed entry, every feature an observed value, and infinite
+            values are rejected.
 
         y : Ignored
             Not used, present for API consistency by convention.
@@ -457,13 +467,16 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Samples.
+            Samples; NaN marks a missing entry (each row needs an observed
+            entry).
 
         Returns
         -------
         log_density : ndarray of shape (n_samples,)
             ``log N(x | mean_, covariance_)`` of each row: a true log-density
-            (higher means more typical), usable as an anomaly score.
+            (higher means more typical), usable as an anomaly score. For a row
+            with missing entries (NaN), the log-density of its observed
+            entries under the fitted marginal normal of those entries.
         """
         check_is_fitted(self)
         X = validate_data(
@@ -529,7 +542,7 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Samples.
+            Samples; NaN marks a missing entry (see :meth:`score_samples`).
 
         y : Ignored
             Not used, present for API consistency by convention.
