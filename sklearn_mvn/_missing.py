@@ -578,28 +578,45 @@ def conditional_fill(X, mean, factor):
     return X, log_det, n_missing
 
 
+def _by_chunks(X, func):
+    """``func`` applied to row chunks of ``X`` (no temporary of X's size)."""
+    step = chunk_rows(X.shape[1])
+    out = np.empty(X.shape[0])
+    for start in range(0, X.shape[0], step):
+        out[start : start + step] = func(X[start : start + step])
+    return out
+
+
 def marginal_log_density(X, mean, factor):
     """Log-density of each row's observed entries under ``N(mean, S)``.
 
     Uses ``log p(x_o) = log N(x_hat; mu, S) + k/2 log(2 pi) - 1/2 log|P_mm|``
     with ``x_hat`` the row completed by its conditional expectation: one
     triangular solve per row and a ``k x k`` factorisation for ``k`` missing
-    entries.
+    entries. Computed in chunks of rows.
     """
-    filled, log_det, n_missing = conditional_fill(X, mean, factor)
-    return log_density(filled, mean, factor) + 0.5 * (n_missing * LOG_2PI - log_det)
+
+    def chunk(block):
+        filled, log_det, n_missing = conditional_fill(block, mean, factor)
+        return log_density(filled, mean, factor) + 0.5 * (n_missing * LOG_2PI - log_det)
+
+    return _by_chunks(X, chunk)
 
 
 def marginal_mahalanobis(X, mean, factor):
     """Squared Mahalanobis distance of each row's observed entries.
 
     ``(x_o - mu_o)^T S_oo^{-1} (x_o - mu_o) = |Lambda^{-1}(x_hat - mu)|^2`` with
-    ``x_hat`` the row completed by its conditional expectation.
+    ``x_hat`` the row completed by its conditional expectation. Computed in
+    chunks of rows.
     """
-    filled, _, _ = conditional_fill(X, mean, factor)
     inv, _ = _precision(factor)
-    z = (filled - mean) @ inv.T
-    return np.einsum("ij,ij->i", z, z)
+
+    def chunk(block):
+        z = (conditional_fill(block, mean, factor)[0] - mean) @ inv.T
+        return np.einsum("ij,ij->i", z, z)
+
+    return _by_chunks(X, chunk)
 
 
 # ---------------------------------------------------------------------------
