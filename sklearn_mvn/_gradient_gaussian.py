@@ -397,27 +397,39 @@ class GradientGaussian(DensityMixin, BaseEstimator):
 
         mean0, factor0 = self._initial_point(shift, chol, structure)
         self.history_ = []
-        result = minimize_nll(
-            whitened_objective(objective, mean_std, chol_std),
-            structure,
-            mean0,
-            factor0,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            verbose=self.verbose,
-            history=self.history_,
-        )
+        evaluate = whitened_objective(objective, mean_std, chol_std)
+        n_iter, previous = 0, np.inf
+        while True:
+            result = minimize_nll(
+                evaluate,
+                structure,
+                mean0,
+                factor0,
+                max_iter=self.max_iter - n_iter,
+                tol=self.tol,
+                verbose=self.verbose,
+                history=self.history_,
+            )
+            n_iter += result.n_iter
+            # The observed-data objective is only accurate to round-off, so the
+            # line search stops once the gradient reaches its noise floor.
+            floor = 10.0 * np.sqrt(_EPS * max(1.0, abs(result.value)))
+            converged = result.grad_norm <= max(self.tol, floor)
+            # L-BFGS-B also stops, without progress, after a trial step to a
+            # numerically singular covariance: restart it from where it
+            # stopped (fresh memory) while restarts make progress.
+            if converged or n_iter >= self.max_iter or not result.value < previous:
+                break
+            previous = result.value
+            mean0, factor0 = result.mean, result.factor
         factor = np.tril(chol @ result.factor)
         self.mean_ = shift + chol @ result.mean
         self.factor_ = factor
         self.covariance_ = factor @ factor.T
         inv = solve_triangular(factor, np.eye(n_features), lower=True)
         self.precision_ = inv.T @ inv
-        self.n_iter_ = result.n_iter
-        # The observed-data objective is only accurate to round-off, so a line
-        # search can fail once the gradient reaches its noise floor.
-        floor = 10.0 * np.sqrt(_EPS * max(1.0, abs(result.value)))
-        self.converged_ = result.status == 0 or result.grad_norm <= max(self.tol, floor)
+        self.n_iter_ = n_iter
+        self.converged_ = bool(converged)
         # Back to original units: the whitening's log-determinant for every
         # term, and for the data each pattern's observed features' scales.
         log_scale = np.log(scale)
@@ -431,7 +443,7 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         if not self.converged_:
             warnings.warn(
                 f"GradientGaussian did not converge on data with missing values: "
-                f"{result.message} after {result.n_iter} iterations (largest "
+                f"{result.message} after {n_iter} iterations (largest "
                 f"gradient entry {result.grad_norm:.3g}, tol={self.tol:g}). "
                 "Increase max_iter or tol.",
                 ConvergenceWarning,

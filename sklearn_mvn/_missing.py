@@ -769,9 +769,23 @@ def whitened_objective(objective, shift, chol):
     def evaluate(u, t):
         mean = shift + chol @ u
         factor = chol @ t
-        total, entropy = objective.total_stats(mean, factor)
-        value, grad_u, grad_t = nll_grad_stats(total.whitened(shift, chol), u, t)
-        return value - entropy, grad_u, grad_t
+        try:
+            with np.errstate(all="ignore"):
+                total, entropy = objective.total_stats(mean, factor)
+                whitened = total.whitened(shift, chol)
+                value, grad_u, grad_t = nll_grad_stats(whitened, u, t)
+                value -= entropy
+        except (ValueError, np.linalg.LinAlgError):
+            value = np.inf
+        if not (
+            np.isfinite(value)
+            and np.all(np.isfinite(grad_u))
+            and np.all(np.isfinite(grad_t))
+        ):
+            # A trial step of the line search reached a numerically singular
+            # covariance; an infinite value makes L-BFGS-B step back.
+            return np.inf, np.zeros_like(u), np.zeros_like(t)
+        return value, grad_u, grad_t
 
     return evaluate
 
