@@ -35,6 +35,8 @@ from ._validation import (
 )
 
 _EPS = np.finfo(np.float64).eps
+# Maximum number of (EM, L-BFGS-B) cycles of a fit with missing values.
+_MAX_CYCLES = 10
 
 
 # ---------------------------------------------------------------------------
@@ -388,20 +390,32 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         eigval, eigvec = np.linalg.eigh(pilot / np.outer(scale, scale))
         eigval = np.clip(eigval, 1e-6 * max(eigval[-1], _EPS), None)
         cov_std = (eigvec * eigval) @ eigvec.T
-        mean_std, cov_std, _ = em_pilot(
-            objective, np.zeros(n_features), cov_std, structure
-        )
-        chol_std = _preconditioner(cov_std, mean_std, structure, stats.n_samples)
-        shift = ac_mean + scale * mean_std
-        chol = scale[:, np.newaxis] * chol_std
-
-        mean0, factor0 = self._initial_point(shift, chol, structure)
+        mean_std = np.zeros(n_features)
+        total_weight = data_scale * weight + sum(t.weight_sum for t in penalties)
         self.history_ = []
-        evaluate = whitened_objective(objective, mean_std, chol_std)
         n_iter, previous = 0, np.inf
-        while True:
+        # Cycles of EM steps (while EM converges fast; always safe) and L-BFGS-B
+        # in coordinates whitened at the current estimate. Usually one cycle;
+        # another starts when L-BFGS-B stops early, e.g. after a trial step
+        # to a numerically singular covariance, while cycles make progress.
+        for cycle in range(_MAX_CYCLES):
+            try:
+                mean_std, cov_std, _ = em_pilot(objective, mean_std, cov_std, structure)
+                chol_std = _preconditioner(
+                    cov_std, mean_std, structure, stats.n_samples
+                )
+            except (ValueError, np.linalg.LinAlgError):
+                if cycle == 0:
+                    raise
+                break
+            shift = ac_mean + scale * mean_std
+            chol = scale[:, np.newaxis] * chol_std
+            if cycle == 0:
+                mean0, factor0 = self._initial_point(shift, chol, structure)
+            else:
+                mean0, factor0 = np.zeros(n_features), np.eye(n_features)
             result = minimize_nll(
-                evaluate,
+                whitened_objective(objective, mean_std, chol_std),
                 structure,
                 mean0,
                 factor0,
@@ -415,28 +429,28 @@ class GradientGaussian(DensityMixin, BaseEstimator):
             # line search stops once the gradient reaches its noise floor.
             floor = 10.0 * np.sqrt(_EPS * max(1.0, abs(result.value)))
             converged = result.grad_norm <= max(self.tol, floor)
-            # L-BFGS-B also stops, without progress, after a trial step to a
-            # numerically singular covariance: restart it from where it
-            # stopped (fresh memory) while restarts make progress.
-            if converged or n_iter >= self.max_iter or not result.value < previous:
+            # The objective in standardised units, comparable across cycles.
+            value = result.value + total_weight * np.sum(np.log(np.diag(chol_std)))
+            mean_std = mean_std + chol_std @ result.mean
+            factor_std = chol_std @ result.factor
+            cov_std = factor_std @ factor_std.T
+            if converged or n_iter >= self.max_iter or not value < previous:
                 break
-            previous = result.value
-            mean0, factor0 = result.mean, result.factor
-        factor = np.tril(chol @ result.factor)
-        self.mean_ = shift + chol @ result.mean
+            previous = value
+        factor = np.tril(scale[:, np.newaxis] * factor_std)
+        self.mean_ = ac_mean + scale * mean_std
         self.factor_ = factor
         self.covariance_ = factor @ factor.T
         inv = solve_triangular(factor, np.eye(n_features), lower=True)
         self.precision_ = inv.T @ inv
         self.n_iter_ = n_iter
         self.converged_ = bool(converged)
-        # Back to original units: the whitening's log-determinant for every
-        # term, and for the data each pattern's observed features' scales.
+        # Back to original units: for the data, each pattern's observed
+        # features' scales; for the penalties, all of them.
         log_scale = np.log(scale)
         penalty_weight = sum(term.weight_sum for term in penalties)
         self.objective_ = float(
-            result.value
-            + (data_scale * weight + penalty_weight) * np.sum(np.log(np.diag(chol_std)))
+            value
             + data_scale * float(stats.pattern_weight @ (stats.observed @ log_scale))
             + penalty_weight * float(np.sum(log_scale))
         )
@@ -445,7 +459,9 @@ class GradientGaussian(DensityMixin, BaseEstimator):
                 f"GradientGaussian did not converge on data with missing values: "
                 f"{result.message} after {n_iter} iterations (largest "
                 f"gradient entry {result.grad_norm:.3g}, tol={self.tol:g}). "
-                "Increase max_iter or tol.",
+                "Increase max_iter or tol. If the covariance becomes singular, the "
+                "likelihood may be unbounded (with many missing entries, few rows "
+                "observe all features): set shrinkage > 0 or reg_covar > 0.",
                 ConvergenceWarning,
                 stacklevel=3,
             )

@@ -764,7 +764,17 @@ def whitened_objective(objective, shift, chol):
     the patterns' sub-blocks live) and whitened; by affine equivariance the
     seed's gradient on the whitened statistics is the chain-rule gradient
     ``(chol^T dJ/dmean, chol^T dJ/dfactor)``.
+
+    A trial step of the line search can reach a covariance that is singular
+    to working precision (a diagonal entry of ``T`` at its bound), where the
+    objective is infinite in floating point. L-BFGS-B does not backtrack from
+    an infinite value, so there the function returns a finite stand-in along
+    the segment from the last finite point ``a`` to the trial point ``b``:
+    value ``J(a) + |g(a).(b - a)|`` and a gradient with slope
+    ``3 |g(a).(b - a)|`` along the segment. Its interpolation sends the line
+    search back towards ``a``; such points are never accepted.
     """
+    last = {}
 
     def evaluate(u, t):
         mean = shift + chol @ u
@@ -777,15 +787,26 @@ def whitened_objective(objective, shift, chol):
                 value -= entropy
         except (ValueError, np.linalg.LinAlgError):
             value = np.inf
-        if not (
+        if (
             np.isfinite(value)
             and np.all(np.isfinite(grad_u))
             and np.all(np.isfinite(grad_t))
         ):
-            # A trial step of the line search reached a numerically singular
-            # covariance; an infinite value makes L-BFGS-B step back.
+            last.update(u=u.copy(), t=t.copy(), value=value, gu=grad_u, gt=grad_t)
+            return value, grad_u, grad_t
+        if not last:
             return np.inf, np.zeros_like(u), np.zeros_like(t)
-        return value, grad_u, grad_t
+        step_u, step_t = u - last["u"], t - last["t"]
+        slope = float(np.sum(last["gu"] * step_u) + np.sum(last["gt"] * step_t))
+        norm2 = float(np.sum(step_u**2) + np.sum(step_t**2))
+        if norm2 == 0.0:
+            return np.inf, np.zeros_like(u), np.zeros_like(t)
+        correction = (3.0 * abs(slope) - slope) / norm2
+        return (
+            last["value"] + abs(slope),
+            last["gu"] + correction * step_u,
+            last["gt"] + correction * step_t,
+        )
 
     return evaluate
 
