@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.stats import multivariate_normal
+from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_mvn import GradientGaussian
 from sklearn_mvn._gradients import penalty_stats
@@ -495,3 +496,24 @@ def test_errors():
         with pytest.raises(ValueError, match=r"infinity \(row 1, feature 0\)"):
             method(np.array([[0.0] * 4, [-np.inf, 0.0, 0.0, 0.0]]))
     assert GradientGaussian().__sklearn_tags__().input_tags.allow_nan
+
+
+def test_unbounded_likelihood_warns_and_shrinkage_fixes_it():
+    """With few rows observing many features jointly the likelihood is
+    unbounded (S can collapse onto those rows); shrinkage makes it bounded."""
+    rng = np.random.RandomState(0)
+    d, n = 12, 188
+    q, _ = np.linalg.qr(rng.randn(d, d))
+    cov = (q * np.geomspace(1.0, 1e3, d)) @ q.T
+    X = rng.multivariate_normal(3.0 * rng.randn(d), cov, size=n)
+    X[rng.rand(n, d) < 0.33] = np.nan
+    X = X[~np.isnan(X).all(axis=1)]
+    # At most one complete row: S can collapse onto the rows that observe
+    # a large set of features jointly.
+    assert (~np.isnan(X)).all(axis=1).sum() <= 1
+    with pytest.warns(ConvergenceWarning, match="shrinkage > 0"):
+        GradientGaussian().fit(X)
+    model = GradientGaussian(shrinkage=0.1).fit(X)
+    assert model.converged_
+    mean, cov = _em(X, shrinkage=0.1)
+    assert_allclose(model.covariance_, cov, atol=1e-6 * np.abs(cov).max())
