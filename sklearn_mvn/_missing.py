@@ -24,9 +24,12 @@ expected statistics minus the conditional entropy of the missing entries, and
 (Fisher's identity) its gradient is the seed's complete-data gradient of the
 expected statistics, which equals the gradient ``G_oo`` of the NLL of
 ``N(mu_o, S_oo)`` scattered into ``d x d`` and chained to the factor,
-``dJ/dLambda = 2 G Lambda``. So the cost per pattern is O(k^2 d + k^3), it grows
-with the number of missing entries, not d^3, and the penalty terms, whitening
-and the optimiser are shared with the complete-data path.
+``dJ/dLambda = 2 G Lambda``. Per iteration this costs one ``d x d`` inversion,
+one matrix product of the pattern means and scatter roots with ``P`` (O(d^2)
+per pattern, in BLAS), and O(k^3) per pattern for its ``k x k`` block (a
+vectorised sweep for small ``k``): no ``d_o x d_o`` factorisation per pattern.
+The penalty terms, whitening and optimiser are shared with the complete-data
+path.
 """
 
 # Authors: sklearn-mvn developers
@@ -142,8 +145,8 @@ def _assemble(observed, weights, counts, means, roots, owner, n_samples):
 
     Segments with the same pattern are merged with the k-way form of Chan's
     update, ``C = sum_s C_s + sum_s W_s (m_s - m)(m_s - m)^T``, kept as a root
-    (extra rows ``sqrt(W_s) (m_s - m)``) and compressed by QR to at most ``d_o``
-    rows. Patterns are ordered by their number of missing entries.
+    (extra rows ``sqrt(W_s) (m_s - m)``) and compressed (:func:`_compress`) to
+    at most ``d`` rows. Patterns are ordered by their number of missing entries.
     """
     n_features = observed.shape[1]
     keys = _pattern_keys(observed)
@@ -267,8 +270,9 @@ class PatternStats:
 
         Within a chunk, rows are grouped by pattern (``np.unique`` on the
         packed bit rows of the mask); each group is centred on its own mean
-        (float64) and its centred rows, compressed by QR when they outnumber
-        the observed features, form the root of its scatter. Rows of zero
+        (float64) and its centred rows form the root of its scatter
+        (compressed to at most ``d`` rows when they outnumber the observed
+        features). Rows of zero
         weight are ignored.
 
         Parameters
@@ -450,7 +454,7 @@ def _chunk_patterns(block, w):
     centred = (filled - mean[seg]) * obs[seg]
     centred *= np.sqrt(ws)[:, None]
     # Patterns seen once have a zero scatter: no root rows. Patterns with more
-    # rows than observed features are compressed by QR.
+    # rows than observed features are compressed (:func:`_compress`).
     n_obs = obs.sum(axis=1)
     ends = np.r_[starts[1:], seg.size]
     small = (count > 1) & (count <= n_obs)
@@ -690,7 +694,7 @@ class MissingObjective:
         pull = ((st.means - mean) * st.observed) @ precision
         root_pull = st.roots @ precision
         for k, lo, hi in self._groups:
-            for part in _batches(hi - lo, k * (d + k)):
+            for part in _batches(hi - lo, k * k):
                 p0, p1 = lo + part.start, lo + part.stop
                 miss = self._miss_cols[self._indptr[p0] : self._indptr[p1]]
                 miss = miss.reshape(p1 - p0, k)
