@@ -394,16 +394,22 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         total_weight = data_scale * weight + sum(t.weight_sum for t in penalties)
         self.history_ = []
         n_iter, previous = 0, np.inf
+
+        def factorize(cov, mean):
+            # The preconditioner is also the factor of the EM steps, so the
+            # optimiser's first point reuses the last E-step.
+            return _preconditioner(cov, mean, structure, stats.n_samples)
+
         # Cycles of EM steps (while EM converges fast; always safe) and L-BFGS-B
         # in coordinates whitened at the current estimate. Usually one cycle;
         # another starts when L-BFGS-B stops early, e.g. after a trial step
         # to a numerically singular covariance, while cycles make progress.
         for cycle in range(_MAX_CYCLES):
             try:
-                mean_std, cov_std, _ = em_pilot(objective, mean_std, cov_std, structure)
-                chol_std = _preconditioner(
-                    cov_std, mean_std, structure, stats.n_samples
+                mean_std, cov_std, _ = em_pilot(
+                    objective, mean_std, cov_std, structure, factorize=factorize
                 )
+                chol_std = factorize(cov_std, mean_std)
             except (ValueError, np.linalg.LinAlgError):
                 if cycle == 0:
                     raise

@@ -648,6 +648,7 @@ class MissingObjective:
         self.stats = stats
         self.penalties = list(penalties)
         self.scale = float(scale)
+        self._cache = None
         d = stats.n_features
         w = stats.pattern_weight
         obs = stats.observed
@@ -747,11 +748,23 @@ class MissingObjective:
 
     def total_stats(self, mean, factor):
         """Scaled expected statistics merged with the penalties, and the
-        scaled entropy: ``J = nll_stats(total) - entropy``."""
+        scaled entropy: ``J = nll_stats(total) - entropy``.
+
+        The last result is cached (the optimiser's first point is the last
+        EM iterate).
+        """
+        cached = self._cache
+        if (
+            cached is not None
+            and np.array_equal(cached[0], mean)
+            and np.array_equal(cached[1], factor)
+        ):
+            return cached[2], cached[3]
         expected, entropy = self.expected_stats(mean, factor)
         total = expected.scaled(self.scale)
         for term in self.penalties:
             total = total.merge(term)
+        self._cache = (mean.copy(), factor.copy(), total, self.scale * entropy)
         return total, self.scale * entropy
 
     def __call__(self, mean, factor):
@@ -825,7 +838,9 @@ def _m_step(total, covariance_type):
     return total.mean, cov
 
 
-def em_pilot(objective, mean, cov, structure, *, max_steps=20, rate=0.3):
+def em_pilot(
+    objective, mean, cov, structure, *, factorize=None, max_steps=20, rate=0.3
+):
     """EM steps from ``(mean, cov)`` while EM converges fast.
 
     The objective is linear in the statistics, so the M-step is the moment
@@ -836,15 +851,23 @@ def em_pilot(objective, mean, cov, structure, *, max_steps=20, rate=0.3):
     (EM's linear rate is the fraction of missing information, small when few
     entries are missing).
 
+    ``factorize(cov, mean)`` gives the factor of the E-step (default: the
+    Cholesky factor).
+
     Returns
     -------
     mean, cov : ndarray
         The last iterate whose gradient was still decreasing fast.
     n_steps : int
     """
+    if factorize is None:
+
+        def factorize(cov, mean):
+            return np.linalg.cholesky(cov)
+
     previous = np.inf
     for step in range(max_steps):
-        factor = np.linalg.cholesky(cov)
+        factor = factorize(cov, mean)
         total, _ = objective.total_stats(mean, factor)
         _, grad_mean, grad_factor = nll_grad_stats(total, mean, factor)
         grad = max(
