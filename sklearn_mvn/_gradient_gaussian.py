@@ -407,7 +407,12 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         for cycle in range(_MAX_CYCLES):
             try:
                 mean_std, cov_std, _ = em_pilot(
-                    objective, mean_std, cov_std, structure, factorize=factorize
+                    objective,
+                    mean_std,
+                    cov_std,
+                    structure,
+                    factorize=factorize,
+                    tol=self.tol,
                 )
                 chol_std = factorize(cov_std, mean_std)
             except (ValueError, np.linalg.LinAlgError):

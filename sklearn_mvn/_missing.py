@@ -44,6 +44,8 @@ from ._stats import SufficientStats, chunk_rows
 
 # Largest missing-block size inverted by the vectorised sweep operator.
 _SWEEP_MAX = 6
+# Accelerated EM cycles always run before judging their speed.
+_MIN_CYCLES = 2
 # Budget (float64 entries) for the per-batch gathered blocks of the precision.
 _BATCH_ENTRIES = 2**21
 
@@ -839,43 +841,77 @@ def _m_step(total, covariance_type):
 
 
 def em_pilot(
-    objective, mean, cov, structure, *, factorize=None, max_steps=20, rate=0.3
+    objective,
+    mean,
+    cov,
+    structure,
+    *,
+    factorize=None,
+    tol=0.0,
+    max_cycles=20,
+    rate=0.6,
 ):
-    """EM steps from ``(mean, cov)`` while EM converges fast.
+    """Accelerated EM steps from ``(mean, cov)`` while they converge fast.
 
-    The objective is linear in the statistics, so the M-step is the moment
-    estimate of the merged expected and penalty statistics (restricted to the
-    structure). The gradient at each iterate comes from the same statistics;
-    EM stops, handing over to the quasi-Newton optimiser, once an E-step
-    reduces the largest gradient entry by less than the factor ``rate``
-    (EM's linear rate is the fraction of missing information, small when few
-    entries are missing).
+    EM's M-step is the moment estimate of the merged expected and penalty
+    statistics (the objective is linear in them), restricted to the structure.
+    Cycles of SQUAREM (Varadhan and Roland, 2008) extrapolate two EM steps
+    along the squared-iteration direction, then take one EM step from there;
+    a cycle that does not lower the objective falls back to the two plain EM
+    steps, so the objective never increases. The gradient at each cycle's
+    start comes from the same statistics; the cycles stop, handing over to
+    the quasi-Newton optimiser, once a cycle (three E-steps) reduces the
+    largest gradient entry by less than ``rate**3`` or the entry is at most
+    ``tol``.
 
     ``factorize(cov, mean)`` gives the factor of the E-step (default: the
-    Cholesky factor).
+    Cholesky factor); it raises for a covariance that is not positive
+    definite.
 
     Returns
     -------
     mean, cov : ndarray
-        The last iterate whose gradient was still decreasing fast.
-    n_steps : int
+        The start of the last cycle (its E-step is cached by the objective).
+    n_cycles : int
     """
     if factorize is None:
 
         def factorize(cov, mean):
             return np.linalg.cholesky(cov)
 
-    previous = np.inf
-    for step in range(max_steps):
+    def e_step(mean, cov):
         factor = factorize(cov, mean)
-        total, _ = objective.total_stats(mean, factor)
-        _, grad_mean, grad_factor = nll_grad_stats(total, mean, factor)
+        total, entropy = objective.total_stats(mean, factor)
+        value, grad_mean, grad_factor = nll_grad_stats(total, mean, factor)
         grad = max(
             np.max(np.abs(grad_mean)),
             np.max(np.abs(structure.restrict_grad(grad_factor))),
         )
-        if grad > rate * previous:
-            return mean, cov, step
+        return value - entropy, grad, _m_step(total, structure.covariance_type)
+
+    previous = np.inf
+    for cycle in range(max_cycles):
+        value0, grad, (mean1, cov1) = e_step(mean, cov)
+        if grad <= tol or (cycle >= _MIN_CYCLES and grad > rate**3 * previous):
+            return mean, cov, cycle
         previous = grad
-        mean, cov = _m_step(total, structure.covariance_type)
-    return mean, cov, max_steps
+        _, _, (mean2, cov2) = e_step(mean1, cov1)
+        r_mean, r_cov = mean1 - mean, cov1 - cov
+        v_mean, v_cov = mean2 - mean1 - r_mean, cov2 - cov1 - r_cov
+        v_norm = np.sqrt(np.sum(v_mean**2) + np.sum(v_cov**2))
+        alpha = -np.sqrt(np.sum(r_mean**2) + np.sum(r_cov**2)) / max(v_norm, 1e-300)
+        alpha = min(alpha, -1.0)
+        accepted = False
+        if np.isfinite(alpha):
+            new_mean = mean - 2.0 * alpha * r_mean + alpha**2 * v_mean
+            new_cov = cov - 2.0 * alpha * r_cov + alpha**2 * v_cov
+            try:
+                value, _, (mean3, cov3) = e_step(new_mean, new_cov)
+                accepted = value <= value0
+            except (ValueError, np.linalg.LinAlgError):
+                accepted = False
+        if accepted:
+            mean, cov = mean3, cov3
+        else:
+            mean, cov = mean2, cov2
+    return mean, cov, max_cycles
