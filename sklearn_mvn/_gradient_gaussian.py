@@ -185,7 +185,8 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         Lower-triangular factor ``Lambda`` with positive diagonal.
 
     n_iter_ : int
-        Number of L-BFGS-B iterations run.
+        Number of L-BFGS-B iterations run (with missing values, not counting
+        the accelerated EM steps that refine the starting point).
 
     converged_ : bool
         Whether the gradient tolerance was reached.
@@ -356,7 +357,8 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         feature-wise standardised coordinates (which keep each pattern's
         sub-block apart) and optimised in coordinates whitened by the Cholesky
         factor of a pilot: the available-case moments repaired to positive
-        definite, followed by EM steps while EM converges fast.
+        definite, refined by SQUAREM-accelerated EM cycles while they converge
+        fast (which may already meet ``tol``).
         """
         n_features = stats.n_features
         structure = FactorStructure(self.covariance_type, n_features)
@@ -385,8 +387,8 @@ class GradientGaussian(DensityMixin, BaseEstimator):
             data_scale,
         )
         # Pairwise moments need not be positive definite: clip the spectrum of
-        # the standardised pilot, then let EM steps pull it to the likelihood
-        # while they are cheap progress.
+        # the standardised pilot, then let (accelerated) EM steps pull it to
+        # the likelihood while they make fast progress.
         eigval, eigvec = np.linalg.eigh(pilot / np.outer(scale, scale))
         eigval = np.clip(eigval, 1e-6 * max(eigval[-1], _EPS), None)
         cov_std = (eigvec * eigval) @ eigvec.T
