@@ -393,6 +393,11 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         eigval = np.clip(eigval, 1e-6 * max(eigval[-1], _EPS), None)
         cov_std = (eigvec * eigval) @ eigvec.T
         mean_std = np.zeros(n_features)
+        previous_fit = getattr(self, "factor_", None)
+        if self.warm_start and previous_fit is not None:
+            if previous_fit.shape[0] == n_features:
+                mean_std = (self.mean_ - ac_mean) / scale
+                cov_std = self.covariance_ / np.outer(scale, scale)
         total_weight = data_scale * weight + sum(t.weight_sum for t in penalties)
         self.history_ = []
         n_iter, previous = 0, np.inf
