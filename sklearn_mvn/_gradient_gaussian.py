@@ -21,6 +21,15 @@ from ._gradients import (
     penalty_stats,
     squared_mahalanobis,
 )
+from ._missing import (
+    MissingObjective,
+    PatternStats,
+    check_missing,
+    conditional_fill,
+    marginal_log_density,
+    marginal_mahalanobis,
+    whitened_objective,
+)
 from ._optimize import FactorStructure, minimize_nll
 from ._stats import SufficientStats, compute_stats
 from ._validation import (
@@ -34,6 +43,8 @@ from ._validation import (
 )
 
 _EPS = np.finfo(np.float64).eps
+# L-BFGS-B iterations between re-whitenings of the missing-data problem.
+_CYCLE_ITER = 10
 
 
 # ---------------------------------------------------------------------------
@@ -154,6 +165,13 @@ class GradientGaussian(DensityMixin, BaseEstimator):
     ``dask.array.Array``, whose statistics are computed block by block on the
     Dask workers (install the ``dask`` extra).
 
+    Missing values (NaN, assumed missing at random) are supported: ``fit``
+    maximises the likelihood of each row's observed entries (the marginal
+    normal of those entries) with the same gradients, working on statistics
+    per missingness pattern; ``score_samples`` and ``score`` use the same
+    marginal densities, and :meth:`impute` fills each missing entry with its
+    conditional expectation given the row's observed entries.
+
     Parameters
     ----------
     covariance_type : {'full', 'diag', 'spherical'}, default='full'
@@ -191,7 +209,9 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         data's standard deviations is of the order of the gradient). A line
         search that can no longer decrease the objective within floating-point
         resolution also counts as converged if the gradient is within
-        ``100 * tol``.
+        ``100 * tol``. With missing values the objective is accurate to
+        round-off only, so a fit also counts as converged when the line search
+        stops with the gradient at its noise floor, ``10 sqrt(eps |J|)``.
 
     verbose : int, default=0
         If positive, print the objective and the gradient norm at every
@@ -251,6 +271,7 @@ class GradientGaussian(DensityMixin, BaseEstimator):
     scipy.stats.multivariate_normal : Multivariate normal distribution.
     sklearn.neighbors.KernelDensity : Non-parametric density estimator with the
         same ``score_samples`` and ``sample`` interface.
+    sklearn.impute.IterativeImputer : Imputation by chained regressions.
 
     Examples
     --------
@@ -296,6 +317,11 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         self.verbose = verbose
         self.warm_start = warm_start
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
         """Fit the mean and covariance by maximum (penalised) likelihood.
@@ -303,8 +329,10 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like or dask.array.Array of shape (n_samples, n_features)
-            Training data. A Dask array's statistics are computed on the Dask
-            workers, block by block, and never gathered.
+            Training data. NaN marks a missing entry; every row needs an
+            observed entry, every feature an observed value, and infinite
+            values are rejected. A Dask array's statistics are computed on the
+            Dask workers, block by block, and never gathered.
 
         y : Ignored
             Not used, present for API consistency by convention.
@@ -391,10 +419,21 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         """Validate ``X`` (NumPy or Dask) and ``sample_weight``; their statistics."""
         if is_dask_array(X):
             return dask_stats(
-                self, X, sample_weight, reset=reset, allow_zero_sum=allow_zero_sum
+                self,
+                X,
+                sample_weight,
+                reset=reset,
+                allow_zero_sum=allow_zero_sum,
+                ensure_all_finite=False,
             )
         X = check_numeric_input(X)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset)
+        X = validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            reset=reset,
+            ensure_all_finite=False,
+        )
         sample_weight = check_sample_weight(
             sample_weight, X.shape[0], allow_zero_sum=allow_zero_sum
         )
@@ -411,6 +450,8 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         return [data, *penalties]
 
     def _fit_stats(self, stats, continuing=False):
+        if isinstance(stats, PatternStats):
+            return self._fit_missing(stats, continuing)
         _check_stats_range(stats)
         n_features = stats.n_features
         structure = FactorStructure(self.covariance_type, n_features)
@@ -459,6 +500,140 @@ class GradientGaussian(DensityMixin, BaseEstimator):
             )
         return self
 
+    def _fit_missing(self, stats, continuing=False):
+        """Fit on :class:`PatternStats` (data with missing entries).
+
+        The objective is the observed-data likelihood (``_missing``), with the
+        penalties built from the available-case moments. It is evaluated in
+        feature-wise standardised coordinates (which keep each pattern's
+        sub-block apart) and optimised by L-BFGS-B in coordinates whitened by
+        the Cholesky factor of a pilot: the available-case (pairwise) moments
+        repaired to positive definite.
+        """
+        n_features = stats.n_features
+        structure = FactorStructure(self.covariance_type, n_features)
+        weight = stats.weight_sum
+        ac_mean, ac_cov, _ = stats.available_case()
+        available = SufficientStats(weight, ac_mean, weight * ac_cov, stats.n_samples)
+        penalties = penalty_stats(
+            available, shrinkage=self.shrinkage, reg_covar=self.reg_covar
+        )
+        data_scale = (1.0 - self.shrinkage) / weight
+        pilot = reduce(
+            SufficientStats.merge, [available.scaled(data_scale), *penalties]
+        )
+        pilot = pilot.scatter / pilot.weight_sum
+        diag = FactorStructure("diag", n_features)
+        scale = np.diag(
+            _preconditioner(np.diag(np.diag(pilot)), ac_mean, diag, stats.n_samples)
+        )
+        if self.covariance_type == "spherical":
+            # One scale for all features keeps c * I spherical.
+            scale = np.full(n_features, np.sqrt(np.mean(scale**2)))
+        to_std = np.diag(scale)
+        objective = MissingObjective(
+            stats.standardised(ac_mean, scale),
+            [term.whitened(ac_mean, to_std) for term in penalties],
+            data_scale,
+        )
+        # Pairwise moments need not be positive definite: clip the spectrum of
+        # the standardised pilot. The gradient optimiser does the rest.
+        eigval, eigvec = np.linalg.eigh(pilot / np.outer(scale, scale))
+        eigval = np.clip(eigval, 1e-6 * max(eigval[-1], _EPS), None)
+        cov_std = (eigvec * eigval) @ eigvec.T
+        mean_std = np.zeros(n_features)
+        previous_fit = getattr(self, "factor_", None)
+        if self.warm_start and previous_fit is not None:
+            if previous_fit.shape[0] == n_features:
+                mean_std = (self.mean_ - ac_mean) / scale
+                cov_std = self.covariance_ / np.outer(scale, scale)
+        total_weight = data_scale * weight + sum(t.weight_sum for t in penalties)
+        self.history_ = []
+        n_iter, previous = 0, np.inf
+
+        def factorize(cov, mean):
+            return _preconditioner(cov, mean, structure, stats.n_samples)
+
+        # Cycles of at most _CYCLE_ITER L-BFGS-B iterations, each in
+        # coordinates whitened at the current estimate: the pilot of
+        # pairwise moments can be a poor preconditioner (strong correlation),
+        # and refreshing it keeps the problem near-isotropic. A cycle also
+        # ends when L-BFGS-B stops early (e.g. after a trial step to a
+        # numerically singular covariance); cycles go on while they make
+        # progress.
+        for cycle in range(self.max_iter + 1):
+            try:
+                chol_std = factorize(cov_std, mean_std)
+            except (ValueError, np.linalg.LinAlgError):
+                if cycle == 0:
+                    raise
+                break
+            shift = ac_mean + scale * mean_std
+            chol = scale[:, np.newaxis] * chol_std
+            evaluate = whitened_objective(objective, mean_std, chol_std)
+            if cycle == 0:
+                mean0, factor0 = self._initial_point(
+                    shift, chol, structure, evaluate if continuing else None
+                )
+            else:
+                mean0, factor0 = np.zeros(n_features), np.eye(n_features)
+            result = minimize_nll(
+                evaluate,
+                structure,
+                mean0,
+                factor0,
+                max_iter=min(self.max_iter - n_iter, _CYCLE_ITER),
+                tol=self.tol,
+                verbose=self.verbose,
+                history=self.history_,
+            )
+            n_iter += result.n_iter
+            # The observed-data objective is only accurate to round-off, so a
+            # line search that stalls with the gradient at its noise floor has
+            # converged; a cycle that used up its iterations has not.
+            floor = 10.0 * np.sqrt(_EPS * max(1.0, abs(result.value)))
+            stalled = result.status != 1
+            converged = result.grad_norm <= self.tol or (
+                stalled and result.grad_norm <= floor
+            )
+            # The objective in standardised units, comparable across cycles.
+            value = result.value + total_weight * np.sum(np.log(np.diag(chol_std)))
+            mean_std = mean_std + chol_std @ result.mean
+            factor_std = chol_std @ result.factor
+            cov_std = factor_std @ factor_std.T
+            if converged or n_iter >= self.max_iter or not value < previous:
+                break
+            previous = value
+        factor = np.tril(scale[:, np.newaxis] * factor_std)
+        self.mean_ = ac_mean + scale * mean_std
+        self.factor_ = factor
+        self.covariance_ = factor @ factor.T
+        inv = solve_triangular(factor, np.eye(n_features), lower=True)
+        self.precision_ = inv.T @ inv
+        self.n_iter_ = n_iter
+        self.converged_ = bool(converged)
+        # Back to original units: for the data, each pattern's observed
+        # features' scales; for the penalties, all of them.
+        log_scale = np.log(scale)
+        penalty_weight = sum(term.weight_sum for term in penalties)
+        self.objective_ = float(
+            value
+            + data_scale * float(stats.pattern_weight @ (stats.observed @ log_scale))
+            + penalty_weight * float(np.sum(log_scale))
+        )
+        if not self.converged_:
+            warnings.warn(
+                f"GradientGaussian did not converge on data with missing values: "
+                f"{result.message} after {n_iter} iterations (largest "
+                f"gradient entry {result.grad_norm:.3g}, tol={self.tol:g}). "
+                "Increase max_iter or tol. If the covariance becomes singular, the "
+                "likelihood may be unbounded (with many missing entries, few rows "
+                "observe all features): set shrinkage > 0 or reg_covar > 0.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return self
+
     def _initial_point(self, shift, chol, structure, objective=None):
         """Starting mean and factor in whitened coordinates.
 
@@ -499,21 +674,76 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like or dask.array.Array of shape (n_samples, n_features)
-            Samples.
+            Samples; NaN marks a missing entry (each row needs an observed
+            entry).
 
         Returns
         -------
         log_density : ndarray or dask.array.Array of shape (n_samples,)
             ``log N(x | mean_, covariance_)`` of each row: a true log-density
-            (higher means more typical), usable as an anomaly score. Lazy (a
+            (higher means more typical), usable as an anomaly score. For a row
+            with missing entries (NaN), the log-density of its observed
+            entries under the fitted marginal normal of those entries. Lazy (a
             Dask array computed block by block) when ``X`` is a Dask array.
         """
         check_is_fitted(self)
         if is_dask_array(X):
             return dask_score_samples(self, X)
-        X = check_numeric_input(X)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = self._validate_predict_input(X)
+        if check_missing(X):
+            return marginal_log_density(X, self.mean_, self.factor_)
         return log_density(X, self.mean_, self.factor_)
+
+    def _validate_predict_input(self, X):
+        """Validated ``X`` for the predict-side methods (NaN allowed)."""
+        X = check_numeric_input(X)
+        return validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            reset=False,
+            ensure_all_finite=False,
+        )
+
+    def impute(self, X):
+        """Replace each missing entry by its conditional expectation.
+
+        Under the fitted normal, the missing entries ``m`` of a row given its
+        observed entries ``o`` have the mean
+        ``mean_m + S_mo S_oo^{-1} (x_o - mean_o)`` (the best linear predictor,
+        and the conditional expectation). Observed entries are returned
+        unchanged.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples with NaN at the missing entries; every row needs at least
+            one observed entry.
+
+        Returns
+        -------
+        X_imputed : ndarray of shape (n_samples, n_features)
+            A float64 copy of ``X`` without NaN.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_mvn import GradientGaussian
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.multivariate_normal([0, 0], [[1.0, 0.9], [0.9, 1.0]], size=500)
+        >>> X[rng.rand(500) < 0.2, 1] = np.nan
+        >>> model = GradientGaussian().fit(X)
+        >>> filled = model.impute([[2.0, np.nan]])
+        >>> expected = model.mean_[1] + (
+        ...     model.covariance_[1, 0] / model.covariance_[0, 0]
+        ... ) * (2.0 - model.mean_[0])
+        >>> bool(np.isclose(filled[0, 1], expected))
+        True
+        """
+        check_is_fitted(self)
+        X = self._validate_predict_input(X)
+        check_missing(X)
+        return conditional_fill(X, self.mean_, self.factor_)[0]
 
     def score(self, X, y=None):
         """Mean log-likelihood per sample of ``X``.
@@ -588,7 +818,8 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Samples.
+            Samples; for a row with NaN (missing entries) the distance is taken
+            in the marginal normal of its observed entries.
 
         Returns
         -------
@@ -612,8 +843,9 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         2.0
         """
         check_is_fitted(self)
-        X = check_numeric_input(X)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = self._validate_predict_input(X)
+        if check_missing(X):
+            return marginal_mahalanobis(X, self.mean_, self.factor_)
         return squared_mahalanobis(X, self.mean_, self.factor_)
 
     def bic(self, X):

@@ -100,12 +100,16 @@ class SufficientStats:
 
         Parameters
         ----------
-        other : SufficientStats
+        other : SufficientStats or PatternStats
+            Statistics per missingness pattern merge on their side (the union
+            is commutative), so code that only calls ``merge`` accepts both.
 
         Returns
         -------
-        merged : SufficientStats
+        merged : SufficientStats or PatternStats
         """
+        if not isinstance(other, SufficientStats):
+            return other.merge(self)
         w_a, w_b = self.weight_sum, other.weight_sum
         n_samples = self.n_samples + other.n_samples
         if w_b == 0.0:
@@ -174,10 +178,14 @@ def compute_stats(X, sample_weight=None):
 
     Returns
     -------
-    stats : SufficientStats
-        Mergeable statistics of ``X``.
+    stats : SufficientStats or PatternStats
+        Mergeable statistics of ``X``: per missingness pattern when ``X`` has
+        NaN.
     """
-    return SufficientStats.from_array(X, sample_weight)
+    # Imported here: ``_missing`` builds on this module.
+    from ._missing import build_stats
+
+    return build_stats(X, sample_weight)
 
 
 def _chunk_stats(block, weights):

@@ -1,29 +1,5 @@
-"""PENDING: partial_fit and Dask with missing values (NaN).
-
-Deliberately not collected by pytest (the name does not match ``test_*.py``):
-these tests need the missing-values branch (``missing``), whose statistics of
-data with NaN are a mergeable ``PatternStats``. Run them explicitly with
-``python -m pytest tests/_pending_nan_stream.py`` (before that merge each one fails
-with the ValueError about NaN, as it should).
-
-At the merge (verified on a scratch merge of ``stream`` with ``missing`` at
-d87d428, where all 15 tests pass and the rest of the suite too):
-
-1. ``_stats.compute_stats`` returns ``build_stats(X, sample_weight)`` (import
-   it inside the function: ``_missing`` imports ``_stats``), so ``fit``,
-   ``partial_fit`` and every Dask block build ``PatternStats`` for NaN data;
-2. ``GradientGaussian._validated_stats`` passes ``ensure_all_finite=False``
-   to ``validate_data`` and to ``dask_stats`` (which applies it to every block
-   with ``check_array``; Dask scoring calls the NumPy ``score_samples`` per
-   block, so it needs no change);
-3. ``_fit_stats(self, stats, continuing=False)`` dispatches to
-   ``self._fit_missing(stats, continuing)``, and ``_fit_missing`` builds
-   ``evaluate = whitened_objective(...)`` before calling
-   ``self._initial_point(shift, chol, structure, evaluate if continuing else
-   None)``;
-4. in ``score_samples`` the Dask branch goes before ``validate_data``;
-5. ``git mv tests/_pending_nan_stream.py tests/test_nan_stream.py``.
-"""
+"""partial_fit and Dask with missing values (NaN): per-pattern statistics
+merge exactly, so streaming and distributed fits equal ``fit``."""
 
 import dask
 import dask.array as da
