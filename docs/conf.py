@@ -13,6 +13,7 @@ import os
 import sys
 import warnings
 
+import threadpoolctl
 from docutils import nodes
 
 # Document the package of this source tree, also without installing it.
@@ -75,6 +76,11 @@ sphinx_gallery_conf = {
 
 # Matplotlib's non-GUI backend: examples end with plt.show().
 os.environ.setdefault("MPLBACKEND", "agg")
+
+# The examples' matrices are small (at most a few dozen features): threaded
+# BLAS only adds synchronisation overhead there, several times the work on a
+# busy machine. One BLAS thread keeps each example at a few seconds.
+threadpoolctl.threadpool_limits(limits=1, user_api="blas")
 warnings.filterwarnings(
     "ignore",
     category=UserWarning,
