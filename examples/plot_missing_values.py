@@ -91,7 +91,8 @@ except ValueError as error:
 # of the mean (Euclidean norm, in standard deviations), the relative error of
 # the covariance (Frobenius norm) and the mean log-likelihood of the test
 # rows. Complete-case analysis is left out where fewer complete rows than
-# features remain.
+# features remain. We also score the exact fit with a little ``shrinkage``
+# (0.1), for a reason that the plot will make clear.
 from sklearn.impute import SimpleImputer
 
 
@@ -115,6 +116,7 @@ rates = np.array([0.05, 0.1, 0.15, 0.2, 0.25, 0.3])
 n_repeats = 5
 shape = (len(methods), len(rates), n_repeats)
 mean_error, cov_error, test_score = (np.full(shape, np.nan) for _ in range(3))
+shrunk_score = np.zeros((len(rates), n_repeats))
 cov_norm = np.linalg.norm(reference.covariance_)
 for j, rate in enumerate(rates):
     for r in range(n_repeats):
@@ -128,20 +130,35 @@ for j, rate in enumerate(rates):
                 np.linalg.norm(estimate.covariance_ - reference.covariance_) / cov_norm
             )
             test_score[i, j, r] = estimate.score(X_test)
+        shrunk = GradientGaussian(shrinkage=0.1).fit(X_missing)
+        shrunk_score[j, r] = shrunk.score(X_test)
 
 for i, name in enumerate(methods):
     print(f"{name:24s} covariance error", np.round(np.mean(cov_error[i], axis=1), 3))
+for i, name in enumerate(methods):
+    print(f"{name:24s} held-out score", np.round(np.mean(test_score[i], axis=1), 2))
+print(f"{'exact, shrinkage=0.1':24s} held-out score", np.round(shrunk_score.mean(1), 2))
 
 # %%
 # Complete-case analysis throws away whole rows for a single missing entry: its
 # errors grow fastest, its held-out likelihood drops out of the plot, and
 # beyond 15% missing it has no estimate at all.
 # Mean imputation keeps every row but fills in values that lie at the centre
-# of the cloud, which shrinks the variances and the correlations (its
-# covariance error grows in proportion to the missing rate), and its held-out
-# likelihood drops accordingly. The exact likelihood uses every observed entry
-# and nothing else: its errors stay the smallest and its held-out
-# log-likelihood the closest to the full-data fit.
+# of the cloud, which shrinks the variances and the correlations: its
+# covariance error grows in proportion to the missing rate. The exact
+# likelihood uses every observed entry and nothing else, and its estimate
+# stays by far the closest to the full-data fit.
+#
+# The held-out panel holds a surprise: mean imputation scores better than the
+# exact fit at every rate, at low rates even above the full-data fit. With
+# 133 rows for 104 parameters the maximum-likelihood fit overfits, and the
+# correlations that mean imputation shrinks act as a hidden regulariser whose
+# strength depends on the missing rate. The exact likelihood faithfully
+# estimates the full-data fit, overfitting included. The remedy is explicit
+# regularisation, which works with missing values too: with
+# ``shrinkage=0.1`` the exact fit has the best held-out likelihood at every
+# rate (in practice, choose the shrinkage by cross-validation, which accepts
+# the incomplete data as they are).
 import matplotlib.pyplot as plt
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 4))
@@ -155,6 +172,12 @@ for ax, (values, title) in zip(axes, panels, strict=True):
         ax.plot(100 * rates, np.mean(values[i], axis=1), style, label=name)
     ax.set_xlabel("missing entries (%)")
     ax.set_title(title)
+axes[2].plot(
+    100 * rates,
+    np.mean(shrunk_score, axis=1),
+    "-.D",
+    label="exact likelihood, shrinkage=0.1",
+)
 axes[2].axhline(
     reference.score(X_test), color="grey", linestyle="-.", label="full-data fit"
 )
