@@ -10,17 +10,33 @@ import numpy as np
 from scipy.linalg import cholesky
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import assert_all_finite, check_random_state
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._dask import dask_score_samples, dask_stats, is_dask_array
 from ._gradients import (
     log_density,
     nll_grad_stats,
     penalty_stats,
     squared_mahalanobis,
 )
+from ._missing import (
+    MissingObjective,
+    PatternStats,
+    check_missing,
+    conditional_fill,
+    marginal_log_density,
+    marginal_mahalanobis,
+    whitened_objective,
+)
 from ._optimize import FactorStructure, minimize_nll
-from ._stats import SufficientStats, inverse_lower, multiply_lower, solve_lower
+from ._stats import (
+    SufficientStats,
+    compute_stats,
+    inverse_lower,
+    multiply_lower,
+    solve_lower,
+)
 from ._validation import (
     Integral,
     Interval,
@@ -32,6 +48,8 @@ from ._validation import (
 )
 
 _EPS = np.finfo(np.float64).eps
+# L-BFGS-B iterations between re-whitenings of the missing-data problem.
+_CYCLE_ITER = 10
 
 
 # ---------------------------------------------------------------------------
@@ -146,6 +164,19 @@ class GradientGaussian(DensityMixin, BaseEstimator):
     data the pilot is already the stationary point, which the optimiser
     certifies (``n_iter_`` is then 0).
 
+    Because the statistics merge exactly, :meth:`partial_fit` streams chunks
+    of rows into the same model that :meth:`fit` gives on their
+    concatenation, and :meth:`fit` and :meth:`partial_fit` accept a
+    ``dask.array.Array``, whose statistics are computed block by block on the
+    Dask workers (install the ``dask`` extra).
+
+    Missing values (NaN, assumed missing at random) are supported: ``fit``
+    maximises the likelihood of each row's observed entries (the marginal
+    normal of those entries) with the same gradients, working on statistics
+    per missingness pattern; ``score_samples`` and ``score`` use the same
+    marginal densities, and :meth:`impute` fills each missing entry with its
+    conditional expectation given the row's observed entries.
+
     Parameters
     ----------
     covariance_type : {'full', 'diag', 'spherical'}, default='full'
@@ -183,7 +214,9 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         data's standard deviations is of the order of the gradient). A line
         search that can no longer decrease the objective within floating-point
         resolution also counts as converged if the gradient is within
-        ``100 * tol``.
+        ``100 * tol``. With missing values the objective is accurate to
+        round-off only, so a fit also counts as converged when the line search
+        stops with the gradient at its noise floor, ``10 sqrt(eps |J|)``.
 
     verbose : int, default=0
         If positive, print the objective and the gradient norm at every
@@ -222,6 +255,11 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         ``objective_`` by a constant) and largest gradient entry at the
         starting point and after every iteration.
 
+    n_samples_seen_ : int
+        Number of rows (of any weight) in the statistics the model was fitted
+        on: those of the last :meth:`fit` plus any later :meth:`partial_fit`
+        chunks.
+
     n_features_in_ : int
         Number of features seen during :term:`fit`.
 
@@ -238,16 +276,17 @@ class GradientGaussian(DensityMixin, BaseEstimator):
     scipy.stats.multivariate_normal : Multivariate normal distribution.
     sklearn.neighbors.KernelDensity : Non-parametric density estimator with the
         same ``score_samples`` and ``sample`` interface.
+    sklearn.impute.IterativeImputer : Imputation by chained regressions.
 
     Examples
     --------
     >>> import numpy as np
     >>> from sklearn_mvn import GradientGaussian
     >>> rng = np.random.RandomState(0)
-    >>> X = rng.multivariate_normal([0, 1], [[1.0, 0.8], [0.8, 2.0]], size=500)
+    >>> X = rng.standard_normal((500, 2)) @ [[1.0, 0.8], [0.0, 1.2]] + [0.0, 1.0]
     >>> model = GradientGaussian().fit(X)
     >>> model.mean_.round(2)
-    array([0.07, 1.08])
+    array([-0.07,  0.92])
     >>> np.allclose(model.covariance_, np.cov(X.T, bias=True))
     True
     >>> model.score_samples(X[:3]).shape
@@ -283,39 +322,127 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         self.verbose = verbose
         self.warm_start = warm_start
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
         """Fit the mean and covariance by maximum (penalised) likelihood.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            Training data. NaN marks a missing entry; every row needs an
+            observed entry, every feature an observed value, and infinite
+            values are rejected. A Dask array's statistics are computed on the
+            Dask workers, block by block, and never gathered.
 
         y : Ignored
             Not used, present for API consistency by convention.
 
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights; each row's log-likelihood is multiplied by
-            its weight, so integer weights equal repeating rows.
+            its weight, so integer weights equal repeating rows. With a Dask
+            ``X`` it may be a Dask array (rechunked to ``X``'s row chunks).
 
         Returns
         -------
         self : object
             Fitted estimator.
         """
-        # The finiteness check is folded into the one pass over X: NaN or
-        # infinity make the statistics non-finite, and only then is X searched
-        # (to raise scikit-learn's usual error).
+        if hasattr(self, "_sufficient_stats"):
+            del self._sufficient_stats  # fit starts over, even if it fails
+        stats = self._validated_stats(X, sample_weight, reset=True)
+        return self._fit_and_keep(stats)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Add a chunk of rows to the data and refit: exact streaming.
+
+        The chunk's statistics are merged into those of all rows seen so far
+        (by :meth:`fit` and earlier calls to :meth:`partial_fit`; the first
+        call starts from none) with a numerically stable pairwise update, and
+        the model is re-optimised from the previous solution, or from the new
+        statistics' pilot when that is better, whatever ``warm_start``. After
+        any sequence of chunks the model equals :meth:`fit` on their
+        concatenation. :meth:`fit` discards the statistics and starts over.
+
+        If the chunk is invalid or the refit fails (for example because the
+        rows seen so far have a singular covariance), the chunk is not added:
+        the statistics stay as before the call.
+
+        Parameters
+        ----------
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            A chunk of training data, with the number of features of the
+            previous calls.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the chunk's rows, as in :meth:`fit`; they
+            may sum to zero after the first call.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_mvn import GradientGaussian
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.multivariate_normal([0, 1], [[1.0, 0.8], [0.8, 2.0]], size=500)
+        >>> model = GradientGaussian()
+        >>> for chunk in np.array_split(X, 5):
+        ...     model = model.partial_fit(chunk)
+        >>> model.n_samples_seen_
+        500
+        >>> np.allclose(model.covariance_, GradientGaussian().fit(X).covariance_)
+        True
+        """
+        first_call = not hasattr(self, "_sufficient_stats")
+        stats = self._validated_stats(
+            X, sample_weight, reset=first_call, allow_zero_sum=not first_call
+        )
+        if first_call:
+            return self._fit_and_keep(stats)
+        return self._fit_and_keep(self._sufficient_stats.merge(stats), continuing=True)
+
+    def _fit_and_keep(self, stats, continuing=False):
+        """Fit on the data's statistics, then keep them for ``partial_fit``."""
+        self._fit_stats(stats, continuing=continuing)
+        self._sufficient_stats = stats
+        self.n_samples_seen_ = stats.n_samples
+        return self
+
+    def _validated_stats(self, X, sample_weight, reset, allow_zero_sum=False):
+        """Validate ``X`` (NumPy or Dask) and ``sample_weight``; their statistics."""
+        if is_dask_array(X):
+            return dask_stats(
+                self,
+                X,
+                sample_weight,
+                reset=reset,
+                allow_zero_sum=allow_zero_sum,
+                ensure_all_finite=False,
+            )
         X = check_numeric_input(X)
         X = validate_data(
-            self, X, dtype=[np.float64, np.float32], ensure_all_finite=False
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            reset=reset,
+            ensure_all_finite=False,
         )
-        sample_weight = check_sample_weight(sample_weight, X.shape[0])
-        stats = SufficientStats.from_array(X, sample_weight)
-        if not (np.all(np.isfinite(stats.mean)) and np.all(np.isfinite(stats.scatter))):
-            assert_all_finite(X, estimator_name=type(self).__name__, input_name="X")
-        return self._fit_stats(stats)
+        sample_weight = check_sample_weight(
+            sample_weight, X.shape[0], allow_zero_sum=allow_zero_sum
+        )
+        return compute_stats(X, sample_weight)
 
     # -- the core: statistics -> objective -> optimiser ----------------------
 
@@ -327,7 +454,9 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         )
         return [data, *penalties]
 
-    def _fit_stats(self, stats):
+    def _fit_stats(self, stats, continuing=False):
+        if isinstance(stats, PatternStats):
+            return self._fit_missing(stats, continuing)
         _check_stats_range(stats)
         n_features = stats.n_features
         structure = FactorStructure(self.covariance_type, n_features)
@@ -339,10 +468,15 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         shift = stats.mean
         whitened = total.whitened(shift, chol)
 
-        mean0, factor0 = self._initial_point(shift, chol, structure)
+        def objective(mean, factor):
+            return nll_grad_stats(whitened, mean, factor)
+
+        mean0, factor0 = self._initial_point(
+            shift, chol, structure, objective if continuing else None
+        )
         self.history_ = []
         result = minimize_nll(
-            lambda mean, factor: nll_grad_stats(whitened, mean, factor),
+            objective,
             structure,
             mean0,
             factor0,
@@ -375,10 +509,152 @@ class GradientGaussian(DensityMixin, BaseEstimator):
             )
         return self
 
-    def _initial_point(self, shift, chol, structure):
-        """Starting mean and factor in whitened coordinates."""
+    def _fit_missing(self, stats, continuing=False):
+        """Fit on :class:`PatternStats` (data with missing entries).
+
+        The objective is the observed-data likelihood (``_missing``), with the
+        penalties built from the available-case moments. It is evaluated in
+        feature-wise standardised coordinates (which keep each pattern's
+        sub-block apart) and optimised by L-BFGS-B in coordinates whitened by
+        the Cholesky factor of a pilot: the available-case (pairwise) moments
+        repaired to positive definite.
+        """
+        n_features = stats.n_features
+        structure = FactorStructure(self.covariance_type, n_features)
+        weight = stats.weight_sum
+        ac_mean, ac_cov, _ = stats.available_case()
+        available = SufficientStats(weight, ac_mean, weight * ac_cov, stats.n_samples)
+        penalties = penalty_stats(
+            available, shrinkage=self.shrinkage, reg_covar=self.reg_covar
+        )
+        data_scale = (1.0 - self.shrinkage) / weight
+        pilot = reduce(
+            SufficientStats.merge, [available.scaled(data_scale), *penalties]
+        )
+        pilot = pilot.scatter / pilot.weight_sum
+        diag = FactorStructure("diag", n_features)
+        scale = np.diag(
+            _preconditioner(np.diag(np.diag(pilot)), ac_mean, diag, stats.n_samples)
+        )
+        if self.covariance_type == "spherical":
+            # One scale for all features keeps c * I spherical.
+            scale = np.full(n_features, np.sqrt(np.mean(scale**2)))
+        to_std = np.diag(scale)
+        objective = MissingObjective(
+            stats.standardised(ac_mean, scale),
+            [term.whitened(ac_mean, to_std) for term in penalties],
+            data_scale,
+        )
+        # Pairwise moments need not be positive definite: clip the spectrum of
+        # the standardised pilot. The gradient optimiser does the rest.
+        eigval, eigvec = np.linalg.eigh(pilot / np.outer(scale, scale))
+        eigval = np.clip(eigval, 1e-6 * max(eigval[-1], _EPS), None)
+        cov_std = (eigvec * eigval) @ eigvec.T
+        mean_std = np.zeros(n_features)
+        previous_fit = getattr(self, "factor_", None)
+        if self.warm_start and previous_fit is not None:
+            if previous_fit.shape[0] == n_features:
+                mean_std = (self.mean_ - ac_mean) / scale
+                cov_std = self.covariance_ / np.outer(scale, scale)
+        total_weight = data_scale * weight + sum(t.weight_sum for t in penalties)
+        self.history_ = []
+        n_iter, previous = 0, np.inf
+
+        def factorize(cov, mean):
+            return _preconditioner(cov, mean, structure, stats.n_samples)
+
+        # Cycles of at most _CYCLE_ITER L-BFGS-B iterations, each in
+        # coordinates whitened at the current estimate: the pilot of
+        # pairwise moments can be a poor preconditioner (strong correlation),
+        # and refreshing it keeps the problem near-isotropic. A cycle also
+        # ends when L-BFGS-B stops early (e.g. after a trial step to a
+        # numerically singular covariance); cycles go on while they make
+        # progress.
+        for cycle in range(self.max_iter + 1):
+            try:
+                chol_std = factorize(cov_std, mean_std)
+            except (ValueError, np.linalg.LinAlgError):
+                if cycle == 0:
+                    raise
+                break
+            shift = ac_mean + scale * mean_std
+            chol = scale[:, np.newaxis] * chol_std
+            evaluate = whitened_objective(objective, mean_std, chol_std)
+            if cycle == 0:
+                mean0, factor0 = self._initial_point(
+                    shift, chol, structure, evaluate if continuing else None
+                )
+            else:
+                mean0, factor0 = np.zeros(n_features), np.eye(n_features)
+            result = minimize_nll(
+                evaluate,
+                structure,
+                mean0,
+                factor0,
+                max_iter=min(self.max_iter - n_iter, _CYCLE_ITER),
+                tol=self.tol,
+                verbose=self.verbose,
+                history=self.history_,
+            )
+            n_iter += result.n_iter
+            # The observed-data objective is only accurate to round-off, so a
+            # line search that stalls with the gradient at its noise floor has
+            # converged; a cycle that used up its iterations has not.
+            floor = 10.0 * np.sqrt(_EPS * max(1.0, abs(result.value)))
+            stalled = result.status != 1
+            converged = result.grad_norm <= self.tol or (
+                stalled and result.grad_norm <= floor
+            )
+            # The objective in standardised units, comparable across cycles.
+            value = result.value + total_weight * np.sum(np.log(np.diag(chol_std)))
+            mean_std = mean_std + chol_std @ result.mean
+            factor_std = chol_std @ result.factor
+            cov_std = factor_std @ factor_std.T
+            if converged or n_iter >= self.max_iter or not value < previous:
+                break
+            previous = value
+        factor = np.tril(scale[:, np.newaxis] * factor_std)
+        self.mean_ = ac_mean + scale * mean_std
+        self.factor_ = factor
+        self.covariance_ = factor @ factor.T
+        inv = inverse_lower(factor)
+        self.precision_ = inv.T @ inv
+        self.n_iter_ = n_iter
+        self.converged_ = bool(converged)
+        # Back to original units: for the data, each pattern's observed
+        # features' scales; for the penalties, all of them.
+        log_scale = np.log(scale)
+        penalty_weight = sum(term.weight_sum for term in penalties)
+        self.objective_ = float(
+            value
+            + data_scale * float(stats.pattern_weight @ (stats.observed @ log_scale))
+            + penalty_weight * float(np.sum(log_scale))
+        )
+        if not self.converged_:
+            warnings.warn(
+                f"GradientGaussian did not converge on data with missing values: "
+                f"{result.message} after {n_iter} iterations (largest "
+                f"gradient entry {result.grad_norm:.3g}, tol={self.tol:g}). "
+                "Increase max_iter or tol. If the covariance becomes singular, the "
+                "likelihood may be unbounded (with many missing entries, few rows "
+                "observe all features): set shrinkage > 0 or reg_covar > 0.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return self
+
+    def _initial_point(self, shift, chol, structure, objective=None):
+        """Starting mean and factor in whitened coordinates.
+
+        The pilot, or with ``warm_start`` the previous solution. ``partial_fit``
+        passes the ``objective`` of the merged statistics: it continues from
+        the previous solution unless the pilot has a lower objective (for
+        complete data the pilot is the optimum).
+        """
         n_features = structure.n_features
-        if self.warm_start and hasattr(self, "factor_"):
+        pilot = np.zeros(n_features), np.eye(n_features)
+        continuing = objective is not None
+        if (self.warm_start or continuing) and hasattr(self, "factor_"):
             if self.factor_.shape[0] != n_features:
                 raise ValueError(
                     f"warm_start=True but X has {n_features} features while the "
@@ -386,10 +662,12 @@ class GradientGaussian(DensityMixin, BaseEstimator):
                     "warm_start=False to fit from scratch."
                 )
             mean0 = solve_lower(chol, self.mean_ - shift)
-            factor0 = solve_lower(chol, self.factor_)
-            return mean0, structure.project(np.tril(factor0))
+            factor0 = structure.project(np.tril(solve_lower(chol, self.factor_)))
+            if continuing and objective(*pilot)[0] < objective(mean0, factor0)[0]:
+                return pilot
+            return mean0, factor0
         # The pilot itself: whitened mean 0 and factor I.
-        return np.zeros(n_features), np.eye(n_features)
+        return pilot
 
     def _n_parameters(self):
         """Number of free parameters of the fitted structure."""
@@ -402,37 +680,87 @@ class GradientGaussian(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples.
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            Samples; NaN marks a missing entry (each row needs an observed
+            entry).
 
         Returns
         -------
-        log_density : ndarray of shape (n_samples,)
+        log_density : ndarray or dask.array.Array of shape (n_samples,)
             ``log N(x | mean_, covariance_)`` of each row: a true log-density
-            (higher means more typical), usable as an anomaly score.
+            (higher means more typical), usable as an anomaly score. For a row
+            with missing entries (NaN), the log-density of its observed
+            entries under the fitted marginal normal of those entries. Lazy (a
+            Dask array computed block by block) when ``X`` is a Dask array.
         """
         check_is_fitted(self)
+        if is_dask_array(X):
+            return dask_score_samples(self, X)
+        X = self._validate_predict_input(X)
+        log_dens = log_density(X, self.mean_, self.factor_)
+        # X is searched for NaN (missing entries) or infinity only if the
+        # result shows some: complete data are read once.
+        if not np.all(np.isfinite(log_dens)) and check_missing(X):
+            return marginal_log_density(X, self.mean_, self.factor_)
+        return log_dens
+
+    def _validate_predict_input(self, X):
+        """Validated ``X`` for the predict-side methods (NaN allowed)."""
         X = check_numeric_input(X)
-        X = validate_data(
+        return validate_data(
             self,
             X,
             dtype=[np.float64, np.float32],
             reset=False,
             ensure_all_finite=False,
         )
-        log_dens = log_density(X, self.mean_, self.factor_)
-        # As in fit, X is searched for NaN or infinity only if the result
-        # shows some.
-        if not np.all(np.isfinite(log_dens)):
-            assert_all_finite(X, estimator_name=type(self).__name__, input_name="X")
-        return log_dens
+
+    def impute(self, X):
+        """Replace each missing entry by its conditional expectation.
+
+        Under the fitted normal, the missing entries ``m`` of a row given its
+        observed entries ``o`` have the mean
+        ``mean_m + S_mo S_oo^{-1} (x_o - mean_o)`` (the best linear predictor,
+        and the conditional expectation). Observed entries are returned
+        unchanged.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples with NaN at the missing entries; every row needs at least
+            one observed entry.
+
+        Returns
+        -------
+        X_imputed : ndarray of shape (n_samples, n_features)
+            A float64 copy of ``X`` without NaN.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_mvn import GradientGaussian
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.multivariate_normal([0, 0], [[1.0, 0.9], [0.9, 1.0]], size=500)
+        >>> X[rng.rand(500) < 0.2, 1] = np.nan
+        >>> model = GradientGaussian().fit(X)
+        >>> filled = model.impute([[2.0, np.nan]])
+        >>> expected = model.mean_[1] + (
+        ...     model.covariance_[1, 0] / model.covariance_[0, 0]
+        ... ) * (2.0 - model.mean_[0])
+        >>> bool(np.isclose(filled[0, 1], expected))
+        True
+        """
+        check_is_fitted(self)
+        X = self._validate_predict_input(X)
+        check_missing(X)
+        return conditional_fill(X, self.mean_, self.factor_)[0]
 
     def score(self, X, y=None):
         """Mean log-likelihood per sample of ``X``.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
             Samples.
 
         y : Ignored
@@ -443,7 +771,8 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         score : float
             Mean of :meth:`score_samples` (as
             :meth:`sklearn.mixture.GaussianMixture.score`), so scores of folds
-            of different sizes compare fairly.
+            of different sizes compare fairly. A number also for a Dask ``X``
+            (the mean is computed by Dask).
         """
         return float(np.mean(self.score_samples(X)))
 
@@ -499,7 +828,8 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Samples.
+            Samples; for a row with NaN (missing entries) the distance is taken
+            in the marginal normal of its observed entries.
 
         Returns
         -------
@@ -523,8 +853,9 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         2.0
         """
         check_is_fitted(self)
-        X = check_numeric_input(X)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = self._validate_predict_input(X)
+        if check_missing(X):
+            return marginal_mahalanobis(X, self.mean_, self.factor_)
         return squared_mahalanobis(X, self.mean_, self.factor_)
 
     def bic(self, X):

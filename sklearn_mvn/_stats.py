@@ -191,12 +191,16 @@ class SufficientStats:
 
         Parameters
         ----------
-        other : SufficientStats
+        other : SufficientStats or PatternStats
+            Statistics per missingness pattern merge on their side (the union
+            is commutative), so code that only calls ``merge`` accepts both.
 
         Returns
         -------
-        merged : SufficientStats
+        merged : SufficientStats or PatternStats
         """
+        if not isinstance(other, SufficientStats):
+            return other.merge(self)
         w_a, w_b = self.weight_sum, other.weight_sum
         n_samples = self.n_samples + other.n_samples
         if w_b == 0.0:
@@ -246,6 +250,33 @@ class SufficientStats:
             f"SufficientStats(weight_sum={self.weight_sum!r}, "
             f"n_features={self.n_features}, n_samples={self.n_samples})"
         )
+
+
+def compute_stats(X, sample_weight=None):
+    """Statistics of a validated array: the one entry point that builds them.
+
+    ``fit``, ``partial_fit`` and every Dask block build their statistics here
+    and combine them only with ``.merge``, so a richer statistics object (for
+    example per-pattern statistics of data with missing values) flows through
+    all of them by changing this function alone.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Validated data.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Validated non-negative weights; ``None`` means unit weights.
+
+    Returns
+    -------
+    stats : SufficientStats or PatternStats
+        Mergeable statistics of ``X``: per missingness pattern when ``X`` has
+        NaN.
+    """
+    # Imported here: ``_missing`` builds on this module.
+    from ._missing import build_stats
+
+    return build_stats(X, sample_weight)
 
 
 # ---------------------------------------------------------------------------

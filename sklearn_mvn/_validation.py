@@ -79,7 +79,7 @@ def check_numeric_input(X):
     return X
 
 
-def check_sample_weight(sample_weight, n_samples):
+def check_sample_weight(sample_weight, n_samples, allow_zero_sum=False):
     """Validate ``sample_weight`` and return it as a float64 array or None.
 
     Parameters
@@ -88,6 +88,9 @@ def check_sample_weight(sample_weight, n_samples):
         Non-negative, finite weights with a positive sum.
     n_samples : int
         Number of rows of ``X``.
+    allow_zero_sum : bool, default=False
+        Accept weights that sum to zero (a chunk added by ``partial_fit`` to
+        statistics that already have a positive weight).
 
     Returns
     -------
@@ -120,7 +123,7 @@ def check_sample_weight(sample_weight, n_samples):
         raise ValueError(
             "sample_weight contains negative values; weights must be >= 0."
         )
-    if not weights.sum() > 0:
+    if not allow_zero_sum and not weights.sum() > 0:
         raise ValueError(
             "sample_weight sums to zero; at least one sample needs a positive weight."
         )

@@ -166,11 +166,6 @@ def test_bad_X_at_score(fitted, method, make_X, error, match):
         getattr(fitted, method)(make_X())
 
 
-def test_nan_rejected_without_missing_support():
-    with pytest.raises(ValueError, match="Input X contains NaN"):
-        GradientGaussian().fit(_with(np.nan)())
-
-
 def test_data_frame_with_text_column():
     frame = pd.DataFrame({"a": ["x", "y", "z", "w"], "b": [1.0, 2.0, 3.0, 0.0]})
     with pytest.raises(ValueError, match="not numbers.*could not convert string"):

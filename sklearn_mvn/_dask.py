@@ -1,0 +1,264 @@
+"""Fitting and scoring Dask arrays: block statistics reduced on the cluster.
+
+A Dask array is never gathered to the client. Its columns are rechunked into
+one chunk, each row block's statistics are computed where the block lives
+(one delayed :func:`~sklearn_mvn._stats.compute_stats` per block), and the
+statistics are tree-reduced with ``.merge`` as delayed tasks, so only one small
+statistics object (O(n_features^2) numbers) comes back to the client. Scoring
+maps the log-density over row blocks and stays lazy.
+
+Dask is an optional dependency: this module imports it inside its functions
+only, and :func:`is_dask_array` recognises a Dask array without importing
+Dask (an object cannot be a Dask array unless ``dask.array`` is loaded).
+"""
+
+# Authors: sklearn-mvn developers
+# License: BSD 3-Clause
+
+import copy
+import math
+import sys
+import warnings
+
+import numpy as np
+from sklearn.utils import check_array
+
+from ._stats import compute_stats
+from ._validation import check_sample_weight
+
+# Statistics merged per reduction task (the tree's fan-in).
+_SPLIT_EVERY = 8
+
+
+def is_dask_array(X):
+    """Whether ``X`` is a ``dask.array.Array`` (never imports Dask)."""
+    module = sys.modules.get("dask.array")
+    return module is not None and isinstance(X, module.Array)
+
+
+# ---------------------------------------------------------------------------
+# Validation (what validate_data checks, done lazily or on metadata)
+# ---------------------------------------------------------------------------
+
+
+def _check_dask_X(estimator, X, reset):
+    """Check a Dask array's metadata; return it as float rows x one column chunk.
+
+    Checks the dimension, dtype and number of features, and sets (``reset``)
+    or checks ``n_features_in_``; the values themselves are checked by the
+    block tasks with the NumPy path's own checks, in the same pass that
+    computes their statistics.
+    """
+    name = type(estimator).__name__
+    if X.ndim != 2:
+        raise ValueError(
+            f"Expected a 2-D Dask array, got a {X.ndim}-D array of shape "
+            f"{X.shape}; reshape it to (n_samples, n_features)."
+        )
+    n_features = X.shape[1]
+    if math.isnan(n_features):
+        raise ValueError(
+            "The Dask array has an unknown number of columns; call "
+            "X.compute_chunk_sizes() first."
+        )
+    if n_features == 0:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={X.shape}) while a minimum "
+            f"of 1 is required by {name}."
+        )
+    if X.shape[0] == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={X.shape}) while a minimum "
+            f"of 1 is required by {name}."
+        )
+    kind = X.dtype.kind
+    if kind == "c":
+        raise ValueError("Complex data not supported; pass a real Dask array.")
+    if kind not in "biuf":
+        raise ValueError(
+            f"X must have a numeric dtype, got a Dask array of dtype {X.dtype}; "
+            "convert it with X.astype(float)."
+        )
+    if reset:
+        estimator.n_features_in_ = n_features
+        if hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_
+    elif n_features != estimator.n_features_in_:
+        raise ValueError(
+            f"X has {n_features} features, but {name} is expecting "
+            f"{estimator.n_features_in_} features as input."
+        )
+    return X.rechunk({1: -1})
+
+
+def _check_dask_weights(sample_weight, X, allow_zero_sum):
+    """Sample weights as a Dask array with the row chunks of ``X``, or None."""
+    import dask.array as da
+
+    if sample_weight is None:
+        return None
+    if any(math.isnan(c) for c in X.chunks[0]):
+        raise ValueError(
+            "sample_weight needs the row chunk sizes of X, which are unknown; "
+            "call X.compute_chunk_sizes() first."
+        )
+    if not is_dask_array(sample_weight):
+        weights = check_sample_weight(
+            sample_weight, X.shape[0], allow_zero_sum=allow_zero_sum
+        )
+        return da.from_array(weights, chunks=(X.chunks[0],))
+    if sample_weight.ndim != 1:
+        raise ValueError(
+            f"sample_weight must be 1-D, got a Dask array of shape "
+            f"{sample_weight.shape}."
+        )
+    if math.isnan(sample_weight.shape[0]):
+        raise ValueError(
+            "sample_weight has unknown chunk sizes; call "
+            "sample_weight.compute_chunk_sizes() first."
+        )
+    if sample_weight.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"sample_weight has {sample_weight.shape[0]} entries but X has "
+            f"{X.shape[0]} samples; pass one weight per row of X."
+        )
+    if sample_weight.dtype.kind not in "biuf":
+        raise ValueError(
+            f"sample_weight must be an array of numbers, got dtype "
+            f"{sample_weight.dtype}."
+        )
+    return sample_weight.astype(np.float64).rechunk((X.chunks[0],))
+
+
+# ---------------------------------------------------------------------------
+# Tasks run on the workers
+# ---------------------------------------------------------------------------
+
+
+def _block_stats(block, weights, ensure_all_finite):
+    """Statistics of one row block, validated as NumPy input is by ``fit``."""
+    block = check_array(
+        block,
+        dtype=[np.float64, np.float32],
+        ensure_all_finite=ensure_all_finite,
+        ensure_min_samples=0,
+        input_name="X",
+    )
+    weights = check_sample_weight(weights, block.shape[0], allow_zero_sum=True)
+    return compute_stats(block, weights)
+
+
+def _merge_all(*parts):
+    """Merge the statistics of several blocks (one node of the reduction tree)."""
+    total = parts[0]
+    for part in parts[1:]:
+        total = total.merge(part)
+    return total
+
+
+def _block_score_samples(block, estimator):
+    """The NumPy ``score_samples`` of one row block (validation included)."""
+    if block.shape[0] == 0:  # Dask allows empty blocks; validate_data does not
+        return np.empty(0)
+    return estimator.score_samples(block)
+
+
+# ---------------------------------------------------------------------------
+# Entry points used by the estimator
+# ---------------------------------------------------------------------------
+
+
+def dask_stats(
+    estimator,
+    X,
+    sample_weight=None,
+    *,
+    reset=True,
+    allow_zero_sum=False,
+    ensure_all_finite=True,
+):
+    """Validate a Dask array and compute its statistics on the cluster.
+
+    Parameters
+    ----------
+    estimator : GradientGaussian
+        Receives (``reset``) or checks ``n_features_in_``.
+    X : dask.array.Array of shape (n_samples, n_features)
+        Data; its row chunks become the blocks.
+    sample_weight : dask.array.Array or array-like of shape (n_samples,)
+        Non-negative weights (rechunked to the row chunks of ``X``).
+    reset : bool, default=True
+        Whether this is a fresh fit (sets ``n_features_in_``).
+    allow_zero_sum : bool, default=False
+        Accept weights summing to zero (a ``partial_fit`` chunk).
+    ensure_all_finite : bool or 'allow-nan', default=True
+        As in :func:`sklearn.utils.check_array`, applied to every block: pass
+        what ``fit`` passes to ``validate_data`` for NumPy input.
+
+    Returns
+    -------
+    stats : statistics object
+        The merged statistics of all blocks, computed with the current Dask
+        scheduler (a ``distributed.Client`` if one is active).
+    """
+    import dask
+    from dask import delayed
+
+    X = _check_dask_X(estimator, X, reset)
+    weights = _check_dask_weights(sample_weight, X, allow_zero_sum)
+    blocks = X.to_delayed().ravel()
+    if weights is None:
+        block_weights = [None] * len(blocks)
+    else:
+        block_weights = weights.to_delayed().ravel()
+    parts = [
+        delayed(_block_stats, pure=True)(block, w, ensure_all_finite)
+        for block, w in zip(blocks, block_weights, strict=True)
+    ]
+    while len(parts) > 1:
+        parts = [
+            delayed(_merge_all, pure=True)(*parts[i : i + _SPLIT_EVERY])
+            for i in range(0, len(parts), _SPLIT_EVERY)
+        ]
+    (stats,) = dask.compute(parts[0])
+    if stats.n_samples == 0:
+        raise ValueError(
+            "Found array with 0 sample(s) while a minimum of 1 is required by "
+            f"{type(estimator).__name__}."
+        )
+    if not allow_zero_sum and not stats.weight_sum > 0:
+        raise ValueError(
+            "sample_weight sums to zero; at least one sample needs a positive weight."
+        )
+    return stats
+
+
+def dask_score_samples(estimator, X):
+    """Lazy log-density of each row of a Dask array (one task per row block).
+
+    Each block is scored by the estimator's own NumPy ``score_samples``, so
+    Dask and NumPy input share one scoring path.
+
+    Returns
+    -------
+    log_density : dask.array.Array of shape (n_samples,)
+    """
+    X = _check_dask_X(estimator, X, reset=False)
+    if hasattr(estimator, "feature_names_in_"):
+        # Blocks are plain arrays: warn once here, as validate_data would,
+        # rather than on the workers.
+        warnings.warn(
+            f"X does not have valid feature names, but {type(estimator).__name__} "
+            "was fitted with feature names",
+            UserWarning,
+            stacklevel=3,
+        )
+        estimator = copy.copy(estimator)
+        del estimator.feature_names_in_
+    return X.map_blocks(
+        _block_score_samples,
+        estimator,
+        drop_axis=1,
+        dtype=np.float64,
+        meta=np.empty((0,), dtype=np.float64),
+    )

@@ -1,0 +1,834 @@
+"""Missing values: statistics per missingness pattern, the observed-data
+likelihood, its gradients, and conditional expectations.
+
+A row with missing entries (NaN, missing at random) contributes the log-density
+of its observed entries, the marginal normal ``N(mu_o, S_oo)``. Rows are
+grouped by pattern (which entries are observed) and each pattern is summarised
+by the statistics of its observed sub-vectors (:class:`PatternStats`), which
+merge like :class:`SufficientStats`, so ``partial_fit`` and Dask code that only
+calls ``merge`` work unchanged with NaN data.
+
+The objective and its gradient are evaluated through the precision
+``P = S^{-1}`` (one inversion of the triangular factor per iteration) and, per
+pattern with missing set ``m`` (``k`` entries), the ``k x k`` block ``P_mm``:
+
+- ``S_oo^{-1} = P_oo - P_om P_mm^{-1} P_mo`` (Schur complement) and
+  ``log|S_oo| = log|S| + log|P_mm|``;
+- the conditional law of the missing entries, ``x_m | x_o ~ N(mu_m - P_mm^{-1}
+  P_mo (x_o - mu_o), P_mm^{-1})``.
+
+Summing the conditional expectations of the complete-data statistics over the
+patterns gives *expected statistics* (a :class:`SufficientStats`). The
+pattern's negative log-likelihood is the seed's complete-data NLL of its
+expected statistics minus the conditional entropy of the missing entries, and
+(Fisher's identity) its gradient is the seed's complete-data gradient of the
+expected statistics, which equals the gradient ``G_oo`` of the NLL of
+``N(mu_o, S_oo)`` scattered into ``d x d`` and chained to the factor,
+``dJ/dLambda = 2 G Lambda``. Per iteration this costs one ``d x d`` inversion,
+one matrix product of the pattern means and scatter roots with ``P`` (O(d^2)
+per pattern, in BLAS), and O(k^3) per pattern for its ``k x k`` block (a
+vectorised sweep for small ``k``): no ``d_o x d_o`` factorisation per pattern.
+The penalty terms, whitening and optimiser are shared with the complete-data
+path.
+"""
+
+# Authors: sklearn-mvn developers
+# License: BSD 3-Clause
+
+import numpy as np
+from scipy import sparse
+from scipy.linalg import solve_triangular
+
+from ._gradients import LOG_2PI, log_density, nll_grad_stats
+from ._stats import SufficientStats, chunk_rows
+
+# Largest missing-block size inverted by the vectorised sweep operator.
+_SWEEP_MAX = 6
+# Budget (float64 entries) for the per-batch gathered blocks of the precision.
+_BATCH_ENTRIES = 2**21
+
+
+# ---------------------------------------------------------------------------
+# Input checks
+# ---------------------------------------------------------------------------
+
+
+def check_missing(X, *, what="X"):
+    """Raise on infinity or an all-missing row; return whether ``X`` has NaN.
+
+    Works in chunks, so no boolean array of the size of ``X`` is created.
+    """
+    n_samples, n_features = X.shape
+    step = chunk_rows(n_features)
+    has_nan = False
+    for start in range(0, n_samples, step):
+        block = X[start : start + step]
+        inf = np.isinf(block)
+        if inf.any():
+            row, col = np.argwhere(inf)[0]
+            raise ValueError(
+                f"{what} contains infinity (row {start + row}, feature {col}); "
+                "only NaN is accepted as a missing value. Replace infinite "
+                "entries by NaN or by finite values."
+            )
+        nan = np.isnan(block)
+        if nan.any():
+            has_nan = True
+            empty = np.flatnonzero(nan.all(axis=1))
+            if empty.size:
+                rows = (start + empty[:10]).tolist()
+                raise ValueError(
+                    f"{what} has rows with no observed entry (all NaN), e.g. rows "
+                    f"{rows}; such rows carry no information. Drop them."
+                )
+    return has_nan
+
+
+# ---------------------------------------------------------------------------
+# Statistics per missingness pattern
+# ---------------------------------------------------------------------------
+
+
+def _pattern_keys(observed):
+    """One hashable (void) key per row of a boolean matrix."""
+    packed = np.packbits(observed, axis=1)
+    packed = np.ascontiguousarray(packed)
+    return packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+
+
+def _psd_roots(scatter):
+    """Roots of a stack of PSD matrices: rows ``sqrt(l_i) v_i^T D``.
+
+    The matrices are equilibrated first (``C = D C' D``, ``D`` the square
+    roots of the diagonal) so that the factorisation (batched ``eigh`` of
+    ``C'``) is accurate for every feature whatever the feature scales.
+
+    Returns
+    -------
+    roots : ndarray of shape (n_matrices, n_features, n_features)
+        ``roots[i].T @ roots[i] == scatter[i]``.
+    eigval : ndarray of shape (n_matrices, n_features)
+        Eigenvalues of the equilibrated matrices (rows with ``eigval <= 0``
+        are zero).
+    """
+    diag = np.sqrt(np.clip(np.diagonal(scatter, axis1=1, axis2=2), 0.0, None))
+    safe = np.where(diag > 0.0, diag, 1.0)
+    unit = scatter / (safe[:, :, None] * safe[:, None, :])
+    eigval, eigvec = np.linalg.eigh(0.5 * (unit + np.swapaxes(unit, 1, 2)))
+    roots = np.swapaxes(eigvec * np.sqrt(np.clip(eigval, 0.0, None))[:, None], 1, 2)
+    return roots * diag[:, None, :], eigval
+
+
+def _compress(blocks, observed):
+    """Shorter roots of the scatters ``R^T R`` of several blocks of rows.
+
+    Each scatter (one matrix product per block) is factored by
+    :func:`_psd_roots`; the rows of positive eigenvalues form a root with at
+    most ``n_features`` rows, 0 at the block's unobserved features.
+
+    Returns
+    -------
+    roots : ndarray of shape (n_rows, n_features)
+    block : ndarray of int of shape (n_rows,)
+        Index of the block of each row.
+    """
+    scatter = np.stack([rows.T @ rows for rows in blocks])
+    roots, eigval = _psd_roots(scatter)
+    roots *= observed[:, None, :]
+    keep = eigval > 0.0
+    block = np.broadcast_to(np.arange(len(blocks))[:, None], keep.shape)
+    return roots[keep], block[keep]
+
+
+def _assemble(observed, weights, counts, means, roots, owner, n_samples):
+    """Canonical :class:`PatternStats` from per-segment statistics.
+
+    Segments with the same pattern are merged with the k-way form of Chan's
+    update, ``C = sum_s C_s + sum_s W_s (m_s - m)(m_s - m)^T``, kept as a root
+    (extra rows ``sqrt(W_s) (m_s - m)``) and compressed (:func:`_compress`) to
+    at most ``d`` rows. Patterns are ordered by their number of missing entries.
+    """
+    n_features = observed.shape[1]
+    keys = _pattern_keys(observed)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    uniq_obs = observed[first]
+    order = np.argsort((~uniq_obs).sum(axis=1), kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    seg_pat = rank[inverse]
+    n_pat = order.size
+    uniq_obs = uniq_obs[order]
+
+    weight = np.bincount(seg_pat, weights=weights, minlength=n_pat)
+    count = np.bincount(seg_pat, weights=counts, minlength=n_pat).astype(np.int64)
+    sums = np.zeros((n_pat, n_features))
+    np.add.at(sums, seg_pat, means * weights[:, np.newaxis])
+    mean = sums / weight[:, np.newaxis]
+
+    n_seg = np.bincount(seg_pat, minlength=n_pat)
+    multi = n_seg[seg_pat] > 1
+    delta = (means[multi] - mean[seg_pat[multi]]) * np.sqrt(weights[multi])[:, None]
+    all_roots = np.concatenate([roots, delta])
+    all_owner = np.concatenate([seg_pat[owner], seg_pat[multi]])
+    keep = np.any(all_roots != 0.0, axis=1)
+    all_roots, all_owner = all_roots[keep], all_owner[keep]
+    sort = np.argsort(all_owner, kind="stable")
+    all_roots, all_owner = all_roots[sort], all_owner[sort]
+
+    n_obs = uniq_obs.sum(axis=1)
+    n_rows = np.bincount(all_owner, minlength=n_pat)
+    big = n_rows > n_obs
+    if big.any():
+        bounds = np.r_[0, np.cumsum(n_rows)]
+        targets = np.flatnonzero(big)
+        blocks = [all_roots[bounds[p] : bounds[p + 1]] for p in targets]
+        new_roots, block = _compress(blocks, uniq_obs[targets])
+        rest = ~big[all_owner]
+        all_roots = np.concatenate([all_roots[rest], new_roots])
+        all_owner = np.concatenate([all_owner[rest], targets[block]])
+        sort = np.argsort(all_owner, kind="stable")
+        all_roots, all_owner = all_roots[sort], all_owner[sort]
+    return PatternStats(uniq_obs, weight, count, mean, all_roots, all_owner, n_samples)
+
+
+class PatternStats:
+    """Sufficient statistics of a sample with missing entries, per pattern.
+
+    For every missingness pattern ``p`` (the set ``o`` of observed features) it
+    holds the weight sum ``W_p``, the weighted mean of the observed sub-vectors
+    and their centred scatter ``C_p``. The scatter is stored as a root: rows
+    ``R`` with ``R^T R = C_p`` (at most ``|o|`` rows, none for a pattern seen
+    once), so memory stays of the order of the data even when nearly every row
+    has its own pattern. :meth:`pattern` returns one pattern's
+    :class:`SufficientStats`.
+
+    Parameters
+    ----------
+    observed : ndarray of bool of shape (n_patterns, n_features)
+        Observed features of each pattern; patterns sorted by their number of
+        missing entries.
+    pattern_weight : ndarray of shape (n_patterns,)
+        Weight sum ``W_p`` of each pattern.
+    pattern_count : ndarray of int of shape (n_patterns,)
+        Number of rows of each pattern.
+    means : ndarray of shape (n_patterns, n_features)
+        Weighted mean of each pattern's rows, 0 at missing features.
+    roots : ndarray of shape (n_roots, n_features)
+        Root rows of the scatters, 0 at missing features.
+    root_pattern : ndarray of int of shape (n_roots,)
+        Pattern of each root row (non-decreasing).
+    n_samples : int
+        Number of rows summarised, including rows of zero weight.
+    """
+
+    __slots__ = (
+        "observed",
+        "pattern_weight",
+        "pattern_count",
+        "means",
+        "roots",
+        "root_pattern",
+        "n_samples",
+    )
+
+    def __init__(
+        self,
+        observed,
+        pattern_weight,
+        pattern_count,
+        means,
+        roots,
+        root_pattern,
+        n_samples,
+    ):
+        self.observed = observed
+        self.pattern_weight = pattern_weight
+        self.pattern_count = pattern_count
+        self.means = means
+        self.roots = roots
+        self.root_pattern = root_pattern
+        self.n_samples = int(n_samples)
+
+    @property
+    def n_features(self):
+        return self.observed.shape[1]
+
+    @property
+    def n_patterns(self):
+        return self.observed.shape[0]
+
+    @property
+    def weight_sum(self):
+        return float(self.pattern_weight.sum())
+
+    # -- building ------------------------------------------------------------
+
+    @classmethod
+    def from_array(cls, X, sample_weight=None, chunk_size=None):
+        """Statistics of ``X`` (NaN = missing) in one chunked pass.
+
+        Within a chunk, rows are grouped by pattern (``np.unique`` on the
+        packed bit rows of the mask); each group is centred on its own mean
+        (float64) and its centred rows form the root of its scatter
+        (compressed to at most ``d`` rows when they outnumber the observed
+        features). Rows of zero
+        weight are ignored.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            Data; NaN marks a missing entry, other entries are finite.
+        sample_weight : ndarray of shape (n_samples,), default=None
+            Non-negative weights; ``None`` means unit weights.
+        chunk_size : int, default=None
+            Rows per chunk; by default about 2 MiB of float64 per chunk.
+
+        Returns
+        -------
+        stats : PatternStats
+        """
+        n_samples, n_features = X.shape
+        if chunk_size is None:
+            chunk_size = chunk_rows(n_features)
+        parts = []
+        for start in range(0, n_samples, chunk_size):
+            block = np.asarray(X[start : start + chunk_size], dtype=np.float64)
+            if sample_weight is None:
+                w = np.ones(block.shape[0])
+            else:
+                w = np.asarray(sample_weight[start : start + chunk_size], np.float64)
+                block, w = block[w > 0], w[w > 0]
+            if block.shape[0]:
+                parts.append(_chunk_patterns(block, w))
+        if not parts:
+            raise ValueError("sample_weight is zero for every row.")
+        observed, weights, counts, means, roots = (
+            np.concatenate([p[i] for p in parts]) for i in range(5)
+        )
+        offsets = np.cumsum([0] + [p[0].shape[0] for p in parts[:-1]])
+        owner = np.concatenate(
+            [p[5] + off for p, off in zip(parts, offsets, strict=True)]
+        )
+        return _assemble(observed, weights, counts, means, roots, owner, n_samples)
+
+    @classmethod
+    def from_sufficient_stats(cls, stats):
+        """The one-pattern (complete) form of a :class:`SufficientStats`."""
+        d = stats.n_features
+        roots, eigval = _psd_roots(stats.scatter[np.newaxis])
+        roots, keep = roots[0], eigval[0] > 0.0
+        return cls(
+            np.ones((1, d), dtype=bool),
+            np.array([stats.weight_sum]),
+            np.array([stats.n_samples], dtype=np.int64),
+            stats.mean[np.newaxis, :].copy(),
+            roots[keep],
+            np.zeros(int(keep.sum()), dtype=np.int64),
+            stats.n_samples,
+        )
+
+    # -- combining -----------------------------------------------------------
+
+    def merge(self, other):
+        """Statistics of the union of two samples, merged pattern by pattern.
+
+        Parameters
+        ----------
+        other : PatternStats or SufficientStats
+
+        Returns
+        -------
+        merged : PatternStats
+        """
+        if isinstance(other, SufficientStats):
+            if other.weight_sum == 0.0:
+                return self
+            other = PatternStats.from_sufficient_stats(other)
+        if other.n_features != self.n_features:
+            raise ValueError(
+                f"Cannot merge statistics of {self.n_features} and "
+                f"{other.n_features} features."
+            )
+        return _assemble(
+            np.concatenate([self.observed, other.observed]),
+            np.concatenate([self.pattern_weight, other.pattern_weight]),
+            np.concatenate([self.pattern_count, other.pattern_count]),
+            np.concatenate([self.means, other.means]),
+            np.concatenate([self.roots, other.roots]),
+            np.concatenate([self.root_pattern, other.root_pattern + self.n_patterns]),
+            self.n_samples + other.n_samples,
+        )
+
+    def standardised(self, shift, scale):
+        """Statistics of ``(x - shift) / scale`` (feature-wise).
+
+        A diagonal affine map keeps each pattern's observed sub-vectors apart,
+        so the pattern structure is preserved.
+        """
+        means = (self.means - shift) / scale * self.observed
+        return PatternStats(
+            self.observed,
+            self.pattern_weight,
+            self.pattern_count,
+            means,
+            self.roots / scale,
+            self.root_pattern,
+            self.n_samples,
+        )
+
+    # -- summaries -----------------------------------------------------------
+
+    def pattern(self, index):
+        """:class:`SufficientStats` of one pattern's observed sub-vectors.
+
+        Returns
+        -------
+        observed : ndarray of int
+            Indices of the observed features.
+        stats : SufficientStats
+        """
+        cols = np.flatnonzero(self.observed[index])
+        rows = self.roots[self.root_pattern == index][:, cols]
+        return cols, SufficientStats(
+            self.pattern_weight[index],
+            self.means[index, cols],
+            rows.T @ rows,
+            self.pattern_count[index],
+        )
+
+    def available_case(self):
+        """Available-case mean and pairwise covariance, and pair weights.
+
+        The mean of feature ``j`` uses every row where ``j`` is observed; the
+        covariance of ``j`` and ``l`` every row where both are, centred on the
+        available-case means. Pairs never observed together get covariance 0.
+
+        Returns
+        -------
+        mean : ndarray of shape (n_features,)
+        covariance : ndarray of shape (n_features, n_features)
+        pair_weight : ndarray of shape (n_features, n_features)
+        """
+        obs = self.observed.astype(np.float64)
+        w = self.pattern_weight
+        feature_weight = w @ obs
+        never = np.flatnonzero(feature_weight <= 0.0)
+        if never.size:
+            raise ValueError(
+                f"Feature(s) {never[:10].tolist()} are never observed (all NaN, "
+                "or only in rows of zero weight); their distribution cannot be "
+                "estimated. Drop these features."
+            )
+        mean = (w @ self.means) / feature_weight
+        delta = (self.means - mean) * obs
+        scatter = self.roots.T @ self.roots + (delta * w[:, None]).T @ delta
+        pair_weight = (obs * w[:, None]).T @ obs
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cov = np.where(pair_weight > 0, scatter / pair_weight, 0.0)
+        return mean, 0.5 * (cov + cov.T), pair_weight
+
+    def __repr__(self):
+        return (
+            f"PatternStats(weight_sum={self.weight_sum!r}, "
+            f"n_features={self.n_features}, n_patterns={self.n_patterns}, "
+            f"n_samples={self.n_samples})"
+        )
+
+
+def _chunk_patterns(block, w):
+    """Per-pattern statistics of one chunk (rows of positive weight)."""
+    observed = ~np.isnan(block)
+    keys = _pattern_keys(observed)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    sort = np.argsort(inverse, kind="stable")
+    seg = inverse[sort]
+    starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
+    filled = np.where(observed, block, 0.0)[sort]
+    ws = w[sort]
+    weight = np.add.reduceat(ws, starts)
+    count = np.diff(np.r_[starts, seg.size])
+    mean = np.add.reduceat(filled * ws[:, None], starts) / weight[:, None]
+    obs = observed[first]
+    centred = (filled - mean[seg]) * obs[seg]
+    centred *= np.sqrt(ws)[:, None]
+    # Patterns seen once have a zero scatter: no root rows. Patterns with more
+    # rows than observed features are compressed (:func:`_compress`).
+    n_obs = obs.sum(axis=1)
+    ends = np.r_[starts[1:], seg.size]
+    small = (count > 1) & (count <= n_obs)
+    rows = small[seg]
+    pieces, owners = [centred[rows]], [seg[rows]]
+    big = np.flatnonzero(count > n_obs)
+    if big.size:
+        blocks = [centred[starts[p] : ends[p]] for p in big]
+        big_roots, block = _compress(blocks, obs[big])
+        pieces.append(big_roots)
+        owners.append(big[block])
+    return obs, weight, count, mean, np.concatenate(pieces), np.concatenate(owners)
+
+
+def build_stats(X, sample_weight=None):
+    """Statistics of ``X`` for fitting: the one entry point of ``fit``.
+
+    Returns a plain :class:`SufficientStats` (the complete-data fast path,
+    unchanged) when ``X`` has no NaN, a :class:`PatternStats` otherwise.
+    Raises a ValueError on infinity or on a row without observed entry.
+    """
+    # Complete data are read once: NaN or infinity make the statistics
+    # non-finite, and only then is X searched (finite data too large to square
+    # keep their overflowed statistics, which the estimator reports).
+    stats = SufficientStats.from_array(X, sample_weight)
+    if np.all(np.isfinite(stats.mean)) and np.all(np.isfinite(stats.scatter)):
+        return stats
+    if not check_missing(X):
+        return stats
+    return PatternStats.from_array(X, sample_weight)
+
+
+# ---------------------------------------------------------------------------
+# Conditioning on the observed entries
+# ---------------------------------------------------------------------------
+
+
+def _precision(factor):
+    """``Lambda^{-1}`` and ``P = Lambda^{-T} Lambda^{-1}``."""
+    d = factor.shape[0]
+    inv = solve_triangular(factor, np.eye(d), lower=True, check_finite=False)
+    return inv, inv.T @ inv
+
+
+def _batches(n_items, per_item):
+    """Slices of at most ~_BATCH_ENTRIES / per_item items."""
+    step = max(1, int(_BATCH_ENTRIES // max(per_item, 1)))
+    for start in range(0, n_items, step):
+        yield slice(start, min(start + step, n_items))
+
+
+def _inverse_pmm(precision, missing):
+    """``P_mm^{-1}`` and ``log|P_mm|`` for a stack of missing-index rows of
+    equal length ``k`` (batched, O(k^3) per row).
+
+    The conditional law of the missing entries is ``N(mu_m - P_mm^{-1}
+    [P (x - mu)]_m, P_mm^{-1})`` with ``x - mu`` set to 0 at the missing
+    entries.
+    """
+    k = missing.shape[1]
+    if k == 1:
+        pmm = precision[missing[:, 0], missing[:, 0]]
+        return (1.0 / pmm)[:, None, None], np.log(pmm)
+    pmm = precision[missing[:, :, None], missing[:, None, :]]
+    if k > _SWEEP_MAX:
+        chol = np.linalg.cholesky(pmm)
+        logdet = 2.0 * np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), axis=1)
+        return np.linalg.inv(pmm), logdet
+    # The sweep operator on every pivot, vectorised over the stack: k steps
+    # of O(n k^2) array operations instead of one LAPACK call per matrix.
+    # Sweeping all pivots of A gives -A^{-1}; the pivots' product is |A|.
+    a = pmm
+    logdet = np.zeros(a.shape[0])
+    for j in range(k):
+        piv = a[:, j, j].copy()
+        logdet += np.log(piv)
+        col = a[:, :, j] / piv[:, None]
+        row = a[:, j, :].copy()
+        a -= col[:, :, None] * row[:, None, :]
+        a[:, :, j] = col
+        a[:, j, :] = row / piv[:, None]
+        a[:, j, j] = -1.0 / piv
+    a *= -1.0
+    return a, logdet
+
+
+def _take_rows(values, missing):
+    """``values[i, missing[i]]`` for every row ``i``."""
+    return np.take_along_axis(values, missing, axis=1)
+
+
+def conditional_fill(X, mean, factor):
+    """Conditional expectation of the missing entries given the observed ones.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Rows with NaN at missing entries (at least one observed entry each).
+    mean : ndarray of shape (n_features,)
+    factor : ndarray of shape (n_features, n_features)
+        Lower-triangular factor of the covariance.
+
+    Returns
+    -------
+    X_filled : ndarray of shape (n_samples, n_features)
+        ``X`` with ``x_m = mu_m + S_mo S_oo^{-1} (x_o - mu_o)`` at the missing
+        entries (computed as ``mu_m - P_mm^{-1} P_mo (x_o - mu_o)``).
+    log_det_pmm : ndarray of shape (n_samples,)
+        ``log|P_mm|`` of each row (0 for complete rows).
+    n_missing : ndarray of shape (n_samples,)
+    """
+    X = np.array(X, dtype=np.float64)
+    _, precision = _precision(factor)
+    missing_mask = np.isnan(X)
+    n_missing = missing_mask.sum(axis=1)
+    log_det = np.zeros(X.shape[0])
+    d = X.shape[1]
+    for k in np.unique(n_missing):
+        if k == 0:
+            continue
+        rows = np.flatnonzero(n_missing == k)
+        for part in _batches(rows.size, k * (d + k)):
+            r = rows[part]
+            miss = np.nonzero(missing_mask[r])[1].reshape(r.size, k)
+            resid = np.where(missing_mask[r], 0.0, X[r] - mean)
+            pmm_inv, logdet = _inverse_pmm(precision, miss)
+            pull = _take_rows(resid @ precision, miss)
+            fill = mean[miss] - np.einsum("ikl,il->ik", pmm_inv, pull)
+            X[r[:, None], miss] = fill
+            log_det[r] = logdet
+    return X, log_det, n_missing
+
+
+def _by_chunks(X, func):
+    """``func`` applied to row chunks of ``X`` (no temporary of X's size)."""
+    step = chunk_rows(X.shape[1])
+    out = np.empty(X.shape[0])
+    for start in range(0, X.shape[0], step):
+        out[start : start + step] = func(X[start : start + step])
+    return out
+
+
+def marginal_log_density(X, mean, factor):
+    """Log-density of each row's observed entries under ``N(mean, S)``.
+
+    Uses ``log p(x_o) = log N(x_hat; mu, S) + k/2 log(2 pi) - 1/2 log|P_mm|``
+    with ``x_hat`` the row completed by its conditional expectation: one
+    triangular solve per row and a ``k x k`` factorisation for ``k`` missing
+    entries. Computed in chunks of rows.
+    """
+
+    def chunk(block):
+        filled, log_det, n_missing = conditional_fill(block, mean, factor)
+        return log_density(filled, mean, factor) + 0.5 * (n_missing * LOG_2PI - log_det)
+
+    return _by_chunks(X, chunk)
+
+
+def marginal_mahalanobis(X, mean, factor):
+    """Squared Mahalanobis distance of each row's observed entries.
+
+    ``(x_o - mu_o)^T S_oo^{-1} (x_o - mu_o) = |Lambda^{-1}(x_hat - mu)|^2`` with
+    ``x_hat`` the row completed by its conditional expectation. Computed in
+    chunks of rows.
+    """
+    inv, _ = _precision(factor)
+
+    def chunk(block):
+        z = (conditional_fill(block, mean, factor)[0] - mean) @ inv.T
+        return np.einsum("ij,ij->i", z, z)
+
+    return _by_chunks(X, chunk)
+
+
+# ---------------------------------------------------------------------------
+# The observed-data objective
+# ---------------------------------------------------------------------------
+
+
+class MissingObjective:
+    """Observed-data negative log-likelihood of :class:`PatternStats`.
+
+    ``objective(mean, factor) -> (J, dJ/dmean, dJ/dfactor)`` where ``J`` is
+    ``scale`` times the sum over patterns of the NLL of ``N(mu_o, S_oo)``
+    (constant included) plus the NLL of the full-dimensional ``penalties``
+    (pseudo-statistics, e.g. from :func:`penalty_stats`).
+
+    Parameters
+    ----------
+    stats : PatternStats
+    penalties : list of SufficientStats
+    scale : float
+        Multiplies the data term (``(1 - shrinkage) / W`` in the estimator).
+    """
+
+    def __init__(self, stats, penalties=(), scale=1.0):
+        self.stats = stats
+        self.penalties = list(penalties)
+        self.scale = float(scale)
+        self._cache = None
+        d = stats.n_features
+        w = stats.pattern_weight
+        obs = stats.observed
+        n_missing = d - obs.sum(axis=1)
+        self._n_missing = n_missing
+        self._indptr = np.r_[0, np.cumsum(n_missing)]
+        self._miss_cols = np.nonzero(~obs)[1]
+        self._root_indptr = np.r_[0, np.cumsum(n_missing[stats.root_pattern])]
+        self._root_cols = np.nonzero(~obs[stats.root_pattern])[1]
+        self._groups = []
+        for k in np.unique(n_missing):
+            if k == 0:
+                continue
+            pats = np.flatnonzero(n_missing == k)
+            self._groups.append((int(k), pats[0], pats[-1] + 1))
+        self._wmeans = stats.means * w[:, None]
+        self._second = stats.roots.T @ stats.roots + stats.means.T @ self._wmeans
+        self._first = w @ stats.means
+        # Entropy constant of the missing entries: sum_p W_p k_p (1 + log 2 pi) / 2.
+        self._entropy0 = 0.5 * (1.0 + LOG_2PI) * float(w @ n_missing)
+
+    def expected_stats(self, mean, factor):
+        """Expected complete-data statistics given the observed entries.
+
+        Returns
+        -------
+        stats : SufficientStats
+            Weight sum, mean and scatter of the rows completed by their
+            conditional law under ``N(mean, factor factor^T)`` (not scaled).
+        entropy : float
+            Weighted sum of the conditional entropies of the missing entries.
+        """
+        st = self.stats
+        d = st.n_features
+        w = st.pattern_weight
+        _, precision = _precision(factor)
+        fill = np.empty(self._miss_cols.size)
+        root_fill = np.empty(self._root_cols.size)
+        cond = np.zeros(d * d)
+        log_det = 0.0
+        root_pat = st.root_pattern
+        root_bounds = np.searchsorted(root_pat, np.arange(st.n_patterns + 1))
+        # P (x - mu) for every pattern mean and root row: two matrix products.
+        pull = ((st.means - mean) * st.observed) @ precision
+        root_pull = st.roots @ precision
+        for k, lo, hi in self._groups:
+            for part in _batches(hi - lo, k * k):
+                p0, p1 = lo + part.start, lo + part.stop
+                miss = self._miss_cols[self._indptr[p0] : self._indptr[p1]]
+                miss = miss.reshape(p1 - p0, k)
+                pmm_inv, logdet = _inverse_pmm(precision, miss)
+                value = mean[miss] - np.einsum(
+                    "pkl,pl->pk", pmm_inv, _take_rows(pull[p0:p1], miss)
+                )
+                fill[self._indptr[p0] : self._indptr[p1]] = value.ravel()
+                wp = w[p0:p1]
+                log_det += float(wp @ logdet)
+                idx = (miss[:, :, None] * d + miss[:, None, :]).ravel()
+                cond += np.bincount(
+                    idx, weights=(pmm_inv * wp[:, None, None]).ravel(), minlength=d * d
+                )
+                r0, r1 = root_bounds[p0], root_bounds[p1]
+                if r1 > r0:
+                    owner = root_pat[r0:r1] - p0
+                    rf = -np.einsum(
+                        "jkl,jl->jk",
+                        pmm_inv[owner],
+                        _take_rows(root_pull[r0:r1], miss[owner]),
+                    )
+                    root_fill[self._root_indptr[r0] : self._root_indptr[r1]] = (
+                        rf.ravel()
+                    )
+        fm = sparse.csr_matrix(
+            (fill, self._miss_cols, self._indptr), shape=(st.n_patterns, d)
+        )
+        fr = sparse.csr_matrix(
+            (root_fill, self._root_cols, self._root_indptr),
+            shape=(st.roots.shape[0], d),
+        )
+        cross = np.asarray(fm.T @ self._wmeans) + np.asarray(fr.T @ st.roots)
+        fmw = fm.multiply(w[:, None]).tocsr()
+        second = (
+            self._second
+            + cross
+            + cross.T
+            + (fm.T @ fmw).toarray()
+            + (fr.T @ fr).toarray()
+            + cond.reshape(d, d)
+        )
+        weight = float(w.sum())
+        first = self._first + np.asarray(fm.T @ w).ravel()
+        exp_mean = first / weight
+        scatter = second - np.outer(exp_mean, first)
+        scatter = 0.5 * (scatter + scatter.T)
+        entropy = self._entropy0 - 0.5 * log_det
+        return SufficientStats(weight, exp_mean, scatter, st.n_samples), entropy
+
+    def total_stats(self, mean, factor):
+        """Scaled expected statistics merged with the penalties, and the
+        scaled entropy: ``J = nll_stats(total) - entropy``.
+
+        The last result is cached (the optimiser's first point is the last
+        EM iterate).
+        """
+        cached = self._cache
+        if (
+            cached is not None
+            and np.array_equal(cached[0], mean)
+            and np.array_equal(cached[1], factor)
+        ):
+            return cached[2], cached[3]
+        expected, entropy = self.expected_stats(mean, factor)
+        total = expected.scaled(self.scale)
+        for term in self.penalties:
+            total = total.merge(term)
+        self._cache = (mean.copy(), factor.copy(), total, self.scale * entropy)
+        return total, self.scale * entropy
+
+    def __call__(self, mean, factor):
+        total, entropy = self.total_stats(mean, factor)
+        value, grad_mean, grad_factor = nll_grad_stats(total, mean, factor)
+        return value - entropy, grad_mean, grad_factor
+
+
+def whitened_objective(objective, shift, chol):
+    """``objective`` in the coordinates ``mean = shift + chol u``,
+    ``factor = chol T`` (value up to the constant ``W log|det chol|``).
+
+    The expected statistics are computed in the original coordinates (where
+    the patterns' sub-blocks live) and whitened; by affine equivariance the
+    seed's gradient on the whitened statistics is the chain-rule gradient
+    ``(chol^T dJ/dmean, chol^T dJ/dfactor)``.
+
+    A trial step of the line search can reach a covariance that is singular
+    to working precision (a diagonal entry of ``T`` at its bound), where the
+    objective is infinite in floating point. L-BFGS-B does not backtrack from
+    an infinite value, so there the function returns a finite stand-in along
+    the segment from the last finite point ``a`` to the trial point ``b``:
+    value ``J(a) + |g(a).(b - a)|`` and a gradient with slope
+    ``3 |g(a).(b - a)|`` along the segment. Its interpolation sends the line
+    search back towards ``a``; such points are never accepted.
+    """
+    last = {}
+
+    def evaluate(u, t):
+        mean = shift + chol @ u
+        factor = chol @ t
+        try:
+            with np.errstate(all="ignore"):
+                total, entropy = objective.total_stats(mean, factor)
+                whitened = total.whitened(shift, chol)
+                value, grad_u, grad_t = nll_grad_stats(whitened, u, t)
+                value -= entropy
+        except (ValueError, np.linalg.LinAlgError):
+            value = np.inf
+        if (
+            np.isfinite(value)
+            and np.all(np.isfinite(grad_u))
+            and np.all(np.isfinite(grad_t))
+        ):
+            last.update(u=u.copy(), t=t.copy(), value=value, gu=grad_u, gt=grad_t)
+            return value, grad_u, grad_t
+        if not last:
+            return np.inf, np.zeros_like(u), np.zeros_like(t)
+        step_u, step_t = u - last["u"], t - last["t"]
+        slope = float(np.sum(last["gu"] * step_u) + np.sum(last["gt"] * step_t))
+        norm2 = float(np.sum(step_u**2) + np.sum(step_t**2))
+        if norm2 == 0.0:
+            return np.inf, np.zeros_like(u), np.zeros_like(t)
+        correction = (3.0 * abs(slope) - slope) / norm2
+        return (
+            last["value"] + abs(slope),
+            last["gu"] + correction * step_u,
+            last["gt"] + correction * step_t,
+        )
+
+    return evaluate

@@ -1,0 +1,519 @@
+"""Missing values: observed-data maximum likelihood, marginal scoring, imputation."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy.stats import multivariate_normal
+from sklearn.exceptions import ConvergenceWarning
+
+from sklearn_mvn import GradientGaussian
+from sklearn_mvn._gradients import penalty_stats
+from sklearn_mvn._missing import (
+    MissingObjective,
+    PatternStats,
+    build_stats,
+    marginal_mahalanobis,
+)
+from sklearn_mvn._optimize import FactorStructure
+from sklearn_mvn._stats import SufficientStats
+
+# ---------------------------------------------------------------------------
+# Data and naive references
+# ---------------------------------------------------------------------------
+
+
+def _random_cov(rng, d, cond=10.0):
+    q, _ = np.linalg.qr(rng.randn(d, d))
+    return (q * np.geomspace(1.0, cond, d)) @ q.T
+
+
+def _mcar(rng, n, d, rate, cond=10.0, mean_scale=1.0):
+    cov = _random_cov(rng, d, cond)
+    X = rng.multivariate_normal(mean_scale * rng.randn(d), cov, size=n)
+    X[rng.rand(n, d) < rate] = np.nan
+    # Every row keeps one observed entry, every feature at least two.
+    empty = np.isnan(X).all(axis=1)
+    X[empty, 0] = rng.randn(int(empty.sum()))
+    return X
+
+
+def _observed_nll(X, mean, cov, sample_weight=None):
+    """Mean negative log-likelihood of each row's observed entries (SciPy)."""
+    w = np.ones(X.shape[0]) if sample_weight is None else sample_weight
+    total = 0.0
+    for x, wi in zip(X, w, strict=True):
+        o = ~np.isnan(x)
+        total -= wi * multivariate_normal(mean[o], cov[np.ix_(o, o)]).logpdf(x[o])
+    return total / w.sum()
+
+
+def _available_case(X, w):
+    """Available-case means and pairwise (ML) covariances, by loops."""
+    d = X.shape[1]
+    obs = ~np.isnan(X)
+    mean = np.array(
+        [np.average(X[obs[:, j], j], weights=w[obs[:, j]]) for j in range(d)]
+    )
+    cov = np.zeros((d, d))
+    for j in range(d):
+        for k in range(d):
+            both = obs[:, j] & obs[:, k]
+            prod = (X[both, j] - mean[j]) * (X[both, k] - mean[k])
+            cov[j, k] = np.average(prod, weights=w[both])
+    return mean, cov
+
+
+def _em(X, sample_weight=None, shrinkage=0.0, reg_covar=0.0, tol=1e-12):
+    """EM for the (penalised) observed-data likelihood, written row-wise.
+
+    E-step: each row's missing entries get their conditional mean, and the
+    conditional covariance is added to the expected scatter. M-step: the
+    maximiser of (1 - a) / W * expected NLL + a * NLL(prior pseudo-observation
+    at the available-case mean with scatter tau I) + reg_covar / 2 tr(S^-1).
+    """
+    n, d = X.shape
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
+    weight = w.sum()
+    obs = ~np.isnan(X)
+    ac_mean, ac_cov = _available_case(X, w)
+    tau = np.trace(ac_cov) / d if shrinkage else 0.0
+    mean = np.nanmean(X, axis=0)
+    cov = np.diag(np.nanvar(X, axis=0))
+    keys, inverse = np.unique(obs, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    for _ in range(100000):
+        filled = np.where(obs, X, 0.0)
+        cond = np.zeros((d, d))
+        for p, o in enumerate(keys):
+            rows = inverse == p
+            m = ~o
+            if not m.any():
+                continue
+            reg = cov[np.ix_(m, o)] @ np.linalg.inv(cov[np.ix_(o, o)])
+            filled[np.ix_(rows, m)] = mean[m] + (X[np.ix_(rows, o)] - mean[o]) @ reg.T
+            cond[np.ix_(m, m)] += w[rows].sum() * (
+                cov[np.ix_(m, m)] - reg @ cov[np.ix_(o, m)]
+            )
+        data_mean = w @ filled / weight
+        new_mean = (1 - shrinkage) * data_mean + shrinkage * ac_mean
+        resid = filled - new_mean
+        scatter = (resid * w[:, None]).T @ resid + cond
+        prior = tau * np.eye(d) + np.outer(ac_mean - new_mean, ac_mean - new_mean)
+        new_cov = (
+            (1 - shrinkage) * scatter / weight
+            + shrinkage * prior
+            + reg_covar * np.eye(d)
+        )
+        change = max(np.abs(new_mean - mean).max(), np.abs(new_cov - cov).max())
+        mean, cov = new_mean, new_cov
+        if change < tol:
+            return mean, cov
+    raise AssertionError("EM reference did not converge")
+
+
+def _fit(X, **params):
+    return GradientGaussian(**params).fit(X)
+
+
+# ---------------------------------------------------------------------------
+# Statistics per pattern
+# ---------------------------------------------------------------------------
+
+
+def test_pattern_stats_match_each_pattern():
+    rng = np.random.RandomState(0)
+    X = _mcar(rng, 300, 4, 0.3)
+    w = rng.uniform(0.5, 2.0, size=300)
+    stats = PatternStats.from_array(X, w, chunk_size=37)
+    obs = ~np.isnan(X)
+    assert stats.n_samples == 300
+    assert_allclose(stats.weight_sum, w.sum())
+    seen = 0
+    for p in range(stats.n_patterns):
+        cols, st = stats.pattern(p)
+        rows = np.all(obs == stats.observed[p], axis=1)
+        seen += rows.sum()
+        sub = X[rows][:, cols]
+        ref = SufficientStats.from_array(sub, w[rows])
+        assert_allclose(st.weight_sum, ref.weight_sum)
+        assert_allclose(st.mean, ref.mean, rtol=1e-12, atol=1e-12)
+        assert_allclose(st.scatter, ref.scatter, rtol=1e-10, atol=1e-10)
+    assert seen == 300
+    # Patterns are ordered by their number of missing entries.
+    assert np.all(np.diff((~stats.observed).sum(axis=1)) >= 0)
+
+
+def test_pattern_stats_merge_equals_whole():
+    rng = np.random.RandomState(1)
+    X = _mcar(rng, 400, 5, 0.2)
+    whole = PatternStats.from_array(X)
+    halves = PatternStats.from_array(X[:150]).merge(PatternStats.from_array(X[150:]))
+    # A complete block merges as plain SufficientStats, from either side.
+    complete = ~np.isnan(X).any(axis=1)
+    mixed = PatternStats.from_array(X[~complete]).merge(
+        SufficientStats.from_array(X[complete])
+    )
+    mixed_left = SufficientStats.from_array(X[complete]).merge(
+        PatternStats.from_array(X[~complete])
+    )
+    for merged in (halves, mixed, mixed_left):
+        assert merged.n_patterns == whole.n_patterns
+        assert_array_equal(merged.observed, whole.observed)
+        for p in range(whole.n_patterns):
+            _, a = whole.pattern(p)
+            _, b = merged.pattern(p)
+            assert_allclose(a.weight_sum, b.weight_sum)
+            assert_allclose(a.mean, b.mean, atol=1e-12)
+            assert_allclose(a.scatter, b.scatter, atol=1e-10)
+    model = _fit(X)
+    assert_allclose(
+        GradientGaussian()._fit_stats(halves).covariance_,
+        model.covariance_,
+        atol=1e-6 * np.abs(model.covariance_).max(),
+    )
+
+
+def test_without_nan_the_plain_path_is_identical():
+    rng = np.random.RandomState(2)
+    X = rng.randn(200, 4) @ rng.randn(4, 4)
+    assert isinstance(build_stats(X), SufficientStats)
+    model = GradientGaussian().fit(X)
+    plain = GradientGaussian()._fit_stats(SufficientStats.from_array(X))
+    for attr in ("mean_", "covariance_", "factor_", "precision_"):
+        assert_array_equal(getattr(model, attr), getattr(plain, attr))
+    assert model.n_iter_ == plain.n_iter_ == 0
+    assert isinstance(build_stats(np.where(X > 2, np.nan, X)), PatternStats)
+
+
+# ---------------------------------------------------------------------------
+# Exactness
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-3, 1e5])
+def test_monotone_two_variables_closed_form(scale):
+    """Factored likelihood: x1 complete, x2 partly missing (Anderson 1957)."""
+    rng = np.random.RandomState(3)
+    n = 500
+    X = rng.multivariate_normal([1.0, -2.0], [[2.0, 1.2], [1.2, 1.5]], size=n)
+    X[:, 1] *= scale
+    X[rng.rand(n) < 0.4, 1] = np.nan
+    x1, x2 = X[:, 0], X[:, 1]
+    cc = ~np.isnan(x2)
+    mu1, s11 = x1.mean(), x1.var()
+    m1, m2 = x1[cc].mean(), x2[cc].mean()
+    beta = np.mean((x1[cc] - m1) * (x2[cc] - m2)) / x1[cc].var()
+    alpha = m2 - beta * m1
+    resid_var = np.mean((x2[cc] - alpha - beta * x1[cc]) ** 2)
+    mean = np.array([mu1, alpha + beta * mu1])
+    cov = np.array([[s11, beta * s11], [beta * s11, resid_var + beta**2 * s11]])
+    model = _fit(X)
+    assert model.converged_
+    assert_allclose(model.mean_, mean, rtol=1e-6)
+    assert_allclose(model.covariance_, cov, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "n, d, rate, seed",
+    [(400, 5, 0.3, 0), (300, 10, 0.2, 1), (300, 30, 0.1, 2), (500, 8, 0.1, 3)],
+)
+def test_mcar_equals_em_reference(n, d, rate, seed):
+    rng = np.random.RandomState(seed)
+    X = _mcar(rng, n, d, rate)
+    mean, cov = _em(X)
+    model = _fit(X)
+    assert model.converged_
+    assert model.n_iter_ < 60
+    assert_allclose(model.mean_, mean, atol=1e-6 * np.abs(mean).max())
+    assert_allclose(model.covariance_, cov, atol=1e-6 * np.abs(cov).max())
+    ours = _observed_nll(X, model.mean_, model.covariance_)
+    reference = _observed_nll(X, mean, cov)
+    assert ours <= reference + 1e-12 * abs(reference)
+    assert_allclose(model.objective_, ours, rtol=1e-10)
+
+
+@pytest.mark.parametrize("rate", [0.15, 0.3])
+def test_ill_conditioned_scales_and_correlation(rate):
+    rng = np.random.RandomState(4)
+    d, n = 6, 600
+    corr = 0.999 * np.ones((d, d)) + 0.001 * np.eye(d)
+    scales = np.geomspace(1e-3, 1e6, d)
+    X = rng.multivariate_normal(np.zeros(d), corr, size=n)
+    X[rng.rand(n, d) < rate] = np.nan
+    X = X[~np.isnan(X).all(axis=1)]
+    base = _fit(X)
+    scaled = _fit(X * scales + 1e3 * scales)
+    mean, cov = _em(X)
+    assert base.converged_ and scaled.converged_
+    assert base.n_iter_ < 60 and scaled.n_iter_ < 60
+    assert_allclose(base.covariance_, cov, atol=1e-6 * np.abs(cov).max())
+    assert_allclose(base.mean_, mean, atol=1e-6)
+    # Affine equivariance on data 1e-3 .. 1e6 in scale.
+    assert_allclose(scaled.mean_, base.mean_ * scales + 1e3 * scales, rtol=1e-6)
+    assert_allclose(
+        scaled.covariance_, base.covariance_ * np.outer(scales, scales), rtol=1e-6
+    )
+
+
+# ---------------------------------------------------------------------------
+# Gradients
+# ---------------------------------------------------------------------------
+
+
+def _sub_block_gradient(X, w, mean, factor, scale):
+    """The brief's formula: per row, the seed's gradient G_oo in S_oo of the
+    NLL of N(mu_o, S_oo), scattered into d x d; dJ/dLambda = 2 G Lambda."""
+    d = X.shape[1]
+    cov = factor @ factor.T
+    G = np.zeros((d, d))
+    g_mean = np.zeros(d)
+    for x, wi in zip(X, w, strict=True):
+        o = np.flatnonzero(~np.isnan(x))
+        inv = np.linalg.inv(cov[np.ix_(o, o)])
+        r = inv @ (x[o] - mean[o])
+        G[np.ix_(o, o)] += 0.5 * wi * (inv - np.outer(r, r))
+        g_mean[o] -= wi * r
+    return scale * g_mean, scale * 2.0 * G @ factor
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+@pytest.mark.parametrize("shrinkage, reg_covar", [(0.0, 0.0), (0.3, 0.0), (0.2, 0.5)])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_gradients_finite_differences(covariance_type, shrinkage, reg_covar, weighted):
+    rng = np.random.RandomState(5)
+    n, d = 60, 4
+    X = _mcar(rng, n, d, 0.3)
+    w = rng.uniform(0.2, 3.0, size=n) if weighted else None
+    stats = PatternStats.from_array(X, w)
+    ac_mean, ac_cov, _ = stats.available_case()
+    W = stats.weight_sum
+    available = SufficientStats(W, ac_mean, W * ac_cov)
+    penalties = penalty_stats(available, shrinkage=shrinkage, reg_covar=reg_covar)
+    scale = (1.0 - shrinkage) / W
+    objective = MissingObjective(stats, penalties, scale)
+    structure = FactorStructure(covariance_type, d)
+    mean = rng.randn(d)
+    factor = structure.project(np.tril(rng.randn(d, d)) + 2.0 * np.eye(d))
+
+    value, g_mean, g_factor = objective(mean, factor)
+    # The value is the penalised observed-data NLL, computed with SciPy.
+    penalty_value = sum(
+        MissingObjective(PatternStats.from_sufficient_stats(t), (), 1.0)(mean, factor)[
+            0
+        ]
+        if t.weight_sum > 0
+        else 0.5 * np.trace(np.linalg.solve(factor @ factor.T, t.scatter))
+        for t in penalties
+    )
+    weights = np.ones(n) if w is None else w
+    assert_allclose(
+        value,
+        (1.0 - shrinkage) * _observed_nll(X, mean, factor @ factor.T, weights)
+        + penalty_value,
+        rtol=1e-10,
+    )
+    # The seed's sub-block gradients, scattered, equal the objective's.
+    ref_mean, ref_factor = _sub_block_gradient(X, weights, mean, factor, scale)
+    if not penalties:
+        assert_allclose(g_mean, ref_mean, rtol=1e-9, atol=1e-12)
+        assert_allclose(np.tril(g_factor), np.tril(ref_factor), rtol=1e-9, atol=1e-12)
+    # Central finite differences over the free parameters.
+    theta = np.concatenate([mean, structure.pack_factor(factor)])
+    grad = np.concatenate([g_mean, structure.restrict_grad(g_factor)])
+
+    def f(t):
+        return objective(t[:d], structure.unpack_factor(t[d:]))[0]
+
+    h = 1e-6
+    fd = np.array(
+        [(f(theta + h * e) - f(theta - h * e)) / (2 * h) for e in np.eye(theta.size)]
+    )
+    assert_allclose(grad, fd, rtol=1e-6, atol=1e-8)
+
+
+# ---------------------------------------------------------------------------
+# Composition with weights, penalties and structure
+# ---------------------------------------------------------------------------
+
+
+def test_integer_weights_equal_repeated_rows():
+    rng = np.random.RandomState(6)
+    X = _mcar(rng, 150, 5, 0.2)
+    counts = rng.randint(0, 4, size=150)
+    counts[:3] = 1
+    weighted = GradientGaussian().fit(X, sample_weight=counts)
+    repeated = _fit(np.repeat(X, counts, axis=0))
+    assert_allclose(weighted.mean_, repeated.mean_, atol=1e-7)
+    assert_allclose(weighted.covariance_, repeated.covariance_, atol=1e-7)
+
+
+def test_weights_equal_weighted_em():
+    rng = np.random.RandomState(7)
+    X = _mcar(rng, 200, 4, 0.25)
+    w = rng.uniform(0.1, 5.0, size=200)
+    mean, cov = _em(X, sample_weight=w)
+    model = GradientGaussian().fit(X, sample_weight=w)
+    assert_allclose(model.mean_, mean, atol=1e-7)
+    assert_allclose(model.covariance_, cov, atol=1e-7)
+
+
+@pytest.mark.parametrize("shrinkage, reg_covar", [(0.3, 0.0), (0.0, 0.2), (1.0, 0.0)])
+def test_penalties_equal_penalised_em(shrinkage, reg_covar):
+    rng = np.random.RandomState(8)
+    X = _mcar(rng, 250, 5, 0.2)
+    mean, cov = _em(X, shrinkage=shrinkage, reg_covar=reg_covar)
+    model = _fit(X, shrinkage=shrinkage, reg_covar=reg_covar)
+    assert model.converged_
+    assert_allclose(model.mean_, mean, atol=1e-6)
+    assert_allclose(model.covariance_, cov, atol=1e-6)
+    # objective_ is the penalised objective in the data's units.
+    stats = PatternStats.from_array(X)
+    ac_mean, ac_cov, _ = stats.available_case()
+    available = SufficientStats(stats.weight_sum, ac_mean, stats.weight_sum * ac_cov)
+    penalties = penalty_stats(available, shrinkage=shrinkage, reg_covar=reg_covar)
+    objective = MissingObjective(stats, penalties, (1 - shrinkage) / stats.weight_sum)
+    assert_allclose(
+        model.objective_, objective(model.mean_, model.factor_)[0], rtol=1e-10
+    )
+
+
+def test_shrinkage_fits_fewer_rows_than_features():
+    rng = np.random.RandomState(9)
+    X = _mcar(rng, 8, 12, 0.2)
+    mean, cov = _em(X, shrinkage=0.5)
+    model = _fit(X, shrinkage=0.5)
+    assert_allclose(model.covariance_, cov, atol=1e-6)
+    assert_allclose(model.mean_, mean, atol=1e-6)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_structured_covariances_closed_form(covariance_type):
+    """With independent features the likelihood factorises per feature."""
+    rng = np.random.RandomState(10)
+    X = _mcar(rng, 300, 5, 0.3)
+    X[:, 2] *= 100.0
+    mean = np.nanmean(X, axis=0)
+    if covariance_type == "diag":
+        cov = np.diag(np.nanvar(X, axis=0))
+    else:
+        cov = np.nanmean((X - mean) ** 2) * np.eye(5)
+    model = _fit(X, covariance_type=covariance_type)
+    # The mean is determined to within the model's standard deviations.
+    sd = np.sqrt(np.diag(cov))
+    assert_allclose(model.mean_ / sd, mean / sd, rtol=0, atol=1e-6)
+    assert_allclose(model.covariance_, cov, rtol=1e-6, atol=1e-12)
+
+
+def test_warm_start_with_missing_values():
+    rng = np.random.RandomState(11)
+    X = _mcar(rng, 300, 6, 0.2)
+    model = GradientGaussian(warm_start=True).fit(X)
+    cov = model.covariance_.copy()
+    model.fit(X)
+    assert model.n_iter_ <= 2
+    assert_allclose(model.covariance_, cov, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# Scoring and imputation
+# ---------------------------------------------------------------------------
+
+
+def test_score_samples_is_the_marginal_density():
+    rng = np.random.RandomState(12)
+    X = _mcar(rng, 300, 6, 0.2)
+    model = _fit(X)
+    test = _mcar(rng, 50, 6, 0.4)
+    scores = model.score_samples(test)
+    for x, s in zip(test, scores, strict=True):
+        o = ~np.isnan(x)
+        ref = multivariate_normal(
+            model.mean_[o], model.covariance_[np.ix_(o, o)]
+        ).logpdf(x[o])
+        assert_allclose(s, ref, rtol=1e-10)
+    assert_allclose(model.score(test), scores.mean())
+    maha = marginal_mahalanobis(test, model.mean_, model.factor_)
+    for x, m in zip(test, maha, strict=True):
+        o = ~np.isnan(x)
+        r = x[o] - model.mean_[o]
+        assert_allclose(m, r @ np.linalg.solve(model.covariance_[np.ix_(o, o)], r))
+    # Complete rows still take the plain path and agree with SciPy.
+    full = rng.randn(5, 6)
+    assert_allclose(
+        model.score_samples(full),
+        multivariate_normal(model.mean_, model.covariance_).logpdf(full),
+        rtol=1e-10,
+    )
+
+
+def test_impute_is_the_conditional_expectation():
+    rng = np.random.RandomState(13)
+    X = _mcar(rng, 300, 6, 0.2)
+    model = _fit(X)
+    test = _mcar(rng, 40, 6, 0.4)
+    filled = model.impute(test)
+    assert not np.isnan(filled).any()
+    S, mu = model.covariance_, model.mean_
+    for x, y in zip(test, filled, strict=True):
+        o, m = ~np.isnan(x), np.isnan(x)
+        assert_array_equal(y[o], x[o])
+        expected = mu[m] + S[np.ix_(m, o)] @ np.linalg.solve(
+            S[np.ix_(o, o)], x[o] - mu[o]
+        )
+        assert_allclose(y[m], expected, rtol=1e-9, atol=1e-12)
+    # Complete input is returned unchanged, as a copy.
+    full = rng.randn(3, 6)
+    out = model.impute(full)
+    assert_array_equal(out, full)
+    assert out is not full
+
+
+# ---------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------
+
+
+def test_errors():
+    rng = np.random.RandomState(14)
+    X = _mcar(rng, 100, 4, 0.2)
+    bad = X.copy()
+    bad[7] = np.nan
+    with pytest.raises(ValueError, match=r"no observed entry.*rows \[7\]"):
+        GradientGaussian().fit(bad)
+    bad = X.copy()
+    bad[:, 2] = np.nan
+    with pytest.raises(ValueError, match=r"Feature\(s\) \[2\] are never observed"):
+        GradientGaussian().fit(bad)
+    bad = X.copy()
+    bad[5, 1] = np.inf
+    with pytest.raises(ValueError, match=r"infinity \(row 5, feature 1\)"):
+        GradientGaussian().fit(bad)
+    model = GradientGaussian().fit(X)
+    row = np.array([[np.nan] * 4, [1.0, np.nan, 0.0, 0.0]])
+    for method in (model.score_samples, model.score, model.impute):
+        with pytest.raises(ValueError, match=r"rows \[0\]"):
+            method(row)
+        with pytest.raises(ValueError, match=r"infinity \(row 1, feature 0\)"):
+            method(np.array([[0.0] * 4, [-np.inf, 0.0, 0.0, 0.0]]))
+    assert GradientGaussian().__sklearn_tags__().input_tags.allow_nan
+
+
+def test_unbounded_likelihood_warns_and_shrinkage_fixes_it():
+    """With few rows observing many features jointly the likelihood is
+    unbounded (S can collapse onto those rows); shrinkage makes it bounded."""
+    rng = np.random.RandomState(0)
+    d, n = 12, 188
+    q, _ = np.linalg.qr(rng.randn(d, d))
+    cov = (q * np.geomspace(1.0, 1e3, d)) @ q.T
+    X = rng.multivariate_normal(3.0 * rng.randn(d), cov, size=n)
+    X[rng.rand(n, d) < 0.33] = np.nan
+    X = X[~np.isnan(X).all(axis=1)]
+    # At most one complete row: S can collapse onto the rows that observe
+    # a large set of features jointly.
+    assert (~np.isnan(X)).all(axis=1).sum() <= 1
+    with pytest.warns(ConvergenceWarning, match="shrinkage > 0"):
+        GradientGaussian().fit(X)
+    model = GradientGaussian(shrinkage=0.1).fit(X)
+    assert model.converged_
+    mean, cov = _em(X, shrinkage=0.1)
+    assert_allclose(model.covariance_, cov, atol=1e-6 * np.abs(cov).max())
