@@ -485,27 +485,38 @@ class GradientGaussian(DensityMixin, BaseEstimator):
             verbose=self.verbose,
             history=self.history_,
         )
-        factor = np.tril(multiply_lower(chol, result.factor))
-        self.mean_ = shift + chol @ result.mean
+        # Affine equivariance: the objective in the original coordinates is the
+        # whitened one plus W log|det chol| (no O(d^3) re-evaluation).
+        return self._set_solution(
+            shift + chol @ result.mean,
+            multiply_lower(chol, result.factor),
+            n_iter=result.n_iter,
+            converged=result.status == 0,
+            objective=result.value + total.weight_sum * np.sum(np.log(np.diag(chol))),
+            result=result,
+        )
+
+    def _set_solution(self, mean, factor, *, n_iter, converged, objective, result):
+        """Set the fitted attributes; warn if the optimiser did not converge."""
+        factor = np.tril(factor)
+        self.mean_ = mean
         self.factor_ = factor
         self.covariance_ = factor @ factor.T
         inv = inverse_lower(factor)
         self.precision_ = inv.T @ inv
-        self.n_iter_ = result.n_iter
-        self.converged_ = result.status == 0
-        # Affine equivariance: the objective in the original coordinates is the
-        # whitened one plus W log|det chol| (no O(d^3) re-evaluation).
-        self.objective_ = float(
-            result.value + total.weight_sum * np.sum(np.log(np.diag(chol)))
-        )
+        self.n_iter_ = n_iter
+        self.converged_ = bool(converged)
+        self.objective_ = float(objective)
         if not self.converged_:
             warnings.warn(
                 f"GradientGaussian did not converge: {result.message} after "
-                f"{result.n_iter} iterations (largest gradient entry "
+                f"{n_iter} iterations (largest gradient entry "
                 f"{result.grad_norm:.3g}, tol={self.tol:g}). Increase max_iter "
-                "or tol.",
+                "or tol. With missing values, if the covariance becomes "
+                "singular the likelihood may be unbounded (few rows observe all "
+                "features): set shrinkage > 0 or reg_covar > 0.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         return self
 
@@ -613,35 +624,20 @@ class GradientGaussian(DensityMixin, BaseEstimator):
             if converged or n_iter >= self.max_iter or not value < previous:
                 break
             previous = value
-        factor = np.tril(scale[:, np.newaxis] * factor_std)
-        self.mean_ = ac_mean + scale * mean_std
-        self.factor_ = factor
-        self.covariance_ = factor @ factor.T
-        inv = inverse_lower(factor)
-        self.precision_ = inv.T @ inv
-        self.n_iter_ = n_iter
-        self.converged_ = bool(converged)
         # Back to original units: for the data, each pattern's observed
         # features' scales; for the penalties, all of them.
         log_scale = np.log(scale)
         penalty_weight = sum(term.weight_sum for term in penalties)
-        self.objective_ = float(
-            value
+        return self._set_solution(
+            ac_mean + scale * mean_std,
+            scale[:, np.newaxis] * factor_std,
+            n_iter=n_iter,
+            converged=converged,
+            objective=value
             + data_scale * float(stats.pattern_weight @ (stats.observed @ log_scale))
-            + penalty_weight * float(np.sum(log_scale))
+            + penalty_weight * float(np.sum(log_scale)),
+            result=result,
         )
-        if not self.converged_:
-            warnings.warn(
-                f"GradientGaussian did not converge on data with missing values: "
-                f"{result.message} after {n_iter} iterations (largest "
-                f"gradient entry {result.grad_norm:.3g}, tol={self.tol:g}). "
-                "Increase max_iter or tol. If the covariance becomes singular, the "
-                "likelihood may be unbounded (with many missing entries, few rows "
-                "observe all features): set shrinkage > 0 or reg_covar > 0.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        return self
 
     def _initial_point(self, shift, chol, structure, objective=None):
         """Starting mean and factor in whitened coordinates.
