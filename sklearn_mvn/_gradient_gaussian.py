@@ -50,6 +50,8 @@ from ._validation import (
 _EPS = np.finfo(np.float64).eps
 # L-BFGS-B iterations between re-whitenings of the missing-data problem.
 _CYCLE_ITER = 10
+# EM steps at most that polish a missing-data fit below round-off.
+_POLISH_STEPS = 30
 
 
 # ---------------------------------------------------------------------------
@@ -139,6 +141,36 @@ def _preconditioner(pilot, mean, structure, n_samples):
     return scale[:, np.newaxis] * chol_corr
 
 
+def _polish(objective, structure, mean, factor, tol, factorize):
+    """EM steps on the missing-data objective until the gradient meets ``tol``.
+
+    The E-step is the objective's expected statistics merged with the
+    penalties; the M-step their moments restricted to the structure (the
+    optimum of the penalised complete-data objective). The gradient is taken
+    in coordinates whitened at the current point, as the optimiser's.
+    Returns the last point, its objective value and whether ``tol`` was met.
+    """
+    converged = False
+    for _ in range(_POLISH_STEPS):
+        total, entropy = objective.total_stats(mean, factor)
+        whitened = total.whitened(mean, factor)
+        value, grad_mean, grad_factor = nll_grad_stats(
+            whitened, np.zeros_like(mean), np.eye(mean.shape[0])
+        )
+        grad = max(
+            np.max(np.abs(grad_mean)),
+            np.max(np.abs(structure.restrict_grad(grad_factor))),
+        )
+        # whitened value + log|det factor| * weight = value at (mean, factor)
+        value += total.weight_sum * np.sum(np.log(np.diag(factor))) - entropy
+        if grad <= tol:
+            converged = True
+            break
+        mean = total.mean
+        factor = factorize(total.scatter / total.weight_sum, mean)
+    return mean, factor, value, converged
+
+
 # ---------------------------------------------------------------------------
 # The estimator
 # ---------------------------------------------------------------------------
@@ -215,8 +247,9 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         search that can no longer decrease the objective within floating-point
         resolution also counts as converged if the gradient is within
         ``100 * tol``. With missing values the objective is accurate to
-        round-off only, so a fit also counts as converged when the line search
-        stops with the gradient at its noise floor, ``10 sqrt(eps |J|)``.
+        round-off only: when the line search stalls at its noise floor,
+        ``10 sqrt(eps |J|)``, EM steps (which need no objective values) polish
+        the solution until the gradient meets ``tol``.
 
     verbose : int, default=0
         If positive, print the objective and the gradient norm at every
@@ -624,6 +657,13 @@ class GradientGaussian(DensityMixin, BaseEstimator):
             if converged or n_iter >= self.max_iter or not value < previous:
                 break
             previous = value
+        if converged and result.grad_norm > self.tol:
+            # The line search stalled at the objective's round-off floor.
+            # EM steps need no objective values: they polish the solution
+            # until the gradient meets tol.
+            mean_std, factor_std, value, converged = _polish(
+                objective, structure, mean_std, factor_std, self.tol, factorize
+            )
         # Back to original units: for the data, each pattern's observed
         # features' scales; for the penalties, all of them.
         log_scale = np.log(scale)

@@ -12,13 +12,13 @@ from sklearn_mvn import GradientGaussian
 
 # The missing-data MLE is iterative: both fits are run to a tight tolerance so
 # that they agree to 1e-8 in correlation units.
-TOL = 1e-11
+TOL = 1e-9
 # The missing-data fit stops once its gradient reaches the objective's
 # round-off floor 10 sqrt(eps |J|) (> TOL), which leaves its solution
 # determined to a few 1e-8 in correlation units (fit vs partial_fit measured
 # 3.4e-8; a fit restarted from partial_fit's solution moves 2e-10 from it). The
 # statistics themselves merge exactly (see test_partial_fit.py, 1e-8).
-NAN_TOL = 1e-7
+NAN_TOL = 1e-8
 
 
 def with_missing(seed=0, fraction=0.15):
