@@ -890,9 +890,12 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = self._validate_predict_input(X)
-        if check_missing(X):
+        dist = squared_mahalanobis(X, self.mean_, self.factor_)
+        # As in score_samples: X is searched for NaN or infinity only if the
+        # result shows some, so complete data are read once.
+        if not np.all(np.isfinite(dist)) and check_missing(X):
             return marginal_mahalanobis(X, self.mean_, self.factor_)
-        return squared_mahalanobis(X, self.mean_, self.factor_)
+        return dist
 
     def bic(self, X):
         """Bayesian information criterion of the fitted model on ``X``.
