@@ -522,10 +522,9 @@ def ecme_step(
     scale /= data_scale * denom + prior_weight
     scale = project_scale(scale, covariance_type)
     new_mean = mean + factor @ a / u_sum
-    try:
-        new_factor = np.linalg.cholesky(scale)
-    except np.linalg.LinAlgError:
-        new_factor = factor
+    # A singular scale (data in a subspace, no regularisation) raises
+    # LinAlgError: the t likelihood is unbounded there.
+    new_factor = np.linalg.cholesky(scale)
     df = sums.df
     if estimate_df:
         _, _, _, grad = t_objective(sums, factor)

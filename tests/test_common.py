@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_mvn import GradientGaussian
+from sklearn_mvn import GradientGaussian, GradientStudentT
 
 ESTIMATORS = [
     GradientGaussian(),
@@ -10,6 +10,11 @@ ESTIMATORS = [
     GradientGaussian(covariance_type="spherical"),
     GradientGaussian(shrinkage=0.2),
     GradientGaussian(reg_covar=1e-3, warm_start=True),
+    GradientStudentT(),
+    GradientStudentT(covariance_type="diag", df=4.0),
+    GradientStudentT(covariance_type="spherical"),
+    GradientStudentT(shrinkage=0.2, warm_start=True),
+    GradientStudentT(reg_covar=1e-3, df=1.0),
 ]
 
 _SINGULAR = (
