@@ -204,3 +204,32 @@ def test_errors_say_what_to_do():
     # With regularisation the singular cases fit.
     model = GradientStudentT(reg_covar=0.1).fit(const)
     assert model.converged_
+
+
+def test_docstrings_are_valid_numpydoc():
+    validate = pytest.importorskip("numpydoc.validate").validate
+    ignored = {"SA01", "EX01", "ES01", "RT02", "GL08"}
+    names = [
+        "",
+        ".fit",
+        ".score_samples",
+        ".score",
+        ".mahalanobis",
+        ".impute",
+        ".sample",
+        ".bic",
+        ".aic",
+    ]
+    for name in names:
+        errors = validate("sklearn_mvn.GradientStudentT" + name)["errors"]
+        assert [e for e in errors if e[0] not in ignored] == [], name
+
+
+def test_fitted_attributes_are_documented():
+    X, _, _ = _t_data(n=200)
+    model = GradientStudentT().fit(X)
+    doc = GradientStudentT.__doc__
+    fitted = [a for a in vars(model) if a.endswith("_") and not a.startswith("_")]
+    assert len(fitted) >= 10
+    for attr in fitted:
+        assert f"{attr} :" in doc, attr
