@@ -107,33 +107,34 @@ def _split(inliers, outliers, rng, contamination, train_frac=0.6):
 
 
 def contaminated_sets():
-    """name -> (inliers, outliers, contamination)."""
+    """name -> (inliers, outliers, contamination): the gallery's four sets
+    (same construction) plus two more."""
     cancer = load_breast_cancer()
     wine = load_wine()
     rng = np.random.RandomState(0)
     d = 10
-    shape = _random_shape(rng, d)
-    heavy = multivariate_t(np.zeros(d), shape, df=3.0).rvs(3000, random_state=rng)
+    q, _ = np.linalg.qr(rng.randn(d, d))
+    shape = (q * np.geomspace(1.0, 10.0, d)) @ q.T
+    heavy = multivariate_t(np.zeros(d), shape, df=3.0).rvs(2000, random_state=rng)
+    box = rng.uniform(-20, 20, size=(1000, d)) * np.sqrt(np.diag(shape))
     direction = rng.randn(d)
     direction /= np.sqrt(direction @ np.linalg.solve(shape, direction))
-    cluster = 6.0 * direction + 0.3 * rng.multivariate_normal(np.zeros(d), shape, 1500)
+    cluster = 12.0 * direction + 0.5 * rng.multivariate_normal(np.zeros(d), shape, 1000)
     d2 = 20
     shape2 = _random_shape(rng, d2, cond=100.0)
     normal = rng.multivariate_normal(np.zeros(d2), shape2, 3000)
-    scale = np.sqrt(np.diag(shape2))
-    scattered = rng.uniform(-6, 6, size=(1500, d2)) * scale
+    scattered = rng.uniform(-6, 6, size=(1500, d2)) * np.sqrt(np.diag(shape2))
+    benign, malignant = cancer.data[cancer.target == 1], cancer.data[cancer.target == 0]
     return {
-        "breast cancer (malignant in training, 15%)": (
-            cancer.data[cancer.target == 1],
-            cancer.data[cancer.target == 0],
-            0.15,
-        ),
-        "wine (classes 0 and 2 as outliers, 10%)": (
+        "breast cancer, 5% malignant in training": (benign, malignant, 0.05),
+        "breast cancer, 15% malignant in training": (benign, malignant, 0.15),
+        "t(3) d=10 + scattered box, 10%": (heavy, box, 0.10),
+        "t(3) d=10 + tight cluster at distance 12, 10%": (heavy, cluster, 0.10),
+        "wine (classes 0 and 2 as outliers), 10%": (
             wine.data[wine.target == 1],
             wine.data[wine.target != 1],
             0.10,
         ),
-        "t(3) d=10 + shifted cluster, 10%": (heavy, cluster, 0.10),
         "normal d=20 + scattered box, 20%": (normal, scattered, 0.20),
     }
 

@@ -305,7 +305,12 @@ class GradientStudentT(DensityMixin, BaseEstimator):
             raise _singular_error(
                 n_samples, n_features, "the data lie in a subspace"
             ) from exc
-        self._set_solution(result)
+        # Rows that coincide or lie in a subspace can make the likelihood
+        # unbounded: the scale collapses far below the robust spread of the
+        # start, or df goes to its lower bound.
+        collapsed = np.diag(result.factor) < 1e-2 * np.diag(factor0)
+        degenerate = bool(np.any(collapsed)) or result.df <= 1.01 * DF_MIN
+        self._set_solution(result, degenerate)
         return self
 
     def _data_source(self, X, sample_weight):
@@ -361,7 +366,7 @@ class GradientStudentT(DensityMixin, BaseEstimator):
         weight = float(X.shape[0] if sample_weight is None else sample_weight.sum())
         return data_pass, sample, sample_w, weight, X.shape[0]
 
-    def _set_solution(self, result):
+    def _set_solution(self, result, degenerate=False):
         """Set the fitted attributes; warn if the fit did not converge."""
         factor = np.tril(result.factor)
         d = factor.shape[0]
@@ -380,12 +385,19 @@ class GradientStudentT(DensityMixin, BaseEstimator):
         self.converged_ = bool(result.converged)
         self.objective_ = float(result.value)
         if not self.converged_:
+            hint = (
+                " The likelihood looks unbounded (df_ at its lower bound or a "
+                "nearly singular scale matrix): many rows coincide or lie in a "
+                "subspace. Fix df (e.g. df=1.0), or set reg_covar > 0 or "
+                "shrinkage > 0."
+                if degenerate
+                else " Increase max_iter or tol; if the scale matrix becomes "
+                "singular, set reg_covar > 0 or shrinkage > 0."
+            )
             warnings.warn(
                 f"GradientStudentT did not converge: {result.message} after "
                 f"{result.n_iter} iterations (largest gradient entry "
-                f"{result.grad_norm:.3g}, tol={self.tol:g}). Increase max_iter "
-                "or tol; if the scale matrix becomes singular, set "
-                "reg_covar > 0 or shrinkage > 0.",
+                f"{result.grad_norm:.3g}, tol={self.tol:g}).{hint}",
                 ConvergenceWarning,
                 stacklevel=3,
             )

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from scipy.stats import multivariate_t
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import InvalidParameterError
 
 from sklearn_mvn import GradientGaussian, GradientStudentT
@@ -233,3 +234,15 @@ def test_fitted_attributes_are_documented():
     assert len(fitted) >= 10
     for attr in fitted:
         assert f"{attr} :" in doc, attr
+
+
+def test_unbounded_likelihood_warns_with_advice():
+    # 60% of the rows on one point: the t likelihood grows without bound as
+    # df falls and the scale collapses onto the point.
+    rng = np.random.RandomState(0)
+    X = np.vstack([np.zeros((60, 2)), rng.randn(40, 2)])
+    with pytest.warns(ConvergenceWarning, match="unbounded"):
+        GradientStudentT().fit(X)
+    # With df fixed large enough the likelihood is bounded.
+    model = GradientStudentT(df=5.0).fit(X)
+    assert model.converged_
