@@ -51,7 +51,13 @@ from scipy.optimize import minimize
 from scipy.special import digamma, gammaln, polygamma
 
 from ._gradients import squared_mahalanobis
-from ._missing import _batches, _inverse_pmm, _pattern_keys, _take_rows
+from ._missing import (
+    _batches,
+    _inverse_pmm,
+    _pattern_keys,
+    _take_rows,
+    conditional_fill,
+)
 from ._stats import chunk_rows, inverse_lower, solve_lower
 
 LOG_PI = np.log(np.pi)
@@ -404,25 +410,23 @@ def t_log_density(X, mean, factor, df, chunk_size=None):
 
 
 def _marginal_rows(X, mean, factor, chunk_size=None):
-    """``delta_o``, ``log|P_mm|`` and ``d_o`` of rows with NaN, in chunks."""
+    """``delta_o``, ``log|P_mm|`` and ``d_o`` of rows with NaN, in chunks.
+
+    Each row is completed by its conditional offsets (the normal's
+    conditional mean, :func:`~sklearn_mvn._missing.conditional_fill`), so
+    ``delta_o = |Lambda^{-1}(x_hat - mu)|^2``.
+    """
     n, d = X.shape
-    inverse = np.asfortranarray(inverse_lower(factor))
-    precision = inverse.T @ inverse
+    inverse = inverse_lower(factor)
     step = chunk_rows(d) if chunk_size is None else int(chunk_size)
-    delta, log_pmm, n_obs = np.empty(n), np.zeros(n), np.empty(n, dtype=np.int64)
+    delta, log_pmm, n_obs = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
     for start in range(0, n, step):
-        block = np.array(X[start : start + step], dtype=np.float64)
-        resid = block - mean
-        nan = np.isnan(resid)
-        n_obs[start : start + step] = d - nan.sum(axis=1)
-        for i in np.flatnonzero(nan.any(axis=1)):
-            # Per row: this is the rare path (scoring rows with NaN).
-            sums = TSums(d, 1.0)
-            row = resid[i : i + 1]
-            _complete_missing(row, nan[i : i + 1], np.ones(1), precision, sums)
-            log_pmm[start + i] = sums.log_pmm
-        z = resid @ inverse.T
-        delta[start : start + step] = np.einsum("ij,ij->i", z, z)
+        part = slice(start, start + step)
+        filled, log_det, n_missing = conditional_fill(X[part], mean, factor)
+        z = (filled - mean) @ inverse.T
+        delta[part] = np.einsum("ij,ij->i", z, z)
+        log_pmm[part] = log_det
+        n_obs[part] = d - n_missing
     return delta, log_pmm, n_obs
 
 
