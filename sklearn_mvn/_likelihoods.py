@@ -14,6 +14,8 @@ penalties. The solver (:mod:`._solve`) sees only this interface:
   ``constant``: the map between the user's units and the objective's
   coordinates, and the constant that puts a value on the scale of
   ``objective_``;
+- ``regularised``: whether penalties make the covariance the user's choice
+  even where the data are constant;
 - ``exact``: whether values are accurate to full precision (statistics) or to
   round-off of a sum over patterns only; inexact objectives provide
   ``em_step`` for polishing below their noise floor.
@@ -98,6 +100,7 @@ class StatsObjective:
         data = stats.scaled((1.0 - shrinkage) / stats.weight_sum)
         penalties = penalty_stats(stats, shrinkage=shrinkage, reg_covar=reg_covar)
         self.total = _merged([data, *penalties])
+        self.regularised = bool(penalties)
         self.weight = self.total.weight_sum
         self.n_samples = stats.n_samples
         self._anchor = stats.mean
@@ -160,7 +163,9 @@ class PatternObjective:
         # Constant features raise here, with the same message as complete data.
         diag = TriangularCovariance("diag", n_features)
         std = np.diag(
-            diag.preconditioner(np.diag(np.diag(pilot)), ac_mean, stats.n_samples)
+            diag.preconditioner(
+                np.diag(np.diag(pilot)), ac_mean, stats.n_samples, self.regularised
+            )
         )
         scale = representation.standardising_scale(std**2)
         self.shift, self.scale = ac_mean, scale

@@ -143,13 +143,19 @@ class TriangularCovariance:
             scale = np.full(self.n_features, np.sqrt(np.mean(variances)))
         return scale
 
-    def preconditioner(self, covariance, mean, n_samples):
+    def preconditioner(self, covariance, mean, n_samples, regularised=False):
         """Lower-triangular ``chol`` with the structure of the model.
 
         ``chol chol^T`` is ``covariance`` restricted to the structure; it is
         computed from the correlation matrix so that feature scales do not
-        affect its accuracy. Raises a ValueError when ``covariance`` is
-        singular.
+        affect its accuracy. Raises a ``NotDeterminedError`` (a ValueError)
+        when ``covariance`` is singular.
+
+        Unregularised, a variance within a few units in the last place of the
+        mean squared counts as zero: such a spread carries no information.
+        A ``regularised`` covariance (``reg_covar`` or ``shrinkage``) is the
+        user's choice and is used whenever its standard deviation exceeds one
+        unit in the last place of the mean.
         """
         n_features = self.n_features
         variances = np.diag(covariance).copy()
@@ -158,7 +164,7 @@ class TriangularCovariance:
         # floor); the floor also flags spreads within a few units in the last
         # place of the mean, which carry no information and cannot be
         # whitened accurately.
-        floor = (8.0 * _EPS * np.abs(mean)) ** 2
+        floor = ((1.0 if regularised else 8.0) * _EPS * np.abs(mean)) ** 2
         if self.covariance_type == "spherical":
             var = float(np.mean(variances))
             if not var > float(np.mean(floor)):
@@ -170,6 +176,13 @@ class TriangularCovariance:
             magnitude = np.abs(mean[constant])
             if np.all((magnitude > 0) & (magnitude < 1e-150)):
                 detail += " (values below 1e-154 square to 0 in float64: rescale X)"
+            if regularised:
+                needed = (4.0 * _EPS * float(np.max(magnitude))) ** 2
+                detail += (
+                    "; the regularisation is too small to be represented next "
+                    f"to these features' values (up to {np.max(magnitude):.3g}): "
+                    f"reg_covar >= {needed:.1e} works"
+                )
             raise singular_error(n_samples, n_features, detail)
         scale = np.sqrt(variances)
         if self.covariance_type == "diag":

@@ -256,7 +256,9 @@ def _start(objective, representation, pilot, start, compare_pilot):
 
     def value(point):
         mean, covariance = point
-        factor = representation.preconditioner(covariance, mean, objective.n_samples)
+        factor = representation.preconditioner(
+            covariance, mean, objective.n_samples, objective.regularised
+        )
         return objective(mean, factor)[0]
 
     return pilot if value(pilot) < value(previous) else previous
@@ -280,7 +282,9 @@ def _polish(objective, representation, mean, factor, tol, n_samples):
         if grad <= tol:
             return mean, factor, value, grad, True
         try:
-            new_factor = representation.preconditioner(new_cov, new_mean, n_samples)
+            new_factor = representation.preconditioner(
+                new_cov, new_mean, n_samples, objective.regularised
+            )
         except (ValueError, np.linalg.LinAlgError):
             break
         evaluated, (mean, factor) = (mean, factor), (new_mean, new_factor)
@@ -335,7 +339,9 @@ def solve(
     # The pilot's preconditioner checks that the data determine a covariance.
     pilot = objective.pilot()
     pilot_mean, pilot_cov = pilot
-    pilot_chol = rep.preconditioner(pilot_cov, pilot_mean, n_samples)
+    pilot_chol = rep.preconditioner(
+        pilot_cov, pilot_mean, n_samples, objective.regularised
+    )
     start_mean, start_cov = _start(objective, rep, pilot, start, compare_pilot)
     cycle_iter = max_iter if objective.exact else _CYCLE_ITER
     n_iter, previous, cycle = 0, np.inf, 0
@@ -349,7 +355,9 @@ def solve(
     while True:
         if chol is None:
             try:
-                chol = rep.preconditioner(covariance, mean, n_samples)
+                chol = rep.preconditioner(
+                    covariance, mean, n_samples, objective.regularised
+                )
             except (ValueError, np.linalg.LinAlgError):
                 if cycle == 0:
                     raise
@@ -358,7 +366,9 @@ def solve(
                 progress.phase(f"re-whitened at the current estimate (cycle {cycle})")
         if cycle == 0 and start_cov is not covariance:
             u0 = solve_lower(chol, start_mean - mean)
-            start_chol = rep.preconditioner(start_cov, start_mean, n_samples)
+            start_chol = rep.preconditioner(
+                start_cov, start_mean, n_samples, objective.regularised
+            )
             t0 = np.tril(solve_lower(chol, start_chol))
         else:
             u0, t0 = np.zeros_like(mean), np.eye(mean.shape[0])
