@@ -1,20 +1,29 @@
-"""GradientStudentT: maximum-likelihood multivariate Student-t density."""
+"""GradientStudentT: maximum-likelihood multivariate Student-t density.
+
+The estimator shares validation, all-or-nothing fitting, the predict-side
+methods and ``bic``/``aic`` with :class:`~._base.BaseDensity`, the covariance
+representation with :mod:`._representations` and the convergence rule with
+:mod:`._solve`. The t likelihood has no sufficient statistics, so ``fit``
+reads the data once per iteration (:mod:`._t_likelihood` for NumPy,
+:mod:`._t_dask` for Dask) and has no ``partial_fit``.
+"""
 
 # Authors: sklearn-mvn developers
 # License: BSD 3-Clause
 
 import math
-import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._dask import _check_dask_X, dask_score_samples, is_dask_array
-from ._missing import check_missing, conditional_fill
-from ._stats import inverse_lower
+from ._base import BaseDensity, _AllOrNothing
+from ._dask import _check_dask_X, is_dask_array
+from ._linalg import precision_from_factor
+from ._missing import check_missing
+from ._representations import NotDeterminedError, make_representation
 from ._t_dask import dask_data_pass
 from ._t_likelihood import (
     DF_MAX,
@@ -22,7 +31,6 @@ from ._t_likelihood import (
     fit_t,
     start_point,
     t_log_density,
-    t_mahalanobis,
     t_sums,
 )
 from ._validation import (
@@ -33,6 +41,7 @@ from ._validation import (
     _fit_context,
     check_numeric_input,
     check_sample_weight,
+    warn_at_caller,
 )
 
 # Starting degrees of freedom when they are estimated.
@@ -42,7 +51,7 @@ _START_ROWS = 8192
 
 
 def _singular_error(n_samples, n_features, detail):
-    return ValueError(
+    return NotDeterminedError(
         f"The scale matrix is singular ({detail}; n_samples={n_samples}, "
         f"n_features={n_features}): this happens with too few samples (the t "
         "needs more samples than features), or constant or collinear "
@@ -51,7 +60,7 @@ def _singular_error(n_samples, n_features, detail):
     )
 
 
-class GradientStudentT(DensityMixin, BaseEstimator):
+class GradientStudentT(BaseDensity):
     """Multivariate Student-t density fitted by maximum likelihood.
 
     The model is the ``d``-variate t with location ``mean_``, scale matrix
@@ -223,10 +232,11 @@ class GradientStudentT(DensityMixin, BaseEstimator):
         self.verbose = verbose
         self.warm_start = warm_start
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        return tags
+    def _representation(self, n_features):
+        return make_representation(self.covariance_type, n_features)
+
+    def _covariance_params(self):
+        return self.factor_
 
     # -- fitting -------------------------------------------------------------
 
@@ -253,13 +263,17 @@ class GradientStudentT(DensityMixin, BaseEstimator):
         self : object
             Fitted estimator.
         """
+        with _AllOrNothing(self):
+            self._fit(X, sample_weight)
+        return self
+
+    def _fit(self, X, sample_weight):
         data_pass, sample, sample_w, weight, n_samples = self._data_source(
             X, sample_weight
         )
         n_features = self.n_features_in_
-        mean0, factor0 = start_point(
-            sample, sample_w, self.covariance_type, max_rows=sample.shape[0]
-        )
+        rep = self._representation(n_features)
+        mean0, factor0 = start_point(sample, rep, sample_w, max_rows=sample.shape[0])
         spread = np.diag(factor0).copy()
         tau = float(np.mean(spread**2))
         trace_coef = self.shrinkage * tau + self.reg_covar
@@ -284,40 +298,60 @@ class GradientStudentT(DensityMixin, BaseEstimator):
             mean0, factor0 = self.mean_, self.factor_
             if estimate_df:
                 df0 = float(np.clip(self.df_, DF_MIN, DF_MAX))
-        self.history_ = []
-        try:
-            result = fit_t(
-                data_pass,
-                mean0,
-                factor0,
-                df0,
-                estimate_df=estimate_df,
-                covariance_type=self.covariance_type,
-                data_scale=(1.0 - self.shrinkage) / weight,
-                prior_weight=self.shrinkage,
-                trace_coef=trace_coef,
-                max_iter=self.max_iter,
-                tol=self.tol,
-                verbose=self.verbose,
-                history=self.history_,
-            )
-        except np.linalg.LinAlgError as exc:
-            raise _singular_error(
-                n_samples, n_features, "the data lie in a subspace"
-            ) from exc
+        result = fit_t(
+            data_pass,
+            rep,
+            mean0,
+            factor0,
+            df0,
+            estimate_df=estimate_df,
+            data_scale=(1.0 - self.shrinkage) / weight,
+            prior_weight=self.shrinkage,
+            trace_coef=trace_coef,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            verbose=self.verbose,
+        )
         # Rows that coincide or lie in a subspace can make the likelihood
         # unbounded: the scale collapses far below the robust spread of the
         # start, or df goes to its lower bound.
         collapsed = np.diag(result.factor) < 1e-2 * np.diag(factor0)
         degenerate = bool(np.any(collapsed)) or result.df <= 1.01 * DF_MIN
         self._set_solution(result, degenerate)
-        return self
+
+    @available_if(lambda self: False)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Not available: the t likelihood has no mergeable statistics.
+
+        Each iteration of :meth:`fit` reads all the data; use :meth:`fit`
+        (with a Dask array for data larger than memory).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Ignored.
+
+        y : Ignored
+            Not used.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+            Never returns.
+        """
+        raise AttributeError("GradientStudentT has no partial_fit")
 
     def _data_source(self, X, sample_weight):
         """Validate; the pass over the data, a subsample for the start, and the
         weight sum."""
         if is_dask_array(X):
-            X = _check_dask_X(self, X, reset=True)
+            X = _check_dask_X(X, None, type(self).__name__)
+            self.n_features_in_ = X.shape[1]
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
             data_pass, weights = dask_data_pass(X, sample_weight)
             step = max(1, math.ceil(X.shape[0] / _START_ROWS))
             sample = check_array(
@@ -379,11 +413,11 @@ class GradientStudentT(DensityMixin, BaseEstimator):
         else:
             self.covariance_ = np.full((d, d), np.nan)
             self.covariance_[np.diag_indices(d)] = np.inf
-        inv = inverse_lower(factor)
-        self.precision_ = inv.T @ inv
+        self.precision_ = precision_from_factor(factor)[1]
         self.n_iter_ = int(result.n_iter)
         self.converged_ = bool(result.converged)
         self.objective_ = float(result.value)
+        self.history_ = result.history
         if not self.converged_:
             hint = (
                 " The likelihood looks unbounded (df_ at its lower bound or a "
@@ -394,32 +428,34 @@ class GradientStudentT(DensityMixin, BaseEstimator):
                 else " Increase max_iter or tol; if the scale matrix becomes "
                 "singular, set reg_covar > 0 or shrinkage > 0."
             )
-            warnings.warn(
+            warn_at_caller(
                 f"GradientStudentT did not converge: {result.message} after "
                 f"{result.n_iter} iterations (largest gradient entry "
                 f"{result.grad_norm:.3g}, tol={self.tol:g}).{hint}",
                 ConvergenceWarning,
-                stacklevel=3,
             )
 
     def _n_parameters(self):
-        d = self.n_features_in_
-        n_shape = {"full": d * (d + 1) // 2, "diag": d, "spherical": 1}[
-            self.covariance_type
-        ]
-        return d + n_shape + int(self.df == "auto")
+        rep = self._representation(self.n_features_in_)
+        return rep.n_parameters() + int(self.df == "auto")
 
     # -- prediction ----------------------------------------------------------
 
-    def _validate_predict_input(self, X):
-        X = check_numeric_input(X)
-        return validate_data(
-            self,
-            X,
-            dtype=[np.float64, np.float32],
-            reset=False,
-            ensure_all_finite=False,
-        )
+    def _t_scores(self, X):
+        """t log-densities of validated rows (marginal for rows with NaN)."""
+        out = t_log_density(X, self.mean_, self.factor_, self.df_)
+        if not np.all(np.isfinite(out)):
+            check_missing(X)  # infinity or an all-NaN row: a clear error
+        return out
+
+    def _score_block(self, X):
+        return self._t_scores(self._validate_predict_input(X))
+
+    def _score_block_unnamed(self, block):
+        X = np.asarray(check_numeric_input(block))
+        if X.dtype not in (np.float32, np.float64):
+            X = X.astype(np.float64)
+        return self._t_scores(X)
 
     def score_samples(self, X):
         """Log-density of each sample under the fitted t.
@@ -437,32 +473,7 @@ class GradientStudentT(DensityMixin, BaseEstimator):
             the log-density of its observed entries under the marginal t of
             those entries, which has the same ``df_``). Lazy for a Dask ``X``.
         """
-        check_is_fitted(self)
-        if is_dask_array(X):
-            return dask_score_samples(self, X)
-        X = self._validate_predict_input(X)
-        out = t_log_density(X, self.mean_, self.factor_, self.df_)
-        if not np.all(np.isfinite(out)):
-            check_missing(X)
-        return out
-
-    def score(self, X, y=None):
-        """Mean log-likelihood per sample of ``X``.
-
-        Parameters
-        ----------
-        X : array-like or dask.array.Array of shape (n_samples, n_features)
-            Samples.
-
-        y : Ignored
-            Not used, present for API consistency by convention.
-
-        Returns
-        -------
-        score : float
-            Mean of :meth:`score_samples`.
-        """
-        return float(np.mean(self.score_samples(X)))
+        return super().score_samples(X)
 
     def mahalanobis(self, X):
         """Squared Mahalanobis distances to ``mean_`` in the scale matrix.
@@ -478,8 +489,8 @@ class GradientStudentT(DensityMixin, BaseEstimator):
         dist : ndarray of shape (n_samples,)
             ``(x - mean_)^T precision_ (x - mean_)``, with ``precision_`` the
             inverse of ``shape_`` (not of ``covariance_``). The t log-density
-            decreases in it, so it ranks samples as :meth:`score_samples`
-            does for complete rows.
+            decreases in it, so it ranks complete rows as
+            :meth:`score_samples` does.
 
         Examples
         --------
@@ -493,12 +504,7 @@ class GradientStudentT(DensityMixin, BaseEstimator):
         >>> np.allclose(dist, np.einsum("ij,jk,ik->i", d, model.precision_, d))
         True
         """
-        check_is_fitted(self)
-        X = self._validate_predict_input(X)
-        dist = t_mahalanobis(X, self.mean_, self.factor_)
-        if not np.all(np.isfinite(dist)):
-            check_missing(X)
-        return dist
+        return super().mahalanobis(X)
 
     def impute(self, X):
         """Replace each missing entry by its conditional expectation.
@@ -519,10 +525,7 @@ class GradientStudentT(DensityMixin, BaseEstimator):
         X_imputed : ndarray of shape (n_samples, n_features)
             A float64 copy of ``X`` without NaN.
         """
-        check_is_fitted(self)
-        X = self._validate_predict_input(X)
-        check_missing(X)
-        return conditional_fill(X, self.mean_, self.factor_)[0]
+        return super().impute(X)
 
     def sample(self, n_samples=1, random_state=None):
         """Draw samples from the fitted t.

@@ -50,7 +50,13 @@ from scipy.linalg.blas import dsyrk, dtrmm
 from scipy.optimize import minimize
 from scipy.special import digamma, gammaln, polygamma
 
-from ._gradients import squared_mahalanobis
+from ._linalg import (
+    chunk_rows,
+    inverse_lower,
+    row_chunks,
+    solve_lower,
+    squared_mahalanobis,
+)
 from ._missing import (
     _batches,
     _inverse_pmm,
@@ -58,15 +64,13 @@ from ._missing import (
     _take_rows,
     conditional_fill,
 )
-from ._stats import chunk_rows, inverse_lower, solve_lower
+from ._solve import Progress, _verdict
 
 LOG_PI = np.log(np.pi)
 # Bounds on the degrees of freedom when they are estimated. Above ``DF_MAX``
 # the t is a normal to within O(d^2 / nu) in log-density.
 DF_MIN = 1e-2
 DF_MAX = 1e6
-# Lower bound on the diagonal of the whitened factor.
-_MIN_DIAG = 1e-10
 _EPS = np.finfo(np.float64).eps
 
 
@@ -305,10 +309,9 @@ def t_sums(X, mean, factor, df, sample_weight=None, chunk_size=None, nan=True):
     inverse = np.asfortranarray(inverse_lower(factor))
     precision = inverse.T @ inverse if nan else None
     buffer = np.empty((chunk_size, d))
-    for start in range(0, n_samples, chunk_size):
-        stop = min(start + chunk_size, n_samples)
-        weights = None if sample_weight is None else sample_weight[start:stop]
-        _add_chunk(sums, X[start:stop], weights, mean, inverse, precision, buffer)
+    for rows in row_chunks(n_samples, d, chunk_size):
+        weights = None if sample_weight is None else sample_weight[rows]
+        _add_chunk(sums, X[rows], weights, mean, inverse, precision, buffer)
     return sums
 
 
@@ -455,16 +458,6 @@ def t_mahalanobis(X, mean, factor):
 # ---------------------------------------------------------------------------
 
 
-def project_scale(matrix, covariance_type):
-    """The scale matrix of the structure nearest to a symmetric ``matrix``."""
-    if covariance_type == "full":
-        return matrix
-    diag = np.diag(matrix)
-    if covariance_type == "diag":
-        return np.diag(diag)
-    return np.mean(diag) * np.eye(matrix.shape[0])
-
-
 def shape_penalty(factor, prior_weight, trace_coef):
     """``prior_weight log|det Lambda| + trace_coef / 2 tr(S^{-1})`` and its
     factor gradient ``Lambda^{-T} (prior_weight I - trace_coef Lambda^{-1}
@@ -487,7 +480,7 @@ def ecme_step(
     sums,
     mean,
     factor,
-    covariance_type="full",
+    representation,
     estimate_df=True,
     data_scale=1.0,
     prior_weight=0.0,
@@ -509,7 +502,6 @@ def ecme_step(
     -------
     mean, factor, df
     """
-    d = sums.n_features
     weight = sums.weight_sum
     u_sum = sums.u_sum
     a = sums.first
@@ -522,13 +514,15 @@ def ecme_step(
     if prior_weight or trace_coef:
         denom = weight
     scale = factor @ (0.5 * (inner + inner.T)) @ factor.T
-    scale = data_scale * scale + trace_coef * np.eye(d)
+    scale = data_scale * scale + trace_coef * np.eye(sums.n_features)
     scale /= data_scale * denom + prior_weight
-    scale = project_scale(scale, covariance_type)
     new_mean = mean + factor @ a / u_sum
-    # A singular scale (data in a subspace, no regularisation) raises
-    # LinAlgError: the t likelihood is unbounded there.
-    new_factor = np.linalg.cholesky(scale)
+    # The structured factor of the update (the M-step of the structured
+    # model); a singular scale (data in a subspace, no regularisation) raises
+    # NotDeterminedError: the t likelihood is unbounded there.
+    new_factor = representation.preconditioner(
+        scale, new_mean, sums.n_samples, bool(prior_weight or trace_coef)
+    )
     df = sums.df
     if estimate_df:
         _, _, _, grad = t_objective(sums, factor)
@@ -583,60 +577,26 @@ def robust_start(sample, weights=None):
 class _Packer:
     """Whitened coordinates ``theta = (u, T, s)`` of ``(mean, factor, df)``.
 
-    ``mean = shift + chol u``, ``factor = chol T`` and ``log nu = log nu0 +
-    s / s_scale`` (``s_scale`` the square root of the expected information on
-    ``log nu`` at the pilot, so the Hessian in ``s`` is about 1).
+    ``mean = shift + chol u``, ``factor = chol T`` with ``T`` packed by the
+    covariance representation, and ``log nu = log nu0 + s / s_scale``
+    (``s_scale`` the square root of the expected information on ``log nu``,
+    so the Hessian in ``s`` is about 1). Without ``df`` estimation there is
+    no ``s``.
     """
 
-    def __init__(self, covariance_type, d, shift, chol, df0, s_scale, estimate_df):
-        self.covariance_type = covariance_type
-        self.d = d
+    def __init__(self, representation, shift, chol, df0, estimate_df):
+        self.rep = representation
+        self.d = shift.shape[0]
         self.shift = shift
         self.chol = chol
         self.log_df0 = np.log(df0)
-        self.s_scale = s_scale
+        self.s_scale = _scale_df(df0, self.d, estimate_df)
         self.estimate_df = estimate_df
-        if covariance_type == "full":
-            self.rows, self.cols = np.tril_indices(d)
-            self.diag_pos = np.flatnonzero(self.rows == self.cols)
-            self.n_factor = self.rows.size
-        elif covariance_type == "diag":
-            self.n_factor = d
-            self.diag_pos = np.arange(d)
-        else:
-            self.n_factor = 1
-            self.diag_pos = np.arange(1)
-
-    def unpack_t(self, theta_t):
-        d = self.d
-        if self.covariance_type == "full":
-            t = np.zeros((d, d))
-            t[self.rows, self.cols] = theta_t
-            return t
-        if self.covariance_type == "diag":
-            return np.diag(theta_t)
-        return theta_t[0] * np.eye(d)
-
-    def pack_t(self, t):
-        if self.covariance_type == "full":
-            return t[self.rows, self.cols]
-        if self.covariance_type == "diag":
-            return np.diag(t).copy()
-        return np.array([np.mean(np.diag(t))])
-
-    def restrict(self, grad):
-        if self.covariance_type == "full":
-            return grad[self.rows, self.cols]
-        if self.covariance_type == "diag":
-            return np.diag(grad).copy()
-        return np.array([np.trace(grad)])
 
     def to_params(self, theta, df_fixed):
-        d = self.d
-        u = theta[:d]
-        t = self.unpack_t(theta[d : d + self.n_factor])
-        mean = self.shift + self.chol @ u
-        factor = self.chol @ t
+        d, rep = self.d, self.rep
+        mean = self.shift + self.chol @ theta[:d]
+        factor = self.chol @ rep.unpack(theta[d : d + rep.n_theta])
         if self.estimate_df:
             df = float(np.exp(self.log_df0 + theta[-1] / self.s_scale))
         else:
@@ -646,27 +606,27 @@ class _Packer:
     def from_params(self, mean, factor, df):
         u = solve_lower(self.chol, mean - self.shift)
         t = np.tril(solve_lower(self.chol, factor))
-        parts = [u, self.pack_t(t)]
+        parts = [u, self.rep.pack(t)]
         if self.estimate_df:
             parts.append([(np.log(df) - self.log_df0) * self.s_scale])
         return np.concatenate(parts)
 
     def gradient(self, grad_mean, grad_factor, grad_df, df):
-        parts = [self.chol.T @ grad_mean, self.restrict(self.chol.T @ grad_factor)]
+        parts = [
+            self.chol.T @ grad_mean,
+            self.rep.restrict_grad(self.chol.T @ grad_factor),
+        ]
         if self.estimate_df:
             parts.append([df * grad_df / self.s_scale])
         return np.concatenate(parts)
 
     def bounds(self):
-        d = self.d
-        n = d + self.n_factor + int(self.estimate_df)
-        lower = np.full(n, -np.inf)
-        upper = np.full(n, np.inf)
-        lower[d + self.diag_pos] = _MIN_DIAG
+        lower = [np.full(self.d, -np.inf), self.rep.lower_bounds()]
+        upper = [np.full(self.d + self.rep.n_theta, np.inf)]
         if self.estimate_df:
-            lower[-1] = (np.log(DF_MIN) - self.log_df0) * self.s_scale
-            upper[-1] = (np.log(DF_MAX) - self.log_df0) * self.s_scale
-        return list(zip(lower, upper, strict=True))
+            lower.append([(np.log(DF_MIN) - self.log_df0) * self.s_scale])
+            upper.append([(np.log(DF_MAX) - self.log_df0) * self.s_scale])
+        return list(zip(np.concatenate(lower), np.concatenate(upper), strict=True))
 
 
 class TFitResult:
@@ -683,12 +643,12 @@ def _scale_df(df, d, estimate_df):
 
 def fit_t(
     data_pass,
+    representation,
     mean0,
     factor0,
     df0,
     *,
     estimate_df=True,
-    covariance_type="full",
     data_scale=1.0,
     prior_weight=0.0,
     trace_coef=0.0,
@@ -696,7 +656,7 @@ def fit_t(
     tol=1e-8,
     max_em=100,
     verbose=0,
-    history=None,
+    name="GradientStudentT",
 ):
     """Maximum (penalised) likelihood t: ECME iterations, then L-BFGS-B.
 
@@ -705,18 +665,22 @@ def fit_t(
     (the largest entry of the gradient in coordinates whitened at the current
     point falls by at least a factor 2 per step); then L-BFGS-B takes over in
     coordinates whitened at the last ECME point, with ``log nu`` scaled by
-    the root of its expected information. Both stop when the largest entry of
-    the projected gradient in those coordinates is at most ``tol``.
+    the root of its expected information. Convergence follows the engine's
+    rule (:func:`~sklearn_mvn._solve._verdict`): the largest entry of the
+    projected whitened gradient at most ``tol``, or within the objective's
+    round-off floor when the line search stalls.
 
     Parameters
     ----------
     data_pass : callable
         ``data_pass(mean, factor, df) -> TSums``: one pass over the data.
+    representation : covariance representation
+        Packing, bounds, gradient restriction and the structured M-step
+        (its ``preconditioner``).
     mean0, factor0, df0 :
         Start (``factor0`` lower triangular with the structure).
     estimate_df : bool, default=True
         Whether ``nu`` is estimated (else fixed at ``df0``).
-    covariance_type : {'full', 'diag', 'spherical'}
     data_scale : float, default=1.0
         Multiplies the data's negative log-likelihood (``1 / W`` for a mean).
     prior_weight, trace_coef : float, default=0.0
@@ -727,18 +691,18 @@ def fit_t(
     max_em : int, default=100
         ECME iterations at most.
     verbose : int, default=0
-    history : list, default=None
-        Receives ``(value, grad_norm)`` per iteration.
+    name : str, default="GradientStudentT"
 
     Returns
     -------
     result : TFitResult
         ``mean``, ``factor``, ``df``, ``value``, ``grad_norm``, ``n_iter``,
-        ``n_em``, ``n_passes``, ``converged``, ``message``.
+        ``n_em``, ``n_passes``, ``converged``, ``message``, ``history``.
     """
-    d = mean0.shape[0]
+    rep = representation
     mean, factor, df = np.asarray(mean0, float), np.asarray(factor0, float), df0
     prior = prior_weight, trace_coef
+    progress = Progress(verbose, name)
 
     def evaluate(m, f, nu):
         sums = data_pass(m, f, nu)
@@ -754,36 +718,24 @@ def fit_t(
             value, gf = value + pv, gf + pgf
         return sums, value, gm, gf, gd
 
-    def report(it, value, norm):
-        if history is not None:
-            history.append((value, norm))
-        if verbose:
-            print(f"Iteration {it}: objective = {value:.12g}, |grad| = {norm:.3e}")
-
     # -- ECME ---------------------------------------------------------------
     n_passes, n_em, previous = 0, 0, np.inf
-    converged = False
-    message = "max_iter reached"
+    verdict, message = "short", "max_iter reached"
     while True:
-        packer = _Packer(
-            covariance_type,
-            d,
-            mean,
-            np.tril(factor),
-            df,
-            _scale_df(df, d, estimate_df),
-            estimate_df,
-        )
+        packer = _Packer(rep, mean, np.tril(factor), df, estimate_df)
         sums, value, gm, gf, gd = evaluate(mean, factor, df)
         n_passes += 1
         if not np.isfinite(value):
-            raise ValueError("the t likelihood is not finite at the ECME point")
+            raise ValueError(
+                "The t likelihood is not finite at the start: the values of X "
+                "are too large or too small; rescale X."
+            )
         theta = packer.from_params(mean, factor, df)
         grad = packer.gradient(gm, gf, gd, df)
         norm = _projected_norm(theta, grad, packer.bounds())
-        report(n_em, value, norm)
+        progress.record(value, norm, step=n_em > 0)
         if norm <= tol:
-            converged, message = True, "ECME: the gradient meets tol"
+            verdict, message = "converged", "ECME iterations met tol"
             break
         if n_em >= min(max_em, max_iter) or (n_em >= 3 and norm > 0.5 * previous):
             break
@@ -792,7 +744,7 @@ def fit_t(
             sums,
             mean,
             factor,
-            covariance_type,
+            rep,
             estimate_df,
             data_scale,
             prior_weight,
@@ -800,27 +752,40 @@ def fit_t(
         )
         n_em += 1
     n_lbfgs = 0
-    if not converged and n_em < max_iter:
+    if verdict == "short" and n_em < max_iter:
+        progress.phase("L-BFGS-B in coordinates whitened at the ECME point")
         result = _lbfgs(
-            evaluate, packer, df, theta, value, grad, max_iter - n_em, tol, report
+            evaluate,
+            packer,
+            df,
+            theta,
+            value,
+            grad,
+            max_iter - n_em,
+            tol,
+            progress.record,
         )
         theta, value, grad, norm, n_lbfgs, status, message, extra = result
         n_passes += extra
-        floor = 10.0 * np.sqrt(_EPS * max(1.0, abs(value)))
-        converged = norm <= tol or (status != 1 and norm <= max(floor, 100 * tol))
+        floor = max(10.0 * np.sqrt(_EPS * max(1.0, abs(value))), 100.0 * tol)
+        verdict = _verdict(norm, tol, stalled=status != 1, floor=floor)
         mean, factor, df = packer.to_params(theta, df)
-    return TFitResult(
+    result = TFitResult(
         mean=mean,
         factor=np.tril(factor),
         df=df,
         value=float(value),
+        objective=float(value),
         grad_norm=norm,
         n_iter=n_em + n_lbfgs,
         n_em=n_em,
         n_passes=n_passes,
-        converged=bool(converged),
+        converged=verdict != "short",
         message=message,
     )
+    result.history = progress.history
+    progress.summary(result)
+    return result
 
 
 def _projected_norm(theta, grad, bounds):
@@ -832,7 +797,7 @@ def _projected_norm(theta, grad, bounds):
     return float(np.max(np.abs(proj))) if proj.size else 0.0
 
 
-def _lbfgs(evaluate, packer, df_fixed, theta0, value0, grad0, max_iter, tol, report):
+def _lbfgs(evaluate, packer, df_fixed, theta0, value0, grad0, max_iter, tol, record):
     """L-BFGS-B in the packer's coordinates from ``theta0``."""
     bounds = packer.bounds()
     last = {"theta": theta0.copy(), "value": value0, "grad": grad0}
@@ -858,13 +823,10 @@ def _lbfgs(evaluate, packer, df_fixed, theta0, value0, grad0, max_iter, tol, rep
         correction = (3.0 * abs(slope) - slope) / max(norm2, 1e-300)
         return last["value"] + abs(slope), last["grad"] + correction * step
 
-    count = [0]
-
     def callback(theta):
-        count[0] += 1
         if not np.array_equal(theta, last["theta"]):
             fun(theta)
-        report(count[0], last["value"], _projected_norm(theta, last["grad"], bounds))
+        record(last["value"], _projected_norm(theta, last["grad"], bounds))
 
     res = minimize(
         fun,
@@ -895,17 +857,18 @@ def _lbfgs(evaluate, packer, df_fixed, theta0, value0, grad0, max_iter, tol, rep
     )
 
 
-def start_point(X, sample_weight=None, covariance_type="full", max_rows=8192):
+def start_point(X, representation, sample_weight=None, max_rows=8192):
     """Robust start from a strided subsample: median, MAD (diagonal scale).
 
     Features whose MAD is 0 (e.g. discrete data) get their standard deviation
-    on the subsample instead.
+    on the subsample instead (0 for a constant feature).
 
     Returns
     -------
     mean : ndarray of shape (n_features,)
     factor : ndarray of shape (n_features, n_features)
-        Diagonal (spherical for ``'spherical'``).
+        Diagonal, with the representation's standardising scale (one value
+        for ``'spherical'``).
     """
     n = X.shape[0]
     step = max(1, n // max_rows)
@@ -925,6 +888,4 @@ def start_point(X, sample_weight=None, covariance_type="full", max_rows=8192):
         mu = (ww * vals).sum(0) / np.maximum(ww.sum(0), 1e-300)
         var = (ww * (vals - mu) ** 2).sum(0) / np.maximum(ww.sum(0), 1e-300)
         spread[zero] = np.sqrt(var)
-    if covariance_type == "spherical":
-        spread = np.full_like(spread, np.sqrt(np.mean(spread**2)))
-    return center, np.diag(spread)
+    return center, np.diag(representation.standardising_scale(spread**2))

@@ -6,6 +6,7 @@ from numpy.testing import assert_allclose
 from scipy.optimize import minimize_scalar
 from scipy.stats import multivariate_t
 
+from sklearn_mvn._representations import make_representation
 from sklearn_mvn._t_likelihood import (
     DF_MAX,
     ecme_step,
@@ -48,7 +49,8 @@ def _reference_logpdf(X, mean, shape, df):
 
 def _fit(X, sample_weight=None, df="auto", covariance_type="full", tol=1e-9):
     w = np.ones(X.shape[0]) if sample_weight is None else sample_weight
-    mean0, factor0 = start_point(X, sample_weight, covariance_type)
+    rep = make_representation(covariance_type, X.shape[1])
+    mean0, factor0 = start_point(X, rep, sample_weight)
     nan = bool(np.isnan(X).any())
 
     def data_pass(mean, factor, nu):
@@ -56,11 +58,11 @@ def _fit(X, sample_weight=None, df="auto", covariance_type="full", tol=1e-9):
 
     return fit_t(
         data_pass,
+        rep,
         mean0,
         factor0,
         5.0 if df == "auto" else df,
         estimate_df=df == "auto",
-        covariance_type=covariance_type,
         data_scale=1.0 / w.sum(),
         tol=tol,
         max_iter=500,
@@ -354,5 +356,6 @@ def test_ecme_step_increases_likelihood():
     for _ in range(6):
         sums = t_sums(X, mean, factor, df)
         values.append(t_objective(sums, factor)[0])
-        mean, factor, df = ecme_step(sums, mean, factor, estimate_df=False)
+        rep = make_representation("full", X.shape[1])
+        mean, factor, df = ecme_step(sums, mean, factor, rep, estimate_df=False)
     assert np.all(np.diff(values) < 0)
