@@ -157,6 +157,7 @@ class PatternObjective:
         ac_mean, ac_cov, _ = stats.available_case()
         available = SufficientStats(weight, ac_mean, weight * ac_cov, stats.n_samples)
         penalties = penalty_stats(available, shrinkage=shrinkage, reg_covar=reg_covar)
+        self.regularised = bool(penalties)
         data_scale = (1.0 - shrinkage) / weight
         pilot = _merged([available.scaled(data_scale), *penalties])
         pilot = pilot.scatter / pilot.weight_sum
