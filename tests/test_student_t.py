@@ -246,3 +246,22 @@ def test_unbounded_likelihood_warns_with_advice():
     # With df fixed large enough the likelihood is bounded.
     model = GradientStudentT(df=5.0).fit(X)
     assert model.converged_
+
+
+def test_verbose_history_and_iteration_limit(capsys):
+    X, _, _ = _t_data(n=300, missing=0.1)
+    model = GradientStudentT(verbose=1).fit(X)
+    out = capsys.readouterr().out
+    assert "Iteration 1:" in out and "GradientStudentT converged" in out
+    assert len(model.history_) == model.n_iter_ + 1
+    values = [v for v, _ in model.history_]
+    assert_allclose(values[-1], model.objective_, rtol=1e-12)
+    assert model.history_[-1][1] <= model.tol or model.converged_
+    with pytest.warns(ConvergenceWarning, match="did not converge") as record:
+        GradientStudentT(max_iter=1).fit(X)
+    # The warning points at this file (the caller's line).
+    assert record[0].filename == __file__
+
+
+def test_partial_fit_is_not_offered():
+    assert not hasattr(GradientStudentT(), "partial_fit")
