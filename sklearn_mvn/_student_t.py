@@ -5,7 +5,8 @@ methods and ``bic``/``aic`` with :class:`~._base.BaseDensity`, the covariance
 representation with :mod:`._representations` and the convergence rule with
 :mod:`._solve`. The t likelihood has no sufficient statistics, so ``fit``
 reads the data once per iteration (:mod:`._t_likelihood` for NumPy,
-:mod:`._t_dask` for Dask) and has no ``partial_fit``.
+:mod:`._t_dask` for Dask; the fitter is :mod:`._t_solve`) and has no
+``partial_fit``.
 """
 
 # Authors: sklearn-mvn developers
@@ -25,14 +26,8 @@ from ._linalg import precision_from_factor
 from ._missing import check_missing
 from ._representations import NotDeterminedError, make_representation
 from ._t_dask import dask_data_pass
-from ._t_likelihood import (
-    DF_MAX,
-    DF_MIN,
-    fit_t,
-    start_point,
-    t_log_density,
-    t_sums,
-)
+from ._t_likelihood import DF_MAX, DF_MIN, t_log_density, t_sums
+from ._t_solve import fit_t, start_point
 from ._validation import (
     Integral,
     Interval,

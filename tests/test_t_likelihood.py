@@ -9,16 +9,14 @@ from scipy.stats import multivariate_t
 from sklearn_mvn._representations import make_representation
 from sklearn_mvn._t_likelihood import (
     DF_MAX,
-    ecme_step,
-    fit_t,
     shape_penalty,
-    start_point,
     t_log_density,
     t_mahalanobis,
     t_nll_grad,
     t_objective,
     t_sums,
 )
+from sklearn_mvn._t_solve import ecme_step, fit_t, start_point
 
 # ---------------------------------------------------------------------------
 # Data and references
