@@ -65,7 +65,6 @@ LOG_PI = np.log(np.pi)
 # the t is a normal to within O(d^2 / nu) in log-density.
 DF_MIN = 1e-2
 DF_MAX = 1e6
-_EPS = np.finfo(np.float64).eps
 
 
 # ---------------------------------------------------------------------------
