@@ -27,6 +27,7 @@ from ._missing import (
     conditional_fill,
     marginal_log_density,
     marginal_mahalanobis,
+    warn_unobserved_pairs,
     whitened_objective,
 )
 from ._optimize import FactorStructure, minimize_nll
@@ -120,6 +121,11 @@ def _preconditioner(pilot, mean, structure, n_samples):
     constant = np.flatnonzero(~(variances > floor))
     if constant.size:
         detail = f"zero variance in feature(s) {constant[:10].tolist()}"
+        if constant.size > 10:
+            detail += f" and {constant.size - 10} more, {constant.size} in total"
+        detail += (
+            "; sklearn.feature_selection.VarianceThreshold removes constant features"
+        )
         magnitude = np.abs(mean[constant])
         if np.all((magnitude > 0) & (magnitude < 1e-150)):
             detail += " (values below 1e-154 square to 0 in float64: rescale X)"
@@ -566,7 +572,9 @@ class GradientGaussian(DensityMixin, BaseEstimator):
         n_features = stats.n_features
         structure = FactorStructure(self.covariance_type, n_features)
         weight = stats.weight_sum
-        ac_mean, ac_cov, _ = stats.available_case()
+        ac_mean, ac_cov, pair_weight = stats.available_case()
+        if self.covariance_type == "full" and self.shrinkage == 0.0:
+            warn_unobserved_pairs(pair_weight)
         available = SufficientStats(weight, ac_mean, weight * ac_cov, stats.n_samples)
         penalties = penalty_stats(
             available, shrinkage=self.shrinkage, reg_covar=self.reg_covar
