@@ -206,6 +206,8 @@ def _fuzz_one(X, weights, params, well_posed):
         np.all((sd > 1e-100) & (sd < 1e100))
         and np.all(np.abs(model.mean_) < 1e6 * sd)
         and np.linalg.cond(corr) < 1e6
+        # SciPy calls eigenvalues below 1e6 eps times the largest singular.
+        and np.linalg.cond(cov) < 1e8
     ):
         rows = np.asarray(X[:10], dtype=np.float64)
         expected = multivariate_normal(model.mean_, model.covariance_).logpdf(rows)
