@@ -33,10 +33,14 @@ _SUM_ELEMENTS = 2**18
 # c_j)^2 / C_jj``. Unweighted float64 data whose first ``_PROBE_ROWS`` rows have
 # ``kappa <= _MAX_KAPPA_UNSHIFTED`` for the shift 0 (e.g. centred or
 # standardised data) are multiplied in place, without any copy; otherwise each
-# chunk is first shifted by the mean of those rows (so ``kappa`` is about 1 for
-# data in random order) into a reused buffer. If the final ``kappa`` exceeds
-# ``_MAX_KAPPA`` (e.g. sorted data whose first rows are far from the overall
-# mean), the moments are recomputed about the mean found, in a second pass.
+# chunk is first shifted by the mean of the first ``_PROBE_ROWS`` rows of
+# positive weight (so ``kappa`` is about 1 for data in random order; rows of
+# zero weight, which may be anywhere, never choose it) into a reused buffer. If
+# the final ``kappa`` exceeds ``_MAX_KAPPA`` (e.g. sorted data whose first rows
+# are far from the overall mean), or a variance vanished or came out negative
+# while its raw moment did not (all digits lost), the moments are recomputed
+# about the mean found, in a second pass (and a third if that mean was itself
+# too inaccurate): the centred two-pass form, exact to rounding.
 _MAX_KAPPA_UNSHIFTED = 16.0
 _MAX_KAPPA = 1e4
 # Passes about the mean found at most after the first one.
@@ -152,12 +156,13 @@ class SufficientStats:
         input) with in-place BLAS products, chunk by chunk, and the scatter is
         ``A - W (m - c)(m - c)^T``. The shift ``c`` is 0 (then the chunks of
         ``X`` are multiplied in place, without any copy) when that is accurate
-        for the first chunk, and otherwise the mean of the first chunk, so the
-        result is accurate for data whose mean is large compared with its
-        spread. If the first chunk was not representative (sorted data) and the
-        subtraction would lose more than about four digits, a second pass
-        recomputes the moments about the mean found. The only temporary is one
-        chunk.
+        for the first rows, and otherwise the mean of the first rows of
+        positive weight, so the result is accurate for data whose mean is large
+        compared with its spread. If these rows were not representative
+        (sorted data) and the subtraction lost more than about four digits, or
+        a variance came out zero or negative while its raw moment did not, a
+        second pass recomputes the moments about the mean found. The only
+        temporary is one chunk.
 
         Parameters
         ----------
