@@ -27,7 +27,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_mvn import GradientGaussian
 
-N_EXAMPLES = int(os.environ.get("SKLEARN_MVN_FUZZ_EXAMPLES", "120"))
+N_EXAMPLES = int(os.environ.get("SKLEARN_MVN_FUZZ_EXAMPLES", "200"))
 FUZZ_SEED = os.environ.get("SKLEARN_MVN_FUZZ_SEED")
 
 SETTINGS = settings(
