@@ -19,7 +19,7 @@ import os
 import warnings
 
 import numpy as np
-from hypothesis import HealthCheck, given, note, seed, settings
+from hypothesis import HealthCheck, event, given, note, seed, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 from scipy.stats import multivariate_normal
@@ -180,6 +180,7 @@ def _fuzz_one(X, weights, params, well_posed):
         except (ValueError, TypeError) as exc:
             _assert_our_error(exc)
             assert not well_posed, f"a well-posed problem was rejected: {exc}"
+            event(f"rejected: {type(exc).__name__}: {str(exc)[:40]}")
             return
     for name in ("mean_", "covariance_", "precision_", "factor_"):
         assert np.all(np.isfinite(getattr(model, name))), name
@@ -188,7 +189,9 @@ def _fuzz_one(X, weights, params, well_posed):
     log_density = model.score_samples(X[observed][:10])
     assert np.all(np.isfinite(log_density))
     if np.any(np.isnan(X)):
+        event("fitted: missing values")
         return
+    event("fitted: complete data, checked against the closed form")
     # Complete data: the closed form, to RTOL in the data's own units.
     assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)], [
         str(w.message) for w in caught
