@@ -60,8 +60,13 @@ def problems(draw):
     rng = np.random.RandomState(draw(st.integers(0, 2**32 - 1)))
     n_features = draw(st.integers(1, 5))
     n_samples = draw(st.sampled_from([1, 2, n_features, n_features + 1, 8, 30, 60]))
-    # Scales from 1e-200 to 1e200, one for all features or one each.
-    decade = draw(st.sampled_from([0, 0, 5, 50, 120, 150, 155, 158, 200]))
+    dtype = draw(st.sampled_from([np.float64, np.float64, np.float32]))
+    # Scales from 1e-200 to 1e200 (float32: around its range of 1e+-38), one
+    # for all features or one each.
+    if dtype == np.float64:
+        decade = draw(st.sampled_from([0, 0, 5, 50, 120, 150, 155, 158, 200]))
+    else:
+        decade = draw(st.sampled_from([0, 0, 5, 15, 30, 40]))
     decade *= draw(st.sampled_from([1, -1]))
     spread = draw(st.sampled_from([0, 0, 3, 30]))
     scales = 10.0 ** (decade + rng.uniform(-spread, spread, n_features) / 10)
@@ -78,8 +83,10 @@ def problems(draw):
         X[:, constant] = X[0, constant]
     nan_fraction = draw(st.sampled_from([0.0, 0.0, 0.0, 0.05, 0.3]))
     if nan_fraction:
-        X[rng.uniform(size=X.shape) < nan_fraction] = np.nan
-    dtype = draw(st.sampled_from([np.float64, np.float64, np.float32]))
+        mask = rng.uniform(size=X.shape) < nan_fraction
+        if draw(st.booleans()):  # mostly: every row keeps an observed entry
+            mask[np.arange(n_samples), rng.randint(n_features, size=n_samples)] = False
+        X[mask] = np.nan
     with np.errstate(over="ignore"):
         X = X.astype(dtype)
     X = _layout(X, draw(st.sampled_from(["C", "F", "rows", "columns"])))
