@@ -161,14 +161,15 @@ def _closed_form(X, weights, covariance_type, shrinkage, reg_covar):
     Z = centred / unit
     # Corrected two-pass: exact also when the mean is not representable.
     shift = w @ Z
-    S = ((Z * w[:, None]).T @ Z - np.outer(shift, shift)) * np.outer(unit, unit)
+    S = ((Z * w[:, None]).T @ Z - np.outer(shift, shift)) * unit[:, None]
+    S *= unit[None, :]  # in two steps: unit_i unit_j alone may overflow
     d = X.shape[1]
-    target = np.trace(S) / d
+    target = np.sum(np.diag(S) / d)
     M = (1.0 - shrinkage) * S + shrinkage * target * np.eye(d)
     if covariance_type == "diag":
         M = np.diag(np.diag(M))
     elif covariance_type == "spherical":
-        M = np.trace(M) / d * np.eye(d)
+        M = np.sum(np.diag(M) / d) * np.eye(d)
     return mean, M + reg_covar * np.eye(d)
 
 
