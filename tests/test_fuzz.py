@@ -198,6 +198,7 @@ def _fuzz_one(X, weights, params, well_posed):
     assert np.all(np.isfinite(log_density))
     if np.any(np.isnan(X)):
         event("fitted: missing values")
+        _check_marginal_log_density(model, X[observed][:10], log_density)
         return
     event("fitted: complete data, checked against the closed form")
     # Complete data: the closed form, to RTOL in the data's own units.
@@ -213,21 +214,68 @@ def _fuzz_one(X, weights, params, well_posed):
     assert_allclose(
         model.covariance_ / np.outer(sd, sd), cov / np.outer(sd, sd), atol=RTOL
     )
-    # SciPy's log-density, where SciPy is reliable: moderate magnitudes and a
-    # well-conditioned correlation matrix.
-    corr = cov / np.outer(sd, sd)
-    if (
-        np.all((sd > 1e-100) & (sd < 1e100))
-        and np.all(np.abs(model.mean_) < 1e6 * sd)
-        and np.linalg.cond(corr) < 1e6
-        # SciPy calls eigenvalues below 1e6 eps times the largest singular.
-        and np.linalg.cond(cov) < 1e8
-    ):
+    # SciPy's log-density, where SciPy is reliable.
+    if _scipy_reliable(model.mean_, model.covariance_):
         rows = np.asarray(X[:10], dtype=np.float64)
         expected = multivariate_normal(model.mean_, model.covariance_).logpdf(rows)
         assert_allclose(
             log_density, np.atleast_1d(expected), rtol=1e-8, atol=1e-8 * X.shape[1]
         )
+    _check_partial_fit(X, weights, params, model)
+
+
+def _scipy_reliable(mean, cov):
+    """Moderate magnitudes and a covariance SciPy does not call singular."""
+    sd = np.sqrt(np.diag(cov))
+    return (
+        np.all((sd > 1e-100) & (sd < 1e100))
+        and np.all(np.abs(mean) < 1e6 * sd)
+        and np.linalg.cond(cov / np.outer(sd, sd)) < 1e6
+        # SciPy calls eigenvalues below 1e6 eps times the largest singular.
+        and np.linalg.cond(cov) < 1e8
+    )
+
+
+def _check_marginal_log_density(model, rows, log_density):
+    """With NaN: each row's log-density is that of its observed entries under
+    the fitted marginal normal (SciPy on the observed sub-vector)."""
+    rows = np.asarray(rows, dtype=np.float64)
+    for row, value in zip(rows, log_density, strict=True):
+        seen = ~np.isnan(row)
+        mean = model.mean_[seen]
+        cov = model.covariance_[np.ix_(seen, seen)]
+        if _scipy_reliable(mean, cov):
+            expected = multivariate_normal(mean, cov).logpdf(row[seen])
+            assert_allclose(value, expected, rtol=1e-8, atol=1e-8 * seen.sum())
+
+
+def _check_partial_fit(X, weights, params, model):
+    """Two partial_fit chunks give fit's model (or our error for a first chunk
+    that does not determine a model)."""
+    half = X.shape[0] // 2
+    if half == 0:
+        return
+    w = [None, None] if weights is None else [weights[:half], weights[half:]]
+    stream = GradientGaussian(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            stream.partial_fit(X[:half], sample_weight=w[0])
+            stream.partial_fit(X[half:], sample_weight=w[1])
+        except (ValueError, TypeError) as exc:
+            _assert_our_error(exc)
+            return
+    sd = np.sqrt(np.diag(model.covariance_))
+    # Merging two chunks uses the difference of their means, each stored in
+    # float64: for means of 1e10 standard deviations its rounding shows.
+    resolution = 8.0 * np.finfo(np.float64).eps * np.abs(model.mean_) / sd
+    assert np.all(np.abs(stream.mean_ - model.mean_) / sd <= RTOL + resolution)
+    tol = RTOL + np.max(resolution)
+    assert_allclose(
+        stream.covariance_ / np.outer(sd, sd),
+        model.covariance_ / np.outer(sd, sd),
+        atol=tol,
+    )
 
 
 def _seeded(test):
