@@ -13,6 +13,7 @@ import sys
 import warnings
 from numbers import Integral, Real
 
+import joblib
 import numpy as np
 import sklearn
 from sklearn.base import _fit_context
@@ -26,30 +27,27 @@ __all__ = [
     "_fit_context",
     "check_numeric_input",
     "check_sample_weight",
-    "warn_user",
+    "warn_at_caller",
 ]
 
-# Frames in these directories are library code: a warning points past them.
-_LIBRARY_DIRS = (
-    os.path.dirname(os.path.abspath(__file__)) + os.sep,
-    os.path.dirname(os.path.abspath(sklearn.__file__)) + os.sep,
+# Frames in these folders are not the user's: a warning skips them.
+_LIBRARY_DIRS = tuple(
+    os.path.dirname(path) + os.sep
+    for path in (__file__, sklearn.__file__, joblib.__file__)
 )
 
 
-def warn_user(message, category):
-    """``warnings.warn`` pointing at the first frame outside the library.
+def warn_at_caller(message, category=UserWarning):
+    """Warn with the file and line of the first caller outside the library.
 
-    The frame that called into sklearn-mvn (or into scikit-learn, which wraps
-    ``fit`` and may call it from a pipeline or a search): the user's line,
-    whatever the depth of the call inside the package.
+    Frames of this package, of scikit-learn (meta-estimators such as
+    ``Pipeline`` or ``GridSearchCV`` calling ``fit``) and of joblib (which
+    runs their fits) are skipped, so the warning points at the user's line
+    whatever the call path.
     """
-    frame = sys._getframe(1)
-    level = 2
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
-        _LIBRARY_DIRS
-    ):
-        frame = frame.f_back
-        level += 1
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(_LIBRARY_DIRS):
+        frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)
 
 

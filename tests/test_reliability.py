@@ -15,8 +15,8 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from sklearn_mvn import GradientGaussian, _stats
-from sklearn_mvn._missing import PatternStats, unobserved_pairs
-from sklearn_mvn._stats import SufficientStats, compute_stats
+from sklearn_mvn._missing import PatternStats, compute_stats, unobserved_pairs
+from sklearn_mvn._stats import SufficientStats
 
 
 def _weighted_cov(X, w):
