@@ -55,6 +55,32 @@ def _singular_error(n_samples, n_features, detail):
     )
 
 
+# Variances below this are subnormal or close to it: their square roots and
+# inverses lose precision or overflow (as for the normal's statistics).
+_TINY_VARIANCE = 1e4 * np.finfo(np.float64).tiny
+
+
+def _check_scale_range(spread):
+    """Raise a ValueError if the features' scales are not representable."""
+    with np.errstate(over="ignore"):
+        variances = spread**2
+    if not np.all(np.isfinite(variances)):
+        raise ValueError(
+            "The spread of X overflows float64: the values of X are too large "
+            "in magnitude (the squared spread must stay below 1e308). Rescale "
+            "X, e.g. divide it by a power of ten or use "
+            "sklearn.preprocessing.StandardScaler, and fit again."
+        )
+    tiny = np.flatnonzero((variances > 0) & (variances < _TINY_VARIANCE))
+    if tiny.size:
+        raise ValueError(
+            f"The variance of feature(s) {tiny[:10].tolist()} is below "
+            f"{_TINY_VARIANCE:.0e}, too small to be represented accurately in "
+            "float64. Rescale X, e.g. multiply it by a power of ten or use "
+            "sklearn.preprocessing.StandardScaler, and fit again."
+        )
+
+
 class GradientStudentT(BaseDensity):
     """Multivariate Student-t density fitted by maximum likelihood.
 
@@ -270,6 +296,7 @@ class GradientStudentT(BaseDensity):
         rep = self._representation(n_features)
         mean0, factor0 = start_point(sample, rep, sample_w, max_rows=sample.shape[0])
         spread = np.diag(factor0).copy()
+        _check_scale_range(spread)
         tau = float(np.mean(spread**2))
         trace_coef = self.shrinkage * tau + self.reg_covar
         if not np.all(spread > 0):
@@ -310,6 +337,7 @@ class GradientStudentT(BaseDensity):
         # Rows that coincide or lie in a subspace can make the likelihood
         # unbounded: the scale collapses far below the robust spread of the
         # start, or df goes to its lower bound.
+        _check_scale_range(np.diag(result.factor))
         collapsed = np.diag(result.factor) < 1e-2 * np.diag(factor0)
         degenerate = bool(np.any(collapsed)) or result.df <= 1.01 * DF_MIN
         self._set_solution(result, degenerate)
@@ -359,8 +387,14 @@ class GradientStudentT(BaseDensity):
             if weights is None:
                 sample_w, weight = None, float(X.shape[0])
             else:
-                sample_w = weights[::step].compute()
-                weight = float(weights.sum().compute())
+                import dask
+
+                # Weights of any scale give the same fit: scaled to a
+                # maximum of 1, no sum over- or underflows.
+                top = float(dask.compute(weights.max())[0])
+                data_pass, weights = dask_data_pass(X, weights / top)
+                sample_w, weight = dask.compute(weights[::step], weights.sum())
+                weight = float(weight)
             return data_pass, sample, sample_w, weight, X.shape[0]
         X = check_numeric_input(X)
         X = validate_data(
@@ -371,6 +405,10 @@ class GradientStudentT(BaseDensity):
             ensure_all_finite=False,
         )
         sample_weight = check_sample_weight(sample_weight, X.shape[0])
+        if sample_weight is not None:
+            # Weights of any scale give the same fit: scaled to a maximum of
+            # 1, no sum over- or underflows.
+            sample_weight = sample_weight / np.max(sample_weight)
         has_nan = check_missing(X)
         if has_nan:
             observed = np.zeros(X.shape[1])

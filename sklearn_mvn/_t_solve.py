@@ -166,6 +166,7 @@ class _Packer:
         factor = self.chol @ rep.unpack(theta[d : d + rep.n_theta])
         if self.estimate_df:
             df = float(np.exp(self.log_df0 + theta[-1] / self.s_scale))
+            df = min(max(df, DF_MIN), DF_MAX)  # round-off at the bounds
         else:
             df = df_fixed
         return mean, factor, df
@@ -295,7 +296,9 @@ def fit_t(
         if not np.isfinite(value):
             raise ValueError(
                 "The t likelihood is not finite at the start: the values of X "
-                "are too large or too small; rescale X."
+                "are too large or too small in magnitude to be represented. "
+                "Rescale X, e.g. with sklearn.preprocessing.StandardScaler, "
+                "and fit again."
             )
         theta = packer.from_params(mean, factor, df)
         grad = packer.gradient(gm, gf, gd, df)
