@@ -265,3 +265,31 @@ def test_verbose_history_and_iteration_limit(capsys):
 
 def test_partial_fit_is_not_offered():
     assert not hasattr(GradientStudentT(), "partial_fit")
+
+
+def test_failed_fit_keeps_the_previous_state():
+    X, _, _ = _t_data(n=200)
+    model = GradientStudentT().fit(X)
+    before = {k: np.copy(v) for k, v in vars(model).items() if k.endswith("_")}
+    bad = X.copy()
+    bad[0, 0] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        model.fit(bad)
+    fewer = X[:, :2].copy()
+    fewer[:, 1] = 1.0  # a constant feature: fails after validation
+    with pytest.raises(ValueError, match="reg_covar"):
+        model.fit(fewer)
+    assert set(before) == {k for k in vars(model) if k.endswith("_")}
+    for name, value in before.items():
+        assert_allclose(getattr(model, name), value)
+
+
+def test_pandas_input_and_feature_names():
+    pd = pytest.importorskip("pandas")
+    X, _, _ = _t_data(n=200, missing=0.1)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    model = GradientStudentT().fit(frame)
+    assert list(model.feature_names_in_) == ["a", "b", "c"]
+    assert_allclose(
+        model.score_samples(frame), GradientStudentT().fit(X).score_samples(X)
+    )
