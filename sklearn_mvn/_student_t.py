@@ -22,12 +22,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import BaseDensity, _AllOrNothing
 from ._dask import _check_dask_X, is_dask_array
-from ._linalg import precision_from_factor
+from ._linalg import precision_from_factor, row_chunks
 from ._missing import check_missing
 from ._representations import NotDeterminedError, make_representation
 from ._t_dask import dask_data_pass
 from ._t_likelihood import DF_MAX, DF_MIN, t_log_density, t_sums
-from ._t_solve import fit_t, start_point
+from ._t_solve import fit_t, robust_start, start_point
 from ._validation import (
     Integral,
     Interval,
@@ -78,6 +78,17 @@ def _check_scale_range(spread):
             f"{_TINY_VARIANCE:.0e}, too small to be represented accurately in "
             "float64. Rescale X, e.g. multiply it by a power of ten or use "
             "sklearn.preprocessing.StandardScaler, and fit again."
+        )
+
+
+def _check_observed(observed_weight):
+    """Raise a ValueError for features never observed (with positive weight)."""
+    never = np.flatnonzero(~(observed_weight > 0))
+    if never.size:
+        raise ValueError(
+            f"Feature(s) {never[:10].tolist()} are never observed (all NaN, or "
+            "only in rows of zero weight); their distribution cannot be "
+            "estimated. Drop these features."
         )
 
 
@@ -289,13 +300,24 @@ class GradientStudentT(BaseDensity):
         return self
 
     def _fit(self, X, sample_weight):
-        data_pass, sample, sample_w, weight, n_samples = self._data_source(
-            X, sample_weight
-        )
+        source = self._data_source(X, sample_weight)
+        data_pass, sample, sample_w, weight, n_samples, X, sample_weight = source
         n_features = self.n_features_in_
         rep = self._representation(n_features)
         mean0, factor0 = start_point(sample, rep, sample_w, max_rows=sample.shape[0])
         spread = np.diag(factor0).copy()
+        unseen = ~(np.isfinite(mean0) & np.isfinite(spread))
+        if unseen.any():
+            # Features observed only outside the subsample: their start from
+            # the whole column (n numbers each).
+            full = X[:, np.flatnonzero(unseen)]
+            full = np.asarray(full.compute() if is_dask_array(full) else full)
+            w = sample_weight
+            if is_dask_array(w):
+                w = w.compute()
+            mean0[unseen], spread[unseen] = robust_start(full, w)
+            spread = rep.standardising_scale(spread**2)
+            factor0 = np.diag(spread)
         _check_scale_range(spread)
         tau = float(np.mean(spread**2))
         trace_coef = self.shrinkage * tau + self.reg_covar
@@ -368,13 +390,20 @@ class GradientStudentT(BaseDensity):
         raise AttributeError("GradientStudentT has no partial_fit")
 
     def _data_source(self, X, sample_weight):
-        """Validate; the pass over the data, a subsample for the start, and the
-        weight sum."""
+        """Validate ``X`` and the weights.
+
+        Returns the pass over the data, a strided subsample and its weights
+        for the start, the weight sum, the number of rows, and the validated
+        ``X`` and weights (scaled to a maximum of 1).
+        """
         if is_dask_array(X):
             X = _check_dask_X(X, None, type(self).__name__)
             self.n_features_in_ = X.shape[1]
             if hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
+            import dask
+            import dask.array as da
+
             data_pass, weights = dask_data_pass(X, sample_weight)
             step = max(1, math.ceil(X.shape[0] / _START_ROWS))
             sample = check_array(
@@ -384,18 +413,20 @@ class GradientStudentT(BaseDensity):
                 input_name="X",
             )
             check_missing(sample)
+            seen = ~da.isnan(X)
+            if weights is not None:
+                seen = seen * weights[:, None]
+            _check_observed(seen.sum(axis=0).compute())
             if weights is None:
                 sample_w, weight = None, float(X.shape[0])
             else:
-                import dask
-
                 # Weights of any scale give the same fit: scaled to a
                 # maximum of 1, no sum over- or underflows.
                 top = float(dask.compute(weights.max())[0])
                 data_pass, weights = dask_data_pass(X, weights / top)
                 sample_w, weight = dask.compute(weights[::step], weights.sum())
                 weight = float(weight)
-            return data_pass, sample, sample_w, weight, X.shape[0]
+            return data_pass, sample, sample_w, weight, X.shape[0], X, weights
         X = check_numeric_input(X)
         X = validate_data(
             self,
@@ -412,15 +443,11 @@ class GradientStudentT(BaseDensity):
         has_nan = check_missing(X)
         if has_nan:
             observed = np.zeros(X.shape[1])
-            w = np.ones(X.shape[0]) if sample_weight is None else sample_weight
-            observed = w @ ~np.isnan(X)
-            never = np.flatnonzero(observed <= 0)
-            if never.size:
-                raise ValueError(
-                    f"Feature(s) {never[:10].tolist()} are never observed (all "
-                    "NaN, or only in rows of zero weight); their distribution "
-                    "cannot be estimated. Drop these features."
-                )
+            for rows in row_chunks(X.shape[0], X.shape[1]):
+                seen = ~np.isnan(X[rows])
+                w = None if sample_weight is None else sample_weight[rows]
+                observed += seen.sum(axis=0) if w is None else w @ seen
+            _check_observed(observed)
 
         def data_pass(mean, factor, df):
             return t_sums(X, mean, factor, df, sample_weight, nan=has_nan)
@@ -431,7 +458,7 @@ class GradientStudentT(BaseDensity):
         if sample_w is not None and not sample_w.sum() > 0:
             sample, sample_w = X, sample_weight
         weight = float(X.shape[0] if sample_weight is None else sample_weight.sum())
-        return data_pass, sample, sample_w, weight, X.shape[0]
+        return data_pass, sample, sample_w, weight, X.shape[0], X, sample_weight
 
     def _set_solution(self, result, degenerate=False):
         """Set the fitted attributes; warn if the fit did not converge."""

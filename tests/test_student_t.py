@@ -293,3 +293,25 @@ def test_pandas_input_and_feature_names():
     assert_allclose(
         model.score_samples(frame), GradientStudentT().fit(X).score_samples(X)
     )
+
+
+@pytest.mark.parametrize("dask", [False, True])
+def test_feature_observed_only_outside_the_start_subsample(dask):
+    # 20000 rows: the start uses every third row; feature 2 is observed only
+    # on rows the subsample skips.
+    rng = np.random.RandomState(0)
+    X = rng.standard_t(5, size=(20000, 3))
+    X[np.arange(20000) % 3 == 0, 2] = np.nan
+    ref = GradientStudentT().fit(X[np.arange(20000) % 3 != 0])
+    if dask:
+        da = pytest.importorskip("dask.array")
+        X = da.from_array(X, chunks=(5000, 3))
+    model = GradientStudentT().fit(X)
+    assert model.converged_
+    assert abs(model.shape_[2, 2] - ref.shape_[2, 2]) < 0.1
+    never = np.asarray(X).copy() if not dask else X.compute()
+    never[:, 1] = np.nan
+    if dask:
+        never = da.from_array(never, chunks=(5000, 3))
+    with pytest.raises(ValueError, match=r"Feature\(s\) \[1\] are never observed"):
+        GradientStudentT().fit(never)
