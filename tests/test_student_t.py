@@ -137,16 +137,20 @@ def test_robust_to_gross_outliers():
     assert np.max(np.abs(gauss.mean_ - mean)) > 3
 
 
+@pytest.mark.parametrize("df", ["auto", 3.0])
 @pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
-def test_covariance_types_and_regularisation(covariance_type):
+def test_covariance_types_and_regularisation(covariance_type, df):
     X, _, _ = _t_data(missing=0.1)
-    model = GradientStudentT(covariance_type=covariance_type, shrinkage=0.1)
+    model = GradientStudentT(covariance_type=covariance_type, shrinkage=0.1, df=df)
     model.fit(X)
     assert model.converged_
+    if df != "auto":
+        assert model.df_ == df
     if covariance_type != "full":
         assert not np.any(model.shape_[~np.eye(3, dtype=bool)])
-    reg = GradientStudentT(covariance_type=covariance_type, reg_covar=1.0).fit(X)
-    plain = GradientStudentT(covariance_type=covariance_type).fit(X)
+    reg = GradientStudentT(covariance_type=covariance_type, reg_covar=1.0, df=df)
+    plain = GradientStudentT(covariance_type=covariance_type, df=df).fit(X)
+    reg.fit(X)
     assert np.trace(reg.shape_) > np.trace(plain.shape_)
 
 
