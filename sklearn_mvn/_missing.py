@@ -119,12 +119,15 @@ def _psd_roots(scatter):
     return roots * diag[:, None, :], eigval
 
 
-def _compress(blocks, observed):
+def _compress(blocks, observed, full_rank=None):
     """Shorter roots of the scatters ``R^T R`` of several blocks of rows.
 
-    Each scatter (one matrix product per block) is factored by
-    :func:`_psd_roots`; the rows of positive eigenvalues form a root with at
-    most ``n_features`` rows, 0 at the block's unobserved features.
+    Each scatter (one matrix product per block) is factored: by a batched
+    Cholesky factorisation of ``C + diag(unobserved)`` (whose rows at the
+    observed features are a root of ``C``) where ``full_rank`` (default: all)
+    expects a non-singular scatter, else, or if the factorisation fails, by
+    :func:`_psd_roots` (the rows of positive eigenvalues). A root has at most
+    ``n_features`` rows, 0 at the block's unobserved features.
 
     Returns
     -------
@@ -133,9 +136,27 @@ def _compress(blocks, observed):
         Index of the block of each row.
     """
     scatter = np.stack([rows.T @ rows for rows in blocks])
-    roots, eigval = _psd_roots(scatter)
+    if full_rank is None:
+        full_rank = np.ones(len(blocks), dtype=bool)
+    roots = np.empty_like(scatter)
+    keep = np.zeros(observed.shape, dtype=bool)
+    chol = np.flatnonzero(full_rank)
+    if chol.size:
+        # Cholesky is backward stable, invariant under feature scaling and
+        # much faster than eigh; it fails on (numerically) singular scatters.
+        shifted = scatter[chol] + (~observed[chol])[:, :, None] * np.eye(
+            observed.shape[1]
+        )
+        try:
+            roots[chol] = np.swapaxes(np.linalg.cholesky(shifted), 1, 2)
+            keep[chol] = observed[chol]
+        except np.linalg.LinAlgError:
+            full_rank = np.zeros(len(blocks), dtype=bool)
+    rest = np.flatnonzero(~full_rank)
+    if rest.size:
+        roots[rest], eigval = _psd_roots(scatter[rest])
+        keep[rest] = eigval > 0.0
     roots *= observed[:, None, :]
-    keep = eigval > 0.0
     block = np.broadcast_to(np.arange(len(blocks))[:, None], keep.shape)
     return roots[keep], block[keep]
 
@@ -148,7 +169,6 @@ def _assemble(observed, weights, counts, means, roots, owner, n_samples):
     (extra rows ``sqrt(W_s) (m_s - m)``) and compressed (:func:`_compress`) to
     at most ``d`` rows. Patterns are ordered by their number of missing entries.
     """
-    n_features = observed.shape[1]
     keys = _pattern_keys(observed)
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     inverse = inverse.ravel()
@@ -162,9 +182,11 @@ def _assemble(observed, weights, counts, means, roots, owner, n_samples):
 
     weight = np.bincount(seg_pat, weights=weights, minlength=n_pat)
     count = np.bincount(seg_pat, weights=counts, minlength=n_pat).astype(np.int64)
-    sums = np.zeros((n_pat, n_features))
-    np.add.at(sums, seg_pat, means * weights[:, np.newaxis])
-    mean = sums / weight[:, np.newaxis]
+    # Sums per pattern: one sparse (pattern x segment) product.
+    member = sparse.csr_matrix(
+        (weights, (seg_pat, np.arange(seg_pat.size))), shape=(n_pat, seg_pat.size)
+    )
+    mean = (member @ means) / weight[:, np.newaxis]
 
     n_seg = np.bincount(seg_pat, minlength=n_pat)
     multi = n_seg[seg_pat] > 1
@@ -183,7 +205,9 @@ def _assemble(observed, weights, counts, means, roots, owner, n_samples):
         bounds = np.r_[0, np.cumsum(n_rows)]
         targets = np.flatnonzero(big)
         blocks = [all_roots[bounds[p] : bounds[p + 1]] for p in targets]
-        new_roots, block = _compress(blocks, uniq_obs[targets])
+        new_roots, block = _compress(
+            blocks, uniq_obs[targets], count[targets] > n_obs[targets]
+        )
         rest = ~big[all_owner]
         all_roots = np.concatenate([all_roots[rest], new_roots])
         all_owner = np.concatenate([all_owner[rest], targets[block]])
