@@ -1,4 +1,5 @@
-"""Newton steps on the observed-data objective, without objective values.
+"""The missing-data solver: L-BFGS-B cycles and Newton steps that need no
+objective values.
 
 Near the optimum of the observed-data likelihood the decrease of the objective
 along a step (of the order of the squared gradient) falls below the rounding
@@ -24,6 +25,7 @@ gradient at the line search's floor to far below ``tol``.
 import numpy as np
 
 from ._missing import whitened_objective
+from ._optimize import minimize_nll
 
 # Step of the forward differences of the gradient (whitened units): truncation
 # error ~h, rounding error ~eps / h, both about 1e-8 relative.
@@ -90,7 +92,9 @@ def _cg_step(w, grad, max_iter):
     return step
 
 
-def newton_polish(objective, structure, mean, factor, tol, max_steps=10):
+def newton_polish(
+    objective, structure, mean, factor, tol, max_steps=10, history=None, verbose=0
+):
     """Newton steps from ``(mean, factor)`` until the whitened gradient's
     largest entry is at most ``tol``.
 
@@ -102,6 +106,11 @@ def newton_polish(objective, structure, mean, factor, tol, max_steps=10):
         Starting point (the coordinates of ``objective``).
     tol : float
     max_steps : int, default=10
+    history : list, default=None
+        If given, ``(value, grad_norm)`` of every accepted step is appended to
+        it (value in the whitened coordinates of the step).
+    verbose : int, default=0
+        If positive, print the objective and the gradient at every step.
 
     Returns
     -------
@@ -154,5 +163,175 @@ def newton_polish(objective, structure, mean, factor, tol, max_steps=10):
         mean = mean + factor @ u
         factor = structure.project(np.tril(factor @ t))
         n_steps += 1
+        if history is not None:
+            history.append((value1, norm1))
+        if verbose:
+            print(
+                f"Newton step {n_steps}: objective = {value1:.12g}, "
+                f"|grad| = {norm1:.3e}"
+            )
     value = objective(mean, factor)[0]
     return mean, factor, value, grad_norm, grad_norm <= tol, n_steps, n_eval + 1
+
+
+# ---------------------------------------------------------------------------
+# The missing-data solver
+# ---------------------------------------------------------------------------
+
+# L-BFGS-B iterations between re-whitenings.
+_CYCLE_ITER = 10
+# A cycle that shrinks the gradient by less than this factor is slow: Newton
+# steps are tried next.
+_SLOW = 1e-2
+
+
+class MissingResult:
+    """Outcome of :func:`solve_missing` (standardised coordinates)."""
+
+    def __init__(self, mean, factor, value, grad_norm, n_iter, converged, message):
+        self.mean = mean
+        self.factor = factor
+        self.value = value
+        self.grad_norm = grad_norm
+        self.n_iter = n_iter
+        self.converged = converged
+        self.message = message
+
+
+def solve_missing(
+    objective,
+    structure,
+    mean,
+    cov,
+    *,
+    factorize,
+    start,
+    tol,
+    max_iter,
+    verbose=0,
+    history=None,
+):
+    """Minimise the observed-data objective: L-BFGS-B cycles and Newton steps.
+
+    Cycles of at most ``_CYCLE_ITER`` L-BFGS-B iterations each work in
+    coordinates whitened at the current estimate (the pilot of pairwise
+    moments can be a poor preconditioner, and refreshing it keeps the
+    complete-data part of the problem isotropic). What whitening cannot fix is
+    the missing information: when a cycle shrinks the gradient by less than
+    ``_SLOW``, or its line search stalls at the objective's round-off floor,
+    or it stops decreasing the objective, Newton steps take over
+    (:func:`newton_polish`); their convergence does not depend on the fraction
+    of missing information, and they need no objective values near the
+    optimum. If the Hessian is not positive definite (far from the optimum)
+    the cycles go on, and Newton steps are tried again after twice as many
+    cycles each time.
+
+    The fit has converged when the largest entry of the gradient in whitened
+    coordinates is at most ``tol``. On an unbounded likelihood (no maximum)
+    this never happens and the caller warns.
+
+    Parameters
+    ----------
+    objective : MissingObjective
+        In standardised coordinates.
+    structure : FactorStructure
+    mean, cov : ndarray
+        Starting point (standardised coordinates).
+    factorize : callable
+        ``factorize(cov, mean) -> chol``: the whitening factor, a ValueError
+        if ``cov`` is singular.
+    start : callable
+        ``start(evaluate, mean, chol) -> (u0, T0)``: the first cycle's
+        starting point in its whitened coordinates (``evaluate`` is the
+        whitened objective).
+    tol : float
+    max_iter : int
+        L-BFGS-B iterations plus Newton steps.
+    verbose : int, default=0
+    history : list, default=None
+        ``(value, grad_norm)`` of every iterate is appended to it.
+
+    Returns
+    -------
+    result : MissingResult
+    """
+    n_features = structure.n_features
+    total_weight = objective.scale * objective.stats.weight_sum + sum(
+        term.weight_sum for term in objective.penalties
+    )
+    history = [] if history is None else history
+    n_iter, previous = 0, np.inf
+    wait, backoff = 0, 1
+    factor = None
+    value, grad_norm, message = np.inf, np.inf, "no iteration"
+    for cycle in range(max_iter + 1):
+        try:
+            chol = factorize(cov, mean)
+        except (ValueError, np.linalg.LinAlgError):
+            if cycle == 0:
+                raise
+            message = "the covariance became numerically singular"
+            break
+        evaluate = whitened_objective(objective, mean, chol)
+        if cycle == 0:
+            u0, t0 = start(evaluate, mean, chol)
+        else:
+            u0, t0 = np.zeros(n_features), np.eye(n_features)
+        first = len(history)
+        result = minimize_nll(
+            evaluate,
+            structure,
+            u0,
+            t0,
+            max_iter=min(max_iter - n_iter, _CYCLE_ITER),
+            tol=tol,
+            verbose=verbose,
+            history=history,
+        )
+        n_iter += result.n_iter
+        # The objective in standardised units, comparable across cycles.
+        value = result.value + total_weight * np.sum(np.log(np.diag(chol)))
+        mean = mean + chol @ result.mean
+        factor = chol @ result.factor
+        cov = factor @ factor.T
+        grad_norm, message = result.grad_norm, result.message
+        if grad_norm <= tol or n_iter >= max_iter:
+            break
+        stalled = result.status != 1
+        slow = grad_norm > _SLOW * history[first][1]
+        progress = value < previous
+        wait -= 1
+        if stalled or not progress or (slow and wait <= 0):
+            out = newton_polish(
+                objective,
+                structure,
+                mean,
+                factor,
+                tol,
+                max_steps=min(10, max_iter - n_iter),
+                history=history,
+                verbose=verbose,
+            )
+            n_steps = out[5]
+            n_iter += n_steps
+            if n_steps:
+                mean, factor, value, grad_norm = out[:4]
+                cov = factor @ factor.T
+                message = "Newton steps"
+            if out[4] or n_iter >= max_iter:
+                break
+            if n_steps < 2:
+                # Not near a maximum yet (or none exists): back to cycles.
+                backoff *= 2
+                wait = backoff
+                if not n_steps and (stalled or not progress):
+                    message += (
+                        "; Newton steps failed (the Hessian is not positive definite)"
+                    )
+                    break
+            previous = np.inf
+            continue
+        previous = value
+    return MissingResult(
+        mean, factor, value, grad_norm, n_iter, grad_norm <= tol, message
+    )
