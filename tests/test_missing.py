@@ -639,3 +639,162 @@ def test_log_likelihood_equals_em_to_1e9_per_sample(make, n, d, rate, seed):
     reference = _observed_nll(X, mean, cov)
     assert abs(ours - reference) <= 1e-9
     assert_allclose(model.objective_, ours, rtol=1e-11)
+
+
+# ---------------------------------------------------------------------------
+# Convergence: no warning at the optimum, a warning when really short
+# ---------------------------------------------------------------------------
+
+# Two classic small data sets with missing values, as shipped with the CRAN
+# package mvnmle (data/apple.rda, data/missvals.rda, version 0.1-11.2).
+# apple: hundreds of apples on 18 trees and the percentage of wormy apples
+# (12 trees), from Snedecor and Cochran (1972), Statistical Methods, 6th ed.,
+# via Little and Rubin (1987), Statistical Analysis with Missing Data.
+APPLE = np.array(
+    [[8, 59], [6, 58], [11, 56], [22, 53], [14, 50], [17, 45], [18, 43]]
+    + [[24, 42], [19, 39], [23, 38], [26, 30], [40, 27]]
+    + [[4, np.nan], [4, np.nan], [5, np.nan], [6, np.nan], [8, np.nan]]
+    + [[10, np.nan]],
+    dtype=float,
+)
+# missvals: 13 rows, 5 variables (Hald's cement data) with entries removed,
+# from Draper and Smith (1966), Applied Regression Analysis, via Little and
+# Rubin (1987).
+_ = np.nan
+MISSVALS = np.array(
+    [
+        [7, 26, 6, 60, 78.5],
+        [1, 29, 15, 52, 74.3],
+        [11, 56, 8, 20, 104.3],
+        [11, 31, 8, 47, 87.6],
+        [7, 52, 6, 33, 95.9],
+        [11, 55, 9, 22, 109.2],
+        [3, 71, 17, _, 102.7],
+        [1, 31, 22, _, 72.5],
+        [2, 54, 18, _, 93.1],
+        [_, _, 4, _, 115.9],
+        [_, _, 23, _, 83.8],
+        [_, _, 9, _, 113.3],
+        [_, _, 8, _, 109.4],
+    ]
+)
+
+
+def _sparse_column(rng, n, d, rate):
+    """MCAR data whose last feature is observed in about 2% of the rows."""
+    X = _mcar(rng, n, d, rate, cond=100.0)
+    X[rng.rand(n) > 0.02, -1] = np.nan
+    X[np.isnan(X).all(axis=1), 0] = 0.0
+    return X
+
+
+def _em_by_pattern(X, tol=1e-12, max_iter=200000):
+    """Plain EM on per-pattern sums (the E-step of a pattern is linear in its
+    rows' sum and sum of products), stopped when no parameter changes by more
+    than ``tol``."""
+    d = X.shape[1]
+    obs = ~np.isnan(X)
+    keys, inverse = np.unique(obs, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    groups = []
+    for p, o in enumerate(keys):
+        rows = X[np.ix_(inverse == p, o)]
+        groups.append((o, rows.shape[0], rows.sum(axis=0), rows.T @ rows))
+    n = X.shape[0]
+    mean = np.nanmean(X, axis=0)
+    cov = np.diag(np.nanvar(X, axis=0))
+    for _ in range(max_iter):
+        first = np.zeros(d)
+        second = np.zeros((d, d))
+        for o, count, s1, s2 in groups:
+            m = ~o
+            reg = np.linalg.solve(cov[np.ix_(o, o)], cov[np.ix_(o, m)]).T
+            shift = mean[m] - reg @ mean[o]
+            # E[x_m | x_o] = shift + reg x_o, summed over the pattern's rows.
+            e1 = np.empty(d)
+            e1[o], e1[m] = s1, count * shift + reg @ s1
+            e2 = np.empty((d, d))
+            e2[np.ix_(o, o)] = s2
+            e2[np.ix_(m, o)] = np.outer(shift, s1) + reg @ s2
+            e2[np.ix_(o, m)] = e2[np.ix_(m, o)].T
+            e2[np.ix_(m, m)] = (
+                count * np.outer(shift, shift)
+                + np.outer(shift, reg @ s1)
+                + np.outer(reg @ s1, shift)
+                + reg @ s2 @ reg.T
+                + count * (cov[np.ix_(m, m)] - reg @ cov[np.ix_(o, m)])
+            )
+            first += e1
+            second += e2
+        new_mean = first / n
+        new_cov = second / n - np.outer(new_mean, new_mean)
+        change = max(np.abs(new_mean - mean).max(), np.abs(new_cov - cov).max())
+        mean, cov = new_mean, new_cov
+        if change < tol:
+            return mean, cov
+    raise AssertionError("EM reference did not converge")
+
+
+def test_em_by_pattern_equals_rowwise_em():
+    X = _mcar(np.random.RandomState(3), 150, 4, 0.3)
+    for a, b in zip(_em_by_pattern(X), _em(X), strict=True):
+        assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+
+
+def _assert_fit_is_the_mle(X):
+    """No ConvergenceWarning, and the log-likelihood of plain EM (run to a
+    change below 1e-12) to 1e-10 per sample, or better."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = _fit(X)
+    assert model.converged_
+    mean, cov = _em_by_pattern(X, tol=1e-12)
+    ours = _observed_nll(X, model.mean_, model.covariance_)
+    assert ours <= _observed_nll(X, mean, cov) + 1e-10
+    return model
+
+
+@pytest.mark.parametrize("name", ["apple", "missvals"])
+def test_mvnmle_data_sets_converge_without_warning(name):
+    X = {"apple": APPLE, "missvals": MISSVALS}[name]
+    model = _assert_fit_is_the_mle(X)
+    # The gradient at the solution is far below tol (Newton steps finish).
+    assert model.history_[-1][1] <= 1e-8
+
+
+@pytest.mark.parametrize(
+    "make, n, d, rate, seed",
+    [
+        (_mcar, 120, 8, 0.3, 0),
+        (_mcar, 200, 12, 0.25, 1),
+        (_mar, 300, 10, 0.2, 2),
+        (_monotone, 200, 5, 0.3, 3),
+        (_monotone, 300, 8, 0.3, 4),
+        (_monotone, 400, 20, 0.05, 5),
+        (_sparse_column, 2000, 4, 0.05, 6),
+    ],
+)
+def test_random_data_sets_converge_without_warning(make, n, d, rate, seed):
+    rng = np.random.RandomState(seed)
+    X = make(rng, n, d, rate)
+    X = X[~np.isnan(X).all(axis=1)]
+    _assert_fit_is_the_mle(X)
+
+
+def test_max_iter_far_from_the_optimum_warns():
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        model = GradientGaussian(max_iter=3).fit(MISSVALS)
+    assert not model.converged_
+    assert model.n_iter_ <= 3
+
+
+def test_unbounded_monotone_likelihood_warns():
+    """Monotone data whose last feature is observed in fewer rows than there
+    are features: the likelihood has no maximum."""
+    rng = np.random.RandomState(0)
+    d = 8
+    X = rng.multivariate_normal(np.zeros(d), _random_cov(rng, d), size=200)
+    X[5:, -1] = np.nan
+    with pytest.warns(ConvergenceWarning, match="shrinkage > 0"):
+        model = GradientGaussian().fit(X)
+    assert np.linalg.eigvalsh(model.covariance_)[0] < 1e-6
