@@ -753,20 +753,26 @@ class MissingObjective:
         self._B = wmeans.T @ obs_f
         self._O = obs_w.T @ obs_f
         # The fills (residuals of the conditional means at the missing
-        # entries) of the pattern means and of the root rows, as sparse
-        # matrices whose data are overwritten at each evaluation. Patterns are
-        # sorted by k: a batch of patterns is one slice of the data.
+        # entries) of the pattern means and then of the root rows: one sparse
+        # matrix whose data are overwritten at each evaluation. Patterns are
+        # sorted by k: a batch of patterns is one slice of the data. Its
+        # products with the pattern means (weighted), the weights and the
+        # root rows give the cross products with the observed entries.
         miss_cols = np.nonzero(~obs)[1]
         indptr = np.r_[0, np.cumsum(n_missing)]
-        self._fill = sparse.csr_matrix(
-            (np.zeros(miss_cols.size), miss_cols, indptr), shape=obs.shape
-        )
-        self._wmeans = wmeans
         root_pat = stats.root_pattern
-        root_indptr = np.r_[0, np.cumsum(n_missing[root_pat])]
-        self._root_fill = sparse.csr_matrix(
-            (np.zeros(root_indptr[-1]), np.nonzero(~obs[root_pat])[1], root_indptr),
-            shape=stats.roots.shape,
+        root_indptr = indptr[-1] + np.r_[0, np.cumsum(n_missing[root_pat])]
+        n_roots = root_pat.size
+        self._fill = sparse.csr_matrix(
+            (
+                np.zeros(root_indptr[-1]),
+                np.concatenate([miss_cols, np.nonzero(~obs[root_pat])[1]]),
+                np.concatenate([indptr, root_indptr[1:]]),
+            ),
+            shape=(len(w) + n_roots, d),
+        )
+        self._fill_rhs = np.block(
+            [[wmeans, w[:, None]], [stats.roots, np.zeros((n_roots, 1))]]
         )
         root_bounds = np.searchsorted(root_pat, np.arange(len(w) + 1))
         self._batches = []
@@ -827,7 +833,6 @@ class MissingObjective:
         root_pull = (st.roots @ precision).ravel()
         p_mu = precision @ mean
         fill = self._fill.data
-        root_fill = self._root_fill.data
         pair_vals, root_vals = [], []
         log_det = 0.0
         for b in self._batches:
@@ -842,7 +847,7 @@ class MissingObjective:
                 rf = -np.einsum(
                     "abj,bj->aj", inv[:, :, b.root_owner], root_pull[b.root_pull_idx]
                 )
-                root_fill[b.root_data] = rf.T.ravel()
+                fill[b.root_data] = rf.T.ravel()
                 root_vals.append((rf[:, None, :] * rf[None, :, :]).ravel())
             # w_p (P_mm^{-1} + f f^T + f mu_m^T + mu_m f^T) at the (m, m)
             # entries (the last two: the cross products of the fills with the
@@ -851,11 +856,9 @@ class MissingObjective:
             inv *= wp
             pair_vals.append(inv.ravel())
         # Cross products of the fills with the observed residuals.
-        fill_t = self._fill.T
-        fill_sum = fill_t @ w
-        cross = np.asarray(fill_t @ self._wmeans) - np.outer(fill_sum, mean)
-        if st.roots.shape[0]:
-            cross += np.asarray(self._root_fill.T @ st.roots)
+        prod = np.asarray(self._fill.T @ self._fill_rhs)
+        fill_sum = prod[:, d]
+        cross = prod[:, :d] - np.outer(fill_sum, mean)
         b_mu = self._B * mean
         second = self._A - b_mu - b_mu.T + self._O * np.outer(mean, mean)
         second += cross + cross.T
