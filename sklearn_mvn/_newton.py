@@ -27,10 +27,20 @@ import numpy as np
 from ._missing import whitened_objective
 from ._optimize import minimize_nll
 
-# Step of the forward differences of the gradient (whitened units): truncation
-# error ~h, rounding error ~eps / h, both about 1e-8 relative.
+# Steps of the differences of the gradient (whitened units). Forward: error
+# ~h + noise / h, about 1e-8 relative, but the gradient's rounding noise
+# (~1e-14) divided by h swamps a flat direction's curvature. Central: error
+# ~h^2 + noise / h, about 1e-9 absolute.
 _FD_STEP = 1e-8
+_FD_STEP_CENTRAL = 1e-5
+# Central differences once the gradient is below this.
+_CENTRAL_BELOW = 1e-4
 _EPS = np.finfo(np.float64).eps
+# Up to this many free parameters the Hessian is formed densely near the
+# optimum (as many evaluations as conjugate gradients would need in the worst
+# case, and exact however ill-conditioned); above, or farther away, conjugate
+# gradients.
+_DENSE_MAX = 64
 
 
 def _flat(structure, grad_mean, grad_factor):
@@ -59,21 +69,43 @@ class _Whitened:
         return value, _flat(self.structure, grad_u, grad_t)
 
     def hessian_vector(self, v, grad0):
-        """``H v`` by forward differences of the gradient (``grad0`` at
-        ``x0``)."""
-        h = _FD_STEP / float(np.max(np.abs(v)))
-        return (self(self.x0 + h * v)[1] - grad0) / h
+        """``H v`` by differences of the gradient (``grad0`` at ``x0``):
+        forward differences while the gradient is large, central ones (twice
+        the cost, accurate also along flat directions) near the optimum."""
+        scale = float(np.max(np.abs(v)))
+        if np.max(np.abs(grad0)) > _CENTRAL_BELOW:
+            h = _FD_STEP / scale
+            return (self(self.x0 + h * v)[1] - grad0) / h
+        h = _FD_STEP_CENTRAL / scale
+        return (self(self.x0 + h * v)[1] - self(self.x0 - h * v)[1]) / (2.0 * h)
 
 
-def _cg_step(w, grad, max_iter):
-    """Newton step by conjugate gradients on Hessian-vector products, to a
-    relative residual ``min(0.1, sqrt(|g|))`` (superlinear convergence); None
-    on a direction of negative curvature."""
+def _dense_step(w, grad):
+    """Newton step from the Hessian formed by forward differences (one
+    evaluation per parameter); None if it is not positive definite."""
+    p = grad.size
+    hess = np.column_stack([w.hessian_vector(e, grad) for e in np.eye(p)])
+    eigval, eigvec = np.linalg.eigh(0.5 * (hess + hess.T))
+    if not eigval[0] > 1e3 * _EPS * max(eigval[-1], 1.0):
+        return None
+    return -(eigvec @ ((eigvec.T @ grad) / eigval))
+
+
+def _cg_step(w, grad, tol, max_iter):
+    """Newton step by conjugate gradients on Hessian-vector products; None on
+    a direction of negative curvature.
+
+    The relative residual sought is ``|g|`` (quadratic convergence), or
+    ``0.1 tol / |g|`` if larger (enough for the next gradient to meet
+    ``tol``), within ``[1e-6, 0.1]`` (the differences are accurate to about
+    1e-7).
+    """
     step = np.zeros_like(grad)
     resid = -grad.copy()
     direction = resid.copy()
     rr = float(resid @ resid)
-    forcing = min(0.1, np.sqrt(float(np.max(np.abs(grad)))))
+    norm = float(np.max(np.abs(grad)))
+    forcing = min(0.1, max(norm, 0.1 * tol / norm, 1e-6))
     target = forcing**2 * rr
     for _ in range(max_iter):
         hd = w.hessian_vector(direction, grad)
@@ -136,7 +168,10 @@ def newton_polish(
         if grad_norm <= tol or n_steps == max_steps or not np.isfinite(value):
             n_eval += w.n_eval
             break
-        step = _cg_step(w, grad, max_iter=grad.size)
+        if grad.size <= _DENSE_MAX and grad_norm <= _CENTRAL_BELOW:
+            step = _dense_step(w, grad)
+        else:
+            step = _cg_step(w, grad, tol, max_iter=grad.size)
         accepted = False
         if step is not None:
             # Stay well inside the domain (T's diagonal positive): whitened
