@@ -1,0 +1,617 @@
+"""The solver: objective + representation + start -> one result.
+
+Plain functions, no estimator. :func:`solve` runs cycles of preconditioned
+L-BFGS-B. Each cycle works in coordinates whitened at its starting point,
+
+    mean = shift + chol @ u,    factor = chol @ T,
+
+where ``chol chol^T`` is that point's covariance restricted to the
+representation's structure (the pilot for the first cycle), so the problem is
+close to isotropic whatever the scales and correlations of the data and the
+iteration count does not depend on them. For exact objectives (complete-data
+statistics) one cycle normally suffices (the pilot is the optimum); inexact
+ones (missing values) are re-whitened every ``_CYCLE_ITER`` iterations, and
+switch to Newton steps (:func:`newton_steps`) when a cycle is slow, stalls at
+their round-off floor or stops decreasing the objective.
+
+Each concern lives in one place: the start point (pilot, warm start, or the
+better of the two for ``partial_fit``) in :func:`_start`, the convergence rule
+in :func:`_verdict`, progress output in :class:`Progress`.
+"""
+
+# Authors: sklearn-mvn developers
+# License: BSD 3-Clause
+
+import time
+
+import numpy as np
+from scipy.optimize import minimize
+
+from ._linalg import multiply_lower, solve_lower
+
+_EPS = np.finfo(np.float64).eps
+# L-BFGS-B iterations between re-whitenings of an inexact objective.
+_CYCLE_ITER = 10
+# A cycle that shrinks the gradient by less than this factor is slow: Newton
+# steps are tried next (inexact objectives).
+_SLOW = 1e-2
+# Newton steps at most per attempt.
+_NEWTON_STEPS = 10
+# Up to this many free parameters the Hessian is formed densely near the
+# optimum (as many evaluations as conjugate gradients may need, and exact
+# however ill-conditioned); above, or farther away, conjugate gradients.
+_DENSE_MAX = 64
+# Steps of the differences of the gradient (whitened units). Forward: error
+# ~h + noise / h, about 1e-8 relative, but the gradient's rounding noise
+# (~1e-14) divided by h swamps the curvature of a flat direction. Central:
+# error ~h^2 + noise / h, about 1e-9 absolute.
+_FD_STEP = 1e-8
+_FD_STEP_CENTRAL = 1e-5
+# Central differences (and the dense Hessian) once the gradient is below this.
+_CENTRAL_BELOW = 1e-4
+
+
+class SolveResult:
+    """Outcome of :func:`solve`, in the user's units.
+
+    Attributes
+    ----------
+    mean : ndarray of shape (n_features,)
+    factor : ndarray
+        The representation's factor.
+    objective : float
+        The minimised objective (the estimator's ``objective_``).
+    grad_norm : float
+        Largest entry of the projected gradient in whitened coordinates.
+    n_iter : int
+        L-BFGS-B iterations over all cycles.
+    converged : bool
+    message : str
+        Why the solver stopped.
+    history : list of tuple of (float, float)
+        Objective (scale of ``objective``) and gradient norm at the start and
+        after every iteration.
+    """
+
+    def __init__(self, mean, factor, objective, grad_norm, n_iter, converged, message):
+        self.mean = mean
+        self.factor = factor
+        self.objective = float(objective)
+        self.grad_norm = float(grad_norm)
+        self.n_iter = int(n_iter)
+        self.converged = bool(converged)
+        self.message = message
+        self.history = []
+
+
+class Progress:
+    """``verbose`` output: one line per iteration, phases, a summary.
+
+    Iterations are numbered across cycles; objective values are on the scale
+    of ``objective_``.
+    """
+
+    def __init__(self, verbose, name):
+        self.verbose = verbose
+        self.name = name
+        self.history = []
+        self.iteration = 0
+        self._start = time.perf_counter()
+
+    def phase(self, label):
+        if self.verbose:
+            print(f"-- {label} (after iteration {self.iteration})")
+
+    def record(self, value, grad_norm, step=True):
+        self.iteration += int(step)
+        self.history.append((float(value), float(grad_norm)))
+        if self.verbose:
+            print(
+                f"Iteration {self.iteration}: objective = {value:.12g}, "
+                f"|grad| = {grad_norm:.3e}"
+            )
+
+    def summary(self, result):
+        if self.verbose:
+            state = "converged" if result.converged else "did not converge"
+            print(
+                f"{self.name} {state}: {result.n_iter} iterations, "
+                f"objective = {result.objective:.12g}, "
+                f"|grad| = {result.grad_norm:.3e}, "
+                f"{time.perf_counter() - self._start:.3f} s ({result.message})"
+            )
+
+
+# ---------------------------------------------------------------------------
+# One cycle: L-BFGS-B in whitened coordinates
+# ---------------------------------------------------------------------------
+
+
+def _projected_norm(representation, theta, grad):
+    """Infinity norm of the gradient projected on the feasible box."""
+    n_features = theta.size - representation.n_theta
+    lower = np.r_[np.full(n_features, -np.inf), representation.lower_bounds()]
+    proj = np.where((theta <= lower) & (grad > 0), 0.0, grad)
+    return float(np.max(np.abs(proj))) if proj.size else 0.0
+
+
+def minimize_whitened(
+    evaluate,
+    representation,
+    mean0,
+    factor0,
+    *,
+    max_iter,
+    tol,
+    record=None,
+    record_start=None,
+):
+    """Minimise ``evaluate(mean, factor)`` over the representation with L-BFGS-B.
+
+    Parameters
+    ----------
+    evaluate : callable
+        ``evaluate(mean, factor) -> (value, grad_mean, grad_factor)``.
+    representation : covariance representation
+        Which entries of the factor are free, and their bounds.
+    mean0, factor0 : ndarray
+        Starting point; ``factor0`` is projected on the structure.
+    max_iter : int
+        Maximum number of L-BFGS-B iterations.
+    tol : float
+        Stop when the largest entry of the projected gradient is at most tol.
+    record : callable, default=None
+        ``record(value, grad_norm)`` after every iteration.
+    record_start : callable, default=None
+        ``record_start(value, grad_norm)`` at the starting point.
+
+    Returns
+    -------
+    mean, factor : ndarray
+    value, grad_norm : float
+    n_iter : int
+    status : int
+        0 converged, 1 iteration limit, 2 the line search failed.
+    message : str
+    """
+    d = mean0.shape[0]
+    rep = representation
+    last = {}
+
+    def fun(theta):
+        value, grad_mean, grad_factor = evaluate(theta[:d], rep.unpack(theta[d:]))
+        grad = np.concatenate([grad_mean, rep.restrict_grad(grad_factor)])
+        last["theta"], last["value"], last["grad"] = theta.copy(), value, grad
+        return value, grad
+
+    def callback(theta):
+        if not np.array_equal(theta, last.get("theta")):
+            fun(theta)
+        if record is not None:
+            record(last["value"], _projected_norm(rep, theta, last["grad"]))
+
+    lower = np.r_[np.full(d, -np.inf), rep.lower_bounds()]
+    theta0 = np.maximum(np.concatenate([mean0, rep.pack(factor0)]), lower)
+    value0, grad0 = fun(theta0)
+    norm0 = _projected_norm(rep, theta0, grad0)
+    if record_start is not None:
+        record_start(value0, norm0)
+    if norm0 <= tol:
+        theta, value, grad, n_iter, status = theta0, value0, grad0, 0, 0
+        message = "the starting point satisfies the tolerance"
+    elif max_iter == 0:
+        theta, value, grad, n_iter, status = theta0, value0, grad0, 0, 1
+        message = "max_iter = 0"
+    else:
+        bounds = list(zip(lower, np.full(lower.size, np.inf), strict=True))
+        res = minimize(
+            fun,
+            theta0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            callback=callback,
+            options={
+                "maxiter": max_iter,
+                "maxfun": max(15000, 20 * max_iter),
+                "gtol": tol,
+                # Convergence is decided by the gradient: at small gradients
+                # the objective's decrease is below its rounding error, so a
+                # test on it would stop early.
+                "ftol": 0.0,
+                "maxcor": 20,
+            },
+        )
+        theta, value, n_iter = res.x, float(res.fun), int(res.nit)
+        grad, message = np.asarray(res.jac), str(res.message)
+        status = min(int(res.status), 2)
+    return (
+        theta[:d].copy(),
+        rep.unpack(theta[d:]),
+        float(value),
+        _projected_norm(rep, theta, grad),
+        n_iter,
+        status,
+        message,
+        (value0, norm0),
+    )
+
+
+# ---------------------------------------------------------------------------
+# The convergence rule, the start point
+# ---------------------------------------------------------------------------
+
+
+def _verdict(grad_norm, tol, *, stalled, floor):
+    """``'converged'``, ``'floor'`` or ``'short'``: the one convergence rule.
+
+    Converged when the largest whitened gradient entry is at most ``tol``.
+    When the line search stalls (it cannot decrease the objective within
+    floating-point resolution), a gradient within ``floor`` (the objective's
+    noise floor) is ``'floor'``: at the optimum to working precision. Anything
+    else is short of the optimum.
+    """
+    if grad_norm <= tol:
+        return "converged"
+    if stalled and grad_norm <= floor:
+        return "floor"
+    return "short"
+
+
+def _start(objective, representation, pilot, start, compare_pilot):
+    """The starting mean and covariance, in the objective's coordinates.
+
+    The ``pilot``; or ``start`` (a previous solution, as mean and covariance
+    in the user's units), or, with ``compare_pilot``, the better of the two.
+    """
+    if start is None:
+        return pilot
+    previous = objective.internal(*start)
+    if not compare_pilot:
+        return previous
+
+    def value(point):
+        mean, covariance = point
+        factor = representation.preconditioner(
+            covariance, mean, objective.n_samples, objective.regularised
+        )
+        return objective(mean, factor)[0]
+
+    return pilot if value(pilot) < value(previous) else previous
+
+
+# ---------------------------------------------------------------------------
+# Newton steps without objective values (inexact objectives)
+# ---------------------------------------------------------------------------
+
+
+class _Whitened:
+    """The objective as a function of ``x = (u, packed T)``, whitened at
+    ``(mean, factor)``: ``x0 = (0, I)`` is that point."""
+
+    def __init__(self, objective, representation, mean, factor):
+        self.rep = representation
+        self.d = mean.shape[0]
+        self.evaluate = objective.whitened(mean, factor)
+        self.x0 = np.concatenate(
+            [np.zeros(self.d), representation.pack(np.eye(self.d))]
+        )
+        self.n_eval = 0
+
+    def unpack(self, x):
+        return x[: self.d], self.rep.unpack(x[self.d :])
+
+    def __call__(self, x):
+        self.n_eval += 1
+        value, grad_u, grad_t = self.evaluate(*self.unpack(x))
+        return value, np.concatenate([grad_u, self.rep.restrict_grad(grad_t)])
+
+    def hessian_vector(self, v, grad0):
+        """``H v`` by differences of the gradient (``grad0`` at ``x0``):
+        forward differences while the gradient is large, central ones (twice
+        the cost, accurate also along flat directions) near the optimum."""
+        scale = float(np.max(np.abs(v)))
+        if np.max(np.abs(grad0)) > _CENTRAL_BELOW:
+            h = _FD_STEP / scale
+            return (self(self.x0 + h * v)[1] - grad0) / h
+        h = _FD_STEP_CENTRAL / scale
+        return (self(self.x0 + h * v)[1] - self(self.x0 - h * v)[1]) / (2.0 * h)
+
+
+def _dense_step(w, grad):
+    """Newton step from the Hessian formed column by column; None if it is not
+    positive definite."""
+    p = grad.size
+    hess = np.column_stack([w.hessian_vector(e, grad) for e in np.eye(p)])
+    eigval, eigvec = np.linalg.eigh(0.5 * (hess + hess.T))
+    if not eigval[0] > 1e3 * _EPS * max(eigval[-1], 1.0):
+        return None
+    return -(eigvec @ ((eigvec.T @ grad) / eigval))
+
+
+def _cg_step(w, grad, tol, max_iter):
+    """Newton step by conjugate gradients on Hessian-vector products; None on
+    a direction of negative curvature.
+
+    The relative residual sought is ``|g|`` (quadratic convergence), or
+    ``0.1 tol / |g|`` if larger (enough for the next gradient to meet
+    ``tol``), within ``[1e-6, 0.1]`` (the products are accurate to about
+    1e-7).
+    """
+    step = np.zeros_like(grad)
+    resid = -grad.copy()
+    direction = resid.copy()
+    rr = float(resid @ resid)
+    norm = float(np.max(np.abs(grad)))
+    forcing = min(0.1, max(norm, 0.1 * tol / norm, 1e-6))
+    target = forcing**2 * rr
+    for _ in range(max_iter):
+        hd = w.hessian_vector(direction, grad)
+        curvature = float(direction @ hd)
+        if not curvature > 0.0:
+            # Not positive definite: far from a minimum, or none exists.
+            return None
+        alpha = rr / curvature
+        step += alpha * direction
+        resid -= alpha * hd
+        rr_new = float(resid @ resid)
+        if rr_new <= target:
+            break
+        direction = resid + (rr_new / rr) * direction
+        rr = rr_new
+    return step
+
+
+def newton_steps(
+    objective, representation, mean, factor, tol, max_steps=_NEWTON_STEPS, record=None
+):
+    """Newton steps from ``(mean, factor)`` until the whitened gradient's
+    largest entry is at most ``tol``.
+
+    Near the optimum of an inexact objective the decrease along a step (of the
+    order of the squared gradient) falls below the rounding error of the
+    objective (about ``eps |J|``), so a line search on values stalls while
+    the gradient, computed to near machine precision, is still above ``tol``.
+    Newton steps need no values there. Each works in coordinates whitened at
+    the current point and solves ``H s = -g``: with the Hessian formed by
+    central differences of the gradient (few parameters, near the optimum),
+    else by conjugate gradients on Hessian-vector products (one or two
+    gradients each). A step of at most 0.5 per whitened entry is accepted when
+    it decreases the objective by half the predicted amount or, when that
+    amount is below the objective's resolution, when the gradient shrinks;
+    otherwise it is halved (at most 8 times). Their convergence is quadratic
+    whatever the fraction of missing information, which is what slows EM and
+    first-order methods down. On a Hessian that is not positive definite (far
+    from the optimum, or an unbounded likelihood) they stop.
+
+    Parameters
+    ----------
+    objective : objective (see :mod:`._likelihoods`)
+    representation : covariance representation
+    mean, factor : ndarray
+        Starting point, in the objective's coordinates.
+    tol : float
+    max_steps : int
+    record : callable, default=None
+        ``record(value, grad_norm)`` after every accepted step (value in the
+        objective's coordinates).
+
+    Returns
+    -------
+    mean, factor : ndarray
+        The last accepted point.
+    value : float
+        The objective there (objective's coordinates).
+    grad_norm : float
+        Largest entry of its whitened gradient.
+    n_steps : int
+        Accepted steps.
+    """
+    rep = representation
+    n_steps = 0
+    while True:
+        w = _Whitened(objective, rep, mean, factor)
+        value, grad = w(w.x0)
+        grad_norm = float(np.max(np.abs(grad)))
+        if grad_norm <= tol or n_steps >= max_steps or not np.isfinite(value):
+            break
+        if grad.size <= _DENSE_MAX and grad_norm <= _CENTRAL_BELOW:
+            step = _dense_step(w, grad)
+        else:
+            step = _cg_step(w, grad, tol, max_iter=grad.size)
+        if step is None:
+            break
+        # Well inside the domain (T's diagonal positive): whitened steps of at
+        # most 0.5 per entry.
+        alpha = min(1.0, 0.5 / max(float(np.max(np.abs(step))), _EPS))
+        predicted = -0.5 * alpha * float(grad @ step)
+        resolvable = predicted > 1e3 * _EPS * max(1.0, abs(value))
+        for _ in range(8):
+            value1, grad1 = w(w.x0 + alpha * step)
+            norm1 = float(np.max(np.abs(grad1)))
+            if np.isfinite(value1) and (
+                (resolvable and value1 <= value - 0.5 * predicted)
+                or (not resolvable and norm1 < grad_norm)
+            ):
+                break
+            alpha *= 0.5
+            predicted *= 0.5
+        else:
+            break
+        u, t = w.unpack(w.x0 + alpha * step)
+        offset = objective.weight * float(np.sum(np.log(np.diag(factor))))
+        mean = mean + factor @ u
+        factor = rep.project(multiply_lower(factor, t))
+        n_steps += 1
+        if record is not None:
+            record(value1 + offset, norm1)
+    value = float(objective(mean, factor)[0])
+    return mean, factor, value, grad_norm, n_steps
+
+
+# ---------------------------------------------------------------------------
+# The solver
+# ---------------------------------------------------------------------------
+
+
+def solve(
+    objective,
+    representation,
+    *,
+    start=None,
+    compare_pilot=False,
+    max_iter=200,
+    tol=1e-8,
+    verbose=0,
+    name="GradientGaussian",
+):
+    """Minimise an objective over a covariance representation.
+
+    Parameters
+    ----------
+    objective : objective (see :mod:`._likelihoods`)
+    representation : covariance representation
+    start : tuple of (ndarray, ndarray), default=None
+        A previous solution as mean and covariance in the user's units.
+    compare_pilot : bool, default=False
+        Start from the better of ``start`` and the pilot (``partial_fit``).
+    max_iter : int, default=200
+        L-BFGS-B iterations over all cycles.
+    tol : float, default=1e-8
+        Largest whitened gradient entry at convergence.
+    verbose : int, default=0
+        Print progress (see :class:`Progress`).
+    name : str, default="GradientGaussian"
+        Estimator name for the summary line.
+
+    Returns
+    -------
+    result : SolveResult
+    """
+    rep = representation
+    progress = Progress(verbose, name)
+    n_samples = objective.n_samples
+    # The pilot's preconditioner checks that the data determine a covariance.
+    pilot = objective.pilot()
+    pilot_mean, pilot_cov = pilot
+    pilot_chol = rep.preconditioner(
+        pilot_cov, pilot_mean, n_samples, objective.regularised
+    )
+    start_mean, start_cov = _start(objective, rep, pilot, start, compare_pilot)
+    cycle_iter = max_iter if objective.exact else _CYCLE_ITER
+    n_iter, previous, cycle = 0, np.inf, 0
+    wait, backoff = 0, 1
+    # The first cycle is whitened at the pilot for exact objectives (where the
+    # pilot is the optimum, so the problem is isotropic there) and at the
+    # starting point for inexact ones; later cycles at the current estimate.
+    if objective.exact or start_cov is pilot_cov:
+        mean, covariance, chol = pilot_mean, pilot_cov, pilot_chol
+    else:
+        mean, covariance, chol = start_mean, start_cov, None
+    while True:
+        if chol is None:
+            try:
+                chol = rep.preconditioner(
+                    covariance, mean, n_samples, objective.regularised
+                )
+            except (ValueError, np.linalg.LinAlgError):
+                if cycle == 0:
+                    raise
+                break
+            if cycle > 0:
+                progress.phase(f"re-whitened at the current estimate (cycle {cycle})")
+        if cycle == 0 and start_cov is not covariance:
+            u0 = solve_lower(chol, start_mean - mean)
+            start_chol = rep.preconditioner(
+                start_cov, start_mean, n_samples, objective.regularised
+            )
+            t0 = np.tril(solve_lower(chol, start_chol))
+        else:
+            u0, t0 = np.zeros_like(mean), np.eye(mean.shape[0])
+        offset = objective.weight * float(np.sum(np.log(np.diag(chol))))
+        offset += objective.constant
+
+        def record(value, grad_norm, offset=offset):
+            progress.record(value + offset, grad_norm)
+
+        def record_start(value, grad_norm, offset=offset, first=cycle == 0):
+            if first:
+                progress.record(value + offset, grad_norm, step=False)
+
+        u, t, value, grad_norm, steps, status, message, first = minimize_whitened(
+            objective.whitened(mean, chol),
+            rep,
+            u0,
+            rep.project(t0),
+            max_iter=min(max_iter - n_iter, cycle_iter),
+            tol=tol,
+            record=record,
+            record_start=record_start,
+        )
+        n_iter += steps
+        stalled = status != 1
+        floor = 100.0 * tol
+        if not objective.exact:
+            floor = 10.0 * np.sqrt(_EPS * max(1.0, abs(value)))
+        verdict = _verdict(grad_norm, tol, stalled=stalled, floor=floor)
+        value += offset
+        mean = mean + chol @ u
+        factor = multiply_lower(chol, t)
+        covariance = factor @ factor.T
+        chol, cycle = None, cycle + 1
+        decreased = value < previous
+        previous = value
+        if verdict == "converged" or n_iter >= max_iter:
+            break
+        if objective.exact:
+            if verdict == "floor" or not decreased:
+                break
+            continue
+        # Inexact objectives: Newton steps when the cycle stalled (e.g. at the
+        # round-off floor), stopped decreasing the objective, or was slow.
+        wait -= 1
+        slow = grad_norm > _SLOW * first[1]
+        if not (stalled or not decreased or (slow and wait <= 0)):
+            continue
+        progress.phase("Newton steps")
+
+        def record(value, grad_norm):
+            progress.record(value + objective.constant, grad_norm)
+
+        new_mean, new_factor, new_value, new_norm, n_steps = newton_steps(
+            objective,
+            rep,
+            mean,
+            factor,
+            tol,
+            max_steps=min(_NEWTON_STEPS, max_iter - n_iter),
+            record=record,
+        )
+        n_iter += n_steps
+        if n_steps:
+            mean, factor, grad_norm = new_mean, new_factor, new_norm
+            value = new_value + objective.constant
+            covariance = factor @ factor.T
+            message = f"{n_steps} Newton steps"
+            verdict = "converged" if grad_norm <= tol else "short"
+        if verdict == "converged" or n_iter >= max_iter:
+            break
+        if n_steps < 2:
+            # Not near a minimum yet, or none exists: back to cycles, and try
+            # again after twice as many cycles as last time.
+            backoff *= 2
+            wait = backoff
+            if not n_steps and (stalled or not decreased):
+                message += (
+                    "; Newton steps failed (the Hessian is not positive definite)"
+                )
+                break
+        previous = np.inf
+    # Exact objectives: a stall within 100 tol counts (see _verdict). Inexact
+    # ones converge only by the gradient: Newton steps get it below tol.
+    converged = verdict == "converged" or (objective.exact and verdict == "floor")
+    mean, factor = objective.to_original(mean, factor)
+    result = SolveResult(mean, factor, value, grad_norm, n_iter, converged, message)
+    result.history = progress.history
+    progress.summary(result)
+    return result
