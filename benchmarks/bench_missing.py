@@ -8,8 +8,11 @@ Two Markdown tables.
    ``prelim.norm`` + ``em.norm``, at most 30 variables here since it breaks
    above 31) and ``norm2`` (``emNorm``), both with criterion ``1e-10`` (largest
    change of a parameter between iterations, in norm's standardised units;
-   norm2's relative change). Times are medians over ``--repeats`` runs, the R
-   ones measured inside R (start-up and reading the data excluded). The
+   norm2's relative change). The runs are interleaved (fit, norm, norm2,
+   fit, ...) so that changes of the machine's load hit every method alike;
+   times are medians over ``--repeats`` rounds, the R ones measured inside R
+   (start-up and reading the data excluded), and each ratio is the median of
+   the ratios within a round. The
    log-likelihood per sample of every method's estimate is computed by the
    same function (``marginal_log_density``), so the columns compare the
    answers as well as the times. Cases: n = 5000, d = 20, 10% MCAR;
@@ -240,39 +243,50 @@ def log_likelihood(X, mean, cov):
     return float(np.mean(marginal_log_density(X, mean, factor)))
 
 
-def time_fit(X, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model = GradientGaussian().fit(X)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)), model
+def time_fit(X):
+    start = time.perf_counter()
+    model = GradientGaussian().fit(X)
+    return time.perf_counter() - start, model
 
 
 def compare_with_peers(n, d, rate, repeats, lib, status):
+    """One row: the repeats are interleaved (fit, norm, norm2, fit, ...), so
+    a change of the machine's load hits all methods alike; the ratio is the
+    median of the ratios within a round."""
     X = make_data(n, d, rate)
     n_patterns = PatternStats.from_array(X).n_patterns
-    t_fit, model = time_fit(X, repeats)
-    loglik = {"fit": log_likelihood(X, model.mean_, model.covariance_)}
+    time_fit(X)  # warm-up
+    methods = []
     peers = {}
+    for method in ("norm", "norm2"):
+        if status[method] is not None:
+            peers[method] = status[method]
+        elif method == "norm" and d > NORM_MAX_FEATURES:
+            peers[method] = f"d > {NORM_MAX_FEATURES}"
+        else:
+            methods.append(method)
+    times = {"fit": [], "norm": [], "norm2": []}
+    loglik = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "X.bin"
         with open(path, "wb") as f:
             np.array(X.shape, dtype=np.int32).tofile(f)
             np.ascontiguousarray(X).tofile(f)
-        for method in ("norm", "norm2"):
-            if status[method] is not None:
-                peers[method] = status[method]
-            elif method == "norm" and d > NORM_MAX_FEATURES:
-                peers[method] = f"d > {NORM_MAX_FEATURES}"
-            else:
+        for _ in range(repeats):
+            t, model = time_fit(X)
+            times["fit"].append(t)
+            for method in list(methods):
                 try:
-                    t, iterations, mean, cov = run_peer(method, path, lib, repeats)
+                    t, iterations, mean, cov = run_peer(method, path, lib, 1)
                 except subprocess.CalledProcessError as exc:
                     peers[method] = f"failed: {exc.stderr.decode()[-200:]!r}"
+                    methods.remove(method)
                     continue
-                peers[method] = (t, iterations)
+                times[method].append(t)
+                peers[method] = iterations
                 loglik[method] = log_likelihood(X, mean, cov)
+    loglik["fit"] = log_likelihood(X, model.mean_, model.covariance_)
+    t_fit = float(np.median(times["fit"]))
     best = max(v for v in loglik.values() if np.isfinite(v))
     row = [
         f"n={n:.0e}, d={d}, {rate:.0%} MCAR",
@@ -289,12 +303,12 @@ def compare_with_peers(n, d, rate, repeats, lib, status):
             row += ["-", "-", "-", "-"]
             notes.append(f"{method} skipped at n={n:.0e}, d={d}: {result}")
             continue
-        t, iterations = result
+        ratios = np.array(times["fit"][: len(times[method])]) / times[method]
         row += [
-            f"{t:.3f}",
-            "-" if iterations is None else str(iterations),
+            f"{np.median(times[method]):.3f}",
+            "-" if result is None else str(result),
             f"{loglik[method] - best:.1e}",
-            f"{t_fit / t:.2f}",
+            f"{np.median(ratios):.3f}",
         ]
     return row, notes
 
