@@ -91,8 +91,9 @@ class GaussianImputer(TransformerMixin, BaseEstimator):
         Density estimator to fit, one of the package's estimators (anything
         with ``fit``, ``score_samples`` and ``impute`` and the fitted
         attributes ``mean_`` and ``factor_``). ``None`` means
-        ``GradientGaussian()``. It is cloned by ``fit``; tune its parameters
-        as ``estimator__<name>`` (e.g. ``estimator__shrinkage``).
+        ``GradientGaussian()``. It is cloned by ``fit``. To tune its parameters
+        as ``estimator__<name>`` (e.g. ``estimator__shrinkage``), pass an
+        estimator instance.
 
     sample_posterior : bool, default=False
         If True, draw each row's missing entries from their conditional

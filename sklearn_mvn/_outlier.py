@@ -64,7 +64,8 @@ class GaussianOutlierDetector(OutlierMixin, BaseEstimator):
         Density estimator to fit (anything with ``fit`` and ``score_samples``
         and the fitted attributes ``mean_`` and ``covariance_``, such as the
         package's estimators). ``None`` means ``GradientGaussian()``. It is
-        cloned by ``fit``; tune its parameters as ``estimator__<name>``.
+        cloned by ``fit``. To tune its parameters as
+        ``estimator__<name>``, pass an estimator instance.
 
     contamination : 'auto' or float, default=0.1
         Proportion of outliers in the training data, as in scikit-learn's
