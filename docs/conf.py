@@ -112,8 +112,14 @@ _EXTERNAL = {
 }
 _SKLEARN_GLOSSARY = "https://scikit-learn.org/stable/glossary.html#term-{term}"
 # Labels of scikit-learn's user guide used by docstrings we inherit from it.
+_SKLEARN_SET_OUTPUT = (
+    "https://scikit-learn.org/stable/auto_examples/miscellaneous/plot_set_output.html"
+)
 _SKLEARN_LABELS = {
     "metadata_routing": "https://scikit-learn.org/stable/metadata_routing.html",
+    # set_output (GaussianImputer): its user-guide label and its example.
+    "df_output_transform": _SKLEARN_SET_OUTPUT,
+    "sphx_glr_auto_examples_miscellaneous_plot_set_output.py": _SKLEARN_SET_OUTPUT,
 }
 
 

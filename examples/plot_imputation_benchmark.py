@@ -185,8 +185,8 @@ for col, data_name in enumerate(datasets):
         ax.set_title(data_name if row == 0 else "")
     axes[0, 0].set_ylabel("RMSE (std. units)")
     axes[1, 0].set_ylabel("downstream score")
-axes[0, 0].legend(fontsize="small")
-fig.tight_layout()
+fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=4)
+fig.tight_layout(rect=(0, 0.06, 1, 1))
 
 # %%
 # The conditional expectations of the fitted normal are the most accurate
