@@ -267,7 +267,7 @@ class GaussianImputer(TransformerMixin, BaseEstimator):
         return X_imputed
 
     def get_feature_names_out(self, input_features=None):
-        """Names of the output features.
+        """Get the names of the output features.
 
         Parameters
         ----------

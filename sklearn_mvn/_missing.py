@@ -40,7 +40,7 @@ from scipy import sparse
 from scipy.linalg import solve_triangular
 
 from ._gradients import LOG_2PI, log_density, nll_grad_stats
-from ._stats import SufficientStats, chunk_rows
+from ._stats import SufficientStats, chunk_rows, inverse_lower
 
 # Largest missing-block size inverted by the vectorised sweep operator.
 _SWEEP_MAX = 6
@@ -632,16 +632,16 @@ def marginal_mahalanobis(X, mean, factor):
 def _precision_of(factor):
     """``P = S^{-1}`` for ``S = factor @ factor.T``.
 
-    A square lower-triangular factor is inverted by one triangular solve; any
-    other factor (e.g. not triangular, or with fewer or more columns than
-    rows) through the Cholesky factor of ``S``.
+    A square lower-triangular factor is inverted directly (LAPACK ``trtri``,
+    not ``trtrs``, which is slow for small matrices on a busy machine); any
+    other factor (not triangular, or not square) through the Cholesky factor
+    of ``S``.
     """
     factor = np.asarray(factor, dtype=np.float64)
     d = factor.shape[0]
-    if factor.shape == (d, d) and not np.any(np.triu(factor, 1)):
-        return _precision(factor)[1]
-    chol = np.linalg.cholesky(factor @ factor.T)
-    inv = solve_triangular(chol, np.eye(d), lower=True, check_finite=False)
+    if factor.shape != (d, d) or np.any(np.triu(factor, 1)):
+        factor = np.linalg.cholesky(factor @ factor.T)
+    inv = inverse_lower(factor)
     return inv.T @ inv
 
 

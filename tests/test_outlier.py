@@ -182,7 +182,7 @@ def test_pipeline_and_grid_search_on_roc_auc():
 
 def test_pandas_input():
     X, _ = _breast_cancer()
-    names = load_breast_cancer().feature_names
+    X, names = X[:, :10], load_breast_cancer().feature_names[:10]
     frame = pd.DataFrame(X, columns=names, index=np.arange(len(X)) + 1000)
     frame.iloc[::7, 3] = np.nan
     detector = GaussianOutlierDetector(contamination=0.05).fit(frame)
@@ -195,3 +195,36 @@ def test_pandas_input():
     assert abs(np.mean(detector.predict(frame) == -1) - 0.05) <= 1.0 / len(frame)
     with pytest.warns(UserWarning, match="feature names"):
         detector.predict(frame.to_numpy())
+
+
+# ---------------------------------------------------------------------------
+# Documentation
+# ---------------------------------------------------------------------------
+
+# Sections scikit-learn does not require for every method either: extended
+# summary, "See Also" and examples per method, the type of each return value.
+_NUMPYDOC_IGNORED = {"ES01", "SA01", "EX01", "RT02"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [""]
+    + [
+        f".{m}"
+        for m in GaussianOutlierDetector.__dict__
+        if not m.startswith("_") and callable(getattr(GaussianOutlierDetector, m))
+    ],
+)
+def test_numpydoc(name):
+    numpydoc_validate = pytest.importorskip("numpydoc.validate")
+    result = numpydoc_validate.validate(f"sklearn_mvn.GaussianOutlierDetector{name}")
+    errors = [e for e in result["errors"] if e[0] not in _NUMPYDOC_IGNORED]
+    assert not errors, errors
+
+
+def test_fitted_attributes_are_documented():
+    model = GaussianOutlierDetector().fit(np.random.RandomState(0).randn(50, 3))
+    fitted = [k for k in vars(model) if k.endswith("_") and not k.startswith("_")]
+    assert "estimator_" in fitted
+    for name in fitted:
+        assert f"{name} :" in GaussianOutlierDetector.__doc__, name
