@@ -190,7 +190,7 @@ fig.tight_layout(rect=(0, 0.06, 1, 1))
 
 # %%
 # The conditional expectations of the fitted normal are the most accurate
-# fills on breast cancer and tie with the chained regressions of
+# fills on breast cancer and within 0.01 of the chained regressions of
 # :class:`~sklearn.impute.IterativeImputer` on diabetes and wine: for Gaussian
 # data both estimate the same conditional means, the one by a single
 # maximum-likelihood fit and a closed-form step, the other by ten rounds of

@@ -189,7 +189,7 @@ class GaussianImputer(TransformerMixin, BaseEstimator):
         return tags
 
     def _validate(self, X, reset):
-        X = check_numeric_input(X)
+        X = check_numeric_input(X, type(self).__name__)
         return validate_data(
             self,
             X,

@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 
-def check_numeric_input(X):
+def check_numeric_input(X, name="GradientGaussian"):
     """Reject complex, text and non-numeric object data with a clear message.
 
     Runs before ``validate_data``, whose own errors for these inputs do not
@@ -41,6 +41,8 @@ def check_numeric_input(X):
     X : array-like
         Input data; lists and tuples are converted to an ndarray, other
         containers (sparse matrices, array-API arrays) are passed through.
+    name : str, default="GradientGaussian"
+        The estimator named in the messages.
 
     Returns
     -------
@@ -59,13 +61,13 @@ def check_numeric_input(X):
         return X
     if kinds & set("USV"):
         raise ValueError(
-            f"X holds text ({dtype}); GradientGaussian needs numeric data. "
+            f"X holds text ({dtype}); {name} needs numeric data. "
             "Convert numeric strings with np.asarray(X, dtype=float) and encode "
             "categorical features, e.g. with sklearn.preprocessing.OneHotEncoder."
         )
     if "c" in kinds:
         raise ValueError(
-            f"Complex data not supported: X is {dtype}, and GradientGaussian "
+            f"Complex data not supported: X is {dtype}, and {name} "
             "models real-valued data. "
             "Pass X.real, or np.hstack([X.real, X.imag]) to model the real and "
             "imaginary parts jointly."
@@ -75,7 +77,7 @@ def check_numeric_input(X):
             np.asarray(X, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise type(exc)(
-                f"X has entries that are not numbers ({exc}); GradientGaussian "
+                f"X has entries that are not numbers ({exc}); {name} "
                 "needs numeric data. Convert or drop the non-numeric entries and "
                 "encode categorical features, e.g. with "
                 "sklearn.preprocessing.OneHotEncoder."

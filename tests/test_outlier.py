@@ -135,6 +135,8 @@ def test_bad_input():
     X_inf[1, 1] = -np.inf
     with pytest.raises(ValueError, match="infinity"):
         GaussianOutlierDetector().fit(X_inf)
+    with pytest.raises(ValueError, match="Complex data.*GaussianOutlierDetector"):
+        GaussianOutlierDetector().fit(X + 1j)
     detector = GaussianOutlierDetector().fit(X)
     with pytest.raises(ValueError, match="X has 3 features"):
         detector.predict(rng.randn(4, 3))
