@@ -184,7 +184,7 @@ for col, data_name in enumerate(datasets):
         ax.set_xticks(np.arange(len(masks)), list(masks))
         ax.set_title(data_name if row == 0 else "")
     axes[0, 0].set_ylabel("RMSE (std. units)")
-    axes[1, 0].set_ylabel("downstream score")
+    axes[1, 0].set_ylabel("downstream score (R², accuracy)")
 fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=4)
 fig.tight_layout(rect=(0, 0.06, 1, 1))
 
