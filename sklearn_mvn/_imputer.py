@@ -16,8 +16,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._gradient_gaussian import GradientGaussian
+from ._linalg import row_chunks
 from ._missing import conditional_draw
-from ._stats import chunk_rows
 from ._validation import (
     HasMethods,
     _check_feature_names_in,
@@ -43,11 +43,10 @@ def _nan_rows(X):
     n_samples, n_features = X.shape
     some = np.zeros(n_samples, dtype=bool)
     every = np.zeros(n_samples, dtype=bool)
-    step = chunk_rows(n_features)
-    for start in range(0, n_samples, step):
-        nan = np.isnan(X[start : start + step])
-        some[start : start + step] = nan.any(axis=1)
-        every[start : start + step] = nan.all(axis=1)
+    for rows in row_chunks(n_samples, n_features):
+        nan = np.isnan(X[rows])
+        some[rows] = nan.any(axis=1)
+        every[rows] = nan.all(axis=1)
     return some, every
 
 
