@@ -114,12 +114,11 @@ class GaussianOutlierDetector(OutlierMixin, BaseEstimator):
     Notes
     -----
     The scores of rows with missing entries are log-densities of fewer
-    features (their marginal densities), compared with the same ``offset_``;
-    a marginal density is on a different scale from the full density (it
-    lacks the conditional density of the missing entries), so for such rows
-    the threshold is only approximately at the same tail probability.
-    ``score_samples`` itself is exact, so ranking rows with the same missing
-    entries is exact.
+    features (their marginal densities), compared with the same ``offset_``.
+    A marginal density is on another scale than the full density (it lacks
+    the conditional density of the missing entries), so the fraction of such
+    rows flagged need not equal ``contamination``. ``score_samples`` itself
+    is exact, so the ranking of rows with the same missing entries is exact.
 
     Examples
     --------
