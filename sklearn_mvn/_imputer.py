@@ -252,17 +252,23 @@ class GaussianImputer(TransformerMixin, BaseEstimator):
             rng = check_random_state(self.random_state)
             X_imputed = _posterior_draw(self.estimator_, X, rng)
         else:
-            X_imputed = np.array(X, dtype=np.float64)
-            some, every = _nan_rows(X)
-            partial = some & ~every
-            if partial.any():
-                X_imputed[partial] = self.estimator_.impute(X[partial])
-            if every.any():
-                X_imputed[every] = self.estimator_.mean_
+            X_imputed = self._impute(X)
         if self.indicator_ is not None:
             X_imputed = np.hstack(
                 [X_imputed, self.indicator_.transform(X).astype(np.float64)]
             )
+        return X_imputed
+
+    def _impute(self, X):
+        """Conditional expectations; rows without observed entries get the mean."""
+        _, every = _nan_rows(X)
+        if not every.any():
+            # One call on X itself: no copy of X besides the output.
+            X_imputed = np.asarray(self.estimator_.impute(X), dtype=np.float64)
+            return X_imputed.copy() if np.may_share_memory(X_imputed, X) else X_imputed
+        X_imputed = np.empty(X.shape)
+        X_imputed[every] = self.estimator_.mean_
+        X_imputed[~every] = self.estimator_.impute(X[~every])
         return X_imputed
 
     def get_feature_names_out(self, input_features=None):

@@ -81,7 +81,8 @@ class GaussianOutlierDetector(OutlierMixin, BaseEstimator):
           scores (as ``'auto'`` of :class:`~sklearn.ensemble.IsolationForest`
           and :class:`~sklearn.neighbors.LocalOutlierFactor`): ``offset_`` is
           the fitted log-density at squared Mahalanobis distance
-          ``chi2(n_features).isf(0.025)`` from ``mean_``. The points beyond
+          ``chi2(n_features).isf(0.025)`` from ``mean_``, in the metric of
+          ``covariance_``. The points beyond
           are the 2.5% least likely under a fitted normal (the 97.5%
           chi-square cut-off of robust covariance estimation, also used by
           :class:`~sklearn.covariance.MinCovDet`).
