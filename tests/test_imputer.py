@@ -258,6 +258,27 @@ def test_conditional_draw_depends_only_on_the_covariance():
     a = conditional_draw(X, mean, lower, np.random.RandomState(0))
     b = conditional_draw(X, mean, lower @ q, np.random.RandomState(0))
     assert_allclose(a, b, rtol=1e-8, atol=1e-10)
+    # A rectangular factor, as of a low-rank plus diagonal covariance
+    # S = W W^T + diag(psi) written as [W | diag(sqrt(psi))].
+    loadings, psi = rng.randn(d, 2), rng.uniform(0.5, 2.0, d)
+    wide = np.hstack([loadings, np.diag(np.sqrt(psi))])
+    square = cholesky(loadings @ loadings.T + np.diag(psi), lower=True)
+    assert_allclose(
+        conditional_draw(X, mean, wide, np.random.RandomState(0)),
+        conditional_draw(X, mean, square, np.random.RandomState(0)),
+        rtol=1e-8,
+        atol=1e-10,
+    )
+
+
+def test_other_covariance_types():
+    """Independent features: the conditional mean is the mean."""
+    rng = np.random.RandomState(13)
+    X = _mcar(rng, 200, 4, 0.2)
+    imputer = GaussianImputer(estimator=GradientGaussian(covariance_type="diag"))
+    filled = imputer.fit(X).transform(X)
+    nan = np.isnan(X)
+    assert_allclose(filled[nan], np.broadcast_to(np.nanmean(X, axis=0), X.shape)[nan])
 
 
 def test_sample_posterior_seeds():
