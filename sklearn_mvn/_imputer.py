@@ -188,7 +188,7 @@ class GaussianImputer(TransformerMixin, BaseEstimator):
         return tags
 
     def _validate(self, X, reset):
-        X = check_numeric_input(X, type(self).__name__)
+        X = check_numeric_input(X)
         return validate_data(
             self,
             X,

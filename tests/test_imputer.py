@@ -161,7 +161,7 @@ def test_bad_input_and_parameters():
         GaussianImputer(estimator=Ridge()).fit(X)
     with pytest.raises(ValueError, match="'sample_posterior' parameter"):
         GaussianImputer(sample_posterior="yes").fit(X)
-    with pytest.raises(ValueError, match="X holds text.*GaussianImputer needs"):
+    with pytest.raises(ValueError, match="X holds text"):
         GaussianImputer().fit(np.array([["a", "b"], ["c", "d"]]))
     imputer = GaussianImputer().fit(X)
     with pytest.raises(ValueError, match="X has 2 features"):

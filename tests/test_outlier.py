@@ -135,7 +135,7 @@ def test_bad_input():
     X_inf[1, 1] = -np.inf
     with pytest.raises(ValueError, match="infinity"):
         GaussianOutlierDetector().fit(X_inf)
-    with pytest.raises(ValueError, match="Complex data.*GaussianOutlierDetector"):
+    with pytest.raises(ValueError, match="Complex data not supported"):
         GaussianOutlierDetector().fit(X + 1j)
     detector = GaussianOutlierDetector().fit(X)
     with pytest.raises(ValueError, match="X has 3 features"):
