@@ -133,8 +133,11 @@ for data_name, (X, y) in datasets.items():
             imputer = make_imputer()
             start = time.perf_counter()
             with warnings.catch_warnings():
-                # IterativeImputer warns that 10 rounds did not converge.
-                warnings.simplefilter("ignore", ConvergenceWarning)
+                # IterativeImputer warns that 10 rounds did not converge
+                # (only its warning is silenced).
+                warnings.filterwarnings(
+                    "ignore", category=ConvergenceWarning, module=r"sklearn\.impute"
+                )
                 imputer.fit(X_missing[train])
                 X_filled = rescale(imputer, imputer.transform(X_missing))
             seconds = time.perf_counter() - start
