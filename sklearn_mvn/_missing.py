@@ -825,6 +825,78 @@ def marginal_mahalanobis(X, mean, factor):
     return map_chunks(X, chunk)
 
 
+def _precision_of(factor):
+    """``P = S^{-1}`` for ``S = factor @ factor.T``.
+
+    A square lower-triangular factor is inverted directly
+    (:func:`~sklearn_mvn._linalg.precision_from_factor`); any other factor
+    (not triangular, or not square) through the Cholesky factor of ``S``.
+    """
+    factor = np.asarray(factor, dtype=np.float64)
+    d = factor.shape[0]
+    if factor.shape != (d, d) or np.any(np.triu(factor, 1)):
+        factor = np.linalg.cholesky(factor @ factor.T)
+    return precision_from_factor(factor)[1]
+
+
+def conditional_draw(X, mean, factor, rng):
+    """Draw each row's missing entries from their conditional normal law.
+
+    Under ``N(mean, S)``, ``S = factor @ factor.T``, the missing entries ``m``
+    of a row given its observed entries ``o`` are normal with mean
+    ``mu_m + S_mo S_oo^{-1} (x_o - mu_o) = mu_m - P_mm^{-1} P_mo (x_o - mu_o)``
+    and covariance ``S_mm - S_mo S_oo^{-1} S_om = P_mm^{-1}`` (``P = S^{-1}``).
+    A draw is the conditional mean plus ``C z``, ``C C^T = P_mm^{-1}`` (the
+    Cholesky factor) and ``z`` standard normal. Rows with the same number
+    ``k`` of missing entries are processed together in batches of a few MiB,
+    chunk by chunk, so no ``n x d`` temporary is made besides the output. A
+    row with every entry missing is drawn from ``N(mean, S)``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Rows with NaN at the missing entries.
+    mean : ndarray of shape (n_features,)
+    factor : ndarray of shape (n_features, n_features_factor)
+        Any factor of the covariance, ``S = factor @ factor.T`` (e.g. the
+        lower-triangular ``factor_`` of the package's estimators).
+    rng : numpy.random.RandomState
+        Source of the standard normal draws, consumed chunk by chunk and,
+        within a chunk, in order of increasing ``k``.
+
+    Returns
+    -------
+    X_drawn : ndarray of shape (n_samples, n_features)
+        A float64 copy of ``X`` with the missing entries drawn; observed
+        entries are unchanged.
+    """
+    out = np.array(X, dtype=np.float64)
+    mean = np.asarray(mean, dtype=np.float64)
+    precision = _precision_of(factor)
+    n_samples, d = out.shape
+    for chunk in row_chunks(n_samples, d):
+        block = out[chunk]
+        mask = np.isnan(block)
+        n_missing = mask.sum(axis=1)
+        for k in np.unique(n_missing):
+            if k == 0:
+                continue
+            rows = np.flatnonzero(n_missing == k)
+            for part in _batches(rows.size, k * (d + k)):
+                r = rows[part]
+                miss = np.nonzero(mask[r])[1].reshape(r.size, k)
+                resid = np.where(mask[r], 0.0, block[r] - mean)
+                pmm_inv, _ = _inverse_pmm(precision, miss)
+                pull = _take_rows(resid @ precision, miss)
+                centre = mean[miss] - np.einsum("ikl,il->ik", pmm_inv, pull)
+                # The batched sweep leaves P_mm^{-1} symmetric to round-off.
+                pmm_inv = 0.5 * (pmm_inv + np.swapaxes(pmm_inv, 1, 2))
+                chol = np.linalg.cholesky(pmm_inv)
+                z = rng.standard_normal((r.size, k))
+                block[r[:, None], miss] = centre + np.einsum("ikl,il->ik", chol, z)
+    return out
+
+
 # ---------------------------------------------------------------------------
 # The observed-data objective
 # ---------------------------------------------------------------------------
