@@ -26,7 +26,13 @@ from ._linalg import precision_from_factor, row_chunks
 from ._missing import check_missing
 from ._representations import NotDeterminedError, make_representation
 from ._t_dask import dask_data_pass
-from ._t_likelihood import DF_MAX, DF_MIN, t_log_density, t_sums
+from ._t_likelihood import (
+    DF_MAX,
+    DF_MIN,
+    t_conditional_draw,
+    t_log_density,
+    t_sums,
+)
 from ._t_solve import fit_t, robust_start, start_point
 from ._validation import (
     Integral,
@@ -586,6 +592,13 @@ class GradientStudentT(BaseDensity):
             A float64 copy of ``X`` without NaN.
         """
         return super().impute(X)
+
+    def _conditional_draw(self, X, rng):
+        """``X`` with each row's missing entries drawn from their conditional
+        t law given its observed entries (used by
+        :class:`~sklearn_mvn.GaussianImputer` with ``sample_posterior=True``).
+        """
+        return t_conditional_draw(X, self.mean_, self.factor_, self.df_, rng)
 
     def sample(self, n_samples=1, random_state=None):
         """Draw samples from the fitted t.

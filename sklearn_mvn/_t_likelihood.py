@@ -437,6 +437,57 @@ def _marginal_log_density(X, mean, factor, df):
     )
 
 
+def t_conditional_draw(X, mean, factor, df, rng):
+    """Draw each row's missing entries from their conditional t law.
+
+    Given its observed entries ``o`` (``d_o`` of them), a row's missing
+    entries ``m`` follow a t with ``df + d_o`` degrees of freedom, location
+    the conditional mean ``mu_m - P_mm^{-1} P_mo (x_o - mu_o)`` and scale
+    matrix ``(df + delta_o) / (df + d_o) P_mm^{-1}`` (``P`` the inverse scale
+    matrix, ``delta_o`` the squared distance of the observed entries). A draw
+    is the location plus ``C z sqrt((df + delta_o) / g)`` with ``C C^T =
+    P_mm^{-1}``, ``z`` standard normal and ``g ~ chi^2(df + d_o)``. Rows with
+    the same number of missing entries are processed together, chunk by
+    chunk; a row with every entry missing is a draw of the t itself.
+
+    Returns
+    -------
+    X_drawn : ndarray of shape (n_samples, n_features)
+        A float64 copy of ``X`` with the missing entries drawn.
+    """
+    out = np.array(X, dtype=np.float64)
+    mean = np.asarray(mean, dtype=np.float64)
+    inverse = inverse_lower(factor)
+    precision = inverse.T @ inverse
+    n_samples, d = out.shape
+    for chunk in row_chunks(n_samples, d):
+        block = out[chunk]
+        mask = np.isnan(block)
+        n_missing = mask.sum(axis=1)
+        for k in np.unique(n_missing):
+            if k == 0:
+                continue
+            rows = np.flatnonzero(n_missing == k)
+            for part in _batches(rows.size, k * (d + k)):
+                r = rows[part]
+                miss = np.nonzero(mask[r])[1].reshape(r.size, k)
+                resid = np.where(mask[r], 0.0, block[r] - mean)
+                pmm_inv, _ = _inverse_pmm(precision, miss)
+                pull = _take_rows(resid @ precision, miss)
+                offset = -np.einsum("ikl,il->ik", pmm_inv, pull)
+                np.put_along_axis(resid, miss, offset, axis=1)
+                z_o = resid @ inverse.T
+                delta = np.einsum("ij,ij->i", z_o, z_o)
+                pmm_inv = 0.5 * (pmm_inv + np.swapaxes(pmm_inv, 1, 2))
+                chol = np.linalg.cholesky(pmm_inv)
+                z = rng.standard_normal((r.size, k))
+                g = rng.chisquare(df + d - k, size=r.size)
+                scale = np.sqrt((df + delta) / g)
+                draw = np.einsum("ikl,il->ik", chol, z) * scale[:, None]
+                block[r[:, None], miss] = mean[miss] + offset + draw
+    return out
+
+
 def t_mahalanobis(X, mean, factor):
     """Squared Mahalanobis distance in the scale matrix (observed entries)."""
     delta = squared_mahalanobis(X, mean, factor)

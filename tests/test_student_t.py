@@ -319,3 +319,34 @@ def test_feature_observed_only_outside_the_start_subsample(dask):
         never = da.from_array(never, chunks=(5000, 3))
     with pytest.raises(ValueError, match=r"Feature\(s\) \[1\] are never observed"):
         GradientStudentT().fit(never)
+
+
+def test_conditional_draws_follow_the_conditional_t():
+    model = GradientStudentT(df=5.0).fit(_t_data(n=300)[0])
+    x_o = np.array([1.0, -2.0])
+    X = np.tile([x_o[0], np.nan, x_o[1]], (200_000, 1))
+    draws = model._conditional_draw(X, np.random.RandomState(0))
+    assert_allclose(draws[:, [0, 2]], X[:, [0, 2]])
+    s, mu, o = model.shape_, model.mean_, [0, 2]
+    s_oo_inv = np.linalg.inv(s[np.ix_(o, o)])
+    r = x_o - mu[o]
+    centre = mu[1] + s[1, o] @ s_oo_inv @ r
+    delta = r @ s_oo_inv @ r
+    cond_var = s[1, 1] - s[1, o] @ s_oo_inv @ s[o, 1]
+    dof = 5.0 + 2
+    # Var of a t with dof degrees of freedom and scale (5 + delta) / dof * c.
+    expected_var = dof / (dof - 2) * (5.0 + delta) / dof * cond_var
+    assert abs(np.median(draws[:, 1]) - centre) < 0.01 * np.sqrt(expected_var)
+    assert_allclose(np.var(draws[:, 1]), expected_var, rtol=0.03)
+
+
+def test_gaussian_imputer_draws_from_the_t():
+    from sklearn_mvn import GaussianImputer
+
+    X, _, _ = _t_data(n=300, missing=0.2)
+    imputer = GaussianImputer(
+        estimator=GradientStudentT(), sample_posterior=True, random_state=0
+    ).fit(X)
+    filled = imputer.transform(X)
+    assert not np.isnan(filled).any()
+    assert_allclose(filled[~np.isnan(X)], X[~np.isnan(X)])
