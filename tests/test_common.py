@@ -54,7 +54,7 @@ _AUTO = (
 def expected_failed_checks(estimator):
     """Checks that need a maximum-likelihood estimate that does not exist, and
     the training-outlier checks of the model-based threshold."""
-    if not isinstance(estimator, GradientGaussian):
+    if not isinstance(estimator, GradientGaussian | GradientStudentT):
         # The meta-estimators fail where their density estimator fails.
         inner = estimator.estimator or GradientGaussian()
         failed = {
