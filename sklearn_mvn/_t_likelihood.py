@@ -57,6 +57,7 @@ from ._missing import (
     _inverse_pmm,
     _pattern_keys,
     _take_rows,
+    check_missing,
     conditional_fill,
 )
 
@@ -401,6 +402,9 @@ def t_log_density(X, mean, factor, df, chunk_size=None):
     out = log_norm_const(df, d) - log_det - 0.5 * (df + d) * np.log1p(delta / df)
     bad = np.flatnonzero(~np.isfinite(delta))
     if bad.size:
+        # X is searched only when some row is not complete: infinity and rows
+        # without an observed entry raise a ValueError naming the row.
+        check_missing(X)
         out[bad] = _marginal_log_density(X[bad], mean, factor, df)
     return out
 

@@ -350,3 +350,16 @@ def test_gaussian_imputer_draws_from_the_t():
     filled = imputer.transform(X)
     assert not np.isnan(filled).any()
     assert_allclose(filled[~np.isnan(X)], X[~np.isnan(X)])
+
+
+def test_score_samples_rejects_rows_without_observed_entries():
+    X, _, _ = _t_data(n=100)
+    model = GradientStudentT().fit(X)
+    Z = X[:5].copy()
+    Z[3] = np.nan
+    with pytest.raises(ValueError, match="no observed entry"):
+        model.score_samples(Z)
+    Z[3] = X[3]
+    Z[2, 1] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        model.score_samples(Z)
