@@ -30,16 +30,26 @@ from ._validation import (
 AUTO_TAIL = 0.025
 
 
-def _score_at_distance(estimator, squared_distance):
-    """Log-density of a point at a squared Mahalanobis distance from ``mean_``.
+def _auto_offset(estimator, n_features):
+    """Log-density at the ``1 - AUTO_TAIL`` quantile of the squared distance.
 
-    The point ``mean_ + r S e_1 / sqrt(S_11)`` (``S = covariance_``) is at
-    Mahalanobis distance ``r`` for any positive-definite ``S``; an elliptical
-    density (normal, Student-t) takes one value on that ellipsoid.
+    The estimator's ``_squared_distance_quantile(tail)`` gives the quantile of
+    its own :meth:`mahalanobis` (chi-square for the normal; a scaled F for the
+    Student-t); estimators without it are treated as normal. The point
+    ``mean_ + c e_1``, scaled so that its distance is that quantile, is found
+    with ``mahalanobis`` alone (quadratic in ``c``), so no covariance matrix is
+    formed; an elliptical density takes one value on that ellipsoid.
     """
-    cov = np.asarray(estimator.covariance_, dtype=np.float64)
-    direction = cov[:, 0] / np.sqrt(cov[0, 0])
-    point = estimator.mean_ + np.sqrt(squared_distance) * direction
+    hook = getattr(estimator, "_squared_distance_quantile", None)
+    if hook is None:
+        squared_distance = chi2(n_features).isf(AUTO_TAIL)
+    else:
+        squared_distance = hook(AUTO_TAIL)
+    mean = np.asarray(estimator.mean_, dtype=np.float64)
+    step = np.zeros(n_features)
+    step[0] = max(1.0, 1e-3 * abs(mean[0]))
+    base = float(estimator.mahalanobis((mean + step)[None, :])[0])
+    point = mean + step * np.sqrt(squared_distance / base)
     return float(estimator.score_samples(point[None, :])[0])
 
 
@@ -182,8 +192,7 @@ class GaussianOutlierDetector(OutlierMixin, BaseEstimator):
         estimator = GradientGaussian() if self.estimator is None else self.estimator
         self.estimator_ = clone(estimator).fit(X)
         if self.contamination == "auto":
-            squared_distance = chi2(self.n_features_in_).isf(AUTO_TAIL)
-            self.offset_ = _score_at_distance(self.estimator_, squared_distance)
+            self.offset_ = _auto_offset(self.estimator_, self.n_features_in_)
         else:
             scores = self.estimator_.score_samples(X)
             self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))

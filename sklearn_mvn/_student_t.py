@@ -15,6 +15,7 @@ reads the data once per iteration (:mod:`._t_likelihood` for NumPy,
 import math
 
 import numpy as np
+from scipy.stats import f as f_dist
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.metaestimators import available_if
@@ -275,6 +276,12 @@ class GradientStudentT(BaseDensity):
 
     def _covariance_params(self):
         return self.factor_
+
+    def _squared_distance_quantile(self, tail):
+        """The ``1 - tail`` quantile of :meth:`mahalanobis` (in ``shape_``):
+        ``d F(d, df_)`` for a multivariate t."""
+        d = self.n_features_in_
+        return float(d * f_dist(d, self.df_).isf(tail))
 
     # -- fitting -------------------------------------------------------------
 

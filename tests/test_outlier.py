@@ -230,3 +230,24 @@ def test_fitted_attributes_are_documented():
     assert "estimator_" in fitted
     for name in fitted:
         assert f"{name} :" in GaussianOutlierDetector.__doc__, name
+
+
+def test_auto_threshold_for_a_student_t_is_its_own_quantile():
+    """'auto' with GradientStudentT: the t's 97.5% distance quantile, also for
+    df_ <= 2 where covariance_ is not finite."""
+    from scipy.stats import f as f_dist
+
+    from sklearn_mvn import GradientStudentT
+
+    rng = np.random.RandomState(3)
+    d, n = 3, 4000
+    X = rng.standard_normal((n, d)) / np.sqrt(rng.chisquare(1.5, size=(n, 1)) / 1.5)
+    detector = GaussianOutlierDetector(
+        estimator=GradientStudentT(), contamination="auto"
+    ).fit(X)
+    model = detector.estimator_
+    assert model.df_ < 2.5
+    q = d * f_dist(d, model.df_).isf(0.025)
+    flagged = detector.predict(X) == -1
+    assert_array_equal(flagged, model.mahalanobis(X) > q * (1 + 1e-9))
+    assert abs(flagged.mean() - 0.025) < 0.01
