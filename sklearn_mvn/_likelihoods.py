@@ -35,7 +35,7 @@ from functools import reduce
 import numpy as np
 
 from ._gradients import nll_grad_stats, penalty_stats
-from ._missing import MissingObjective, whitened_objective
+from ._missing import MissingObjective, warn_unobserved_pairs, whitened_objective
 from ._representations import TriangularCovariance
 from ._stats import SufficientStats
 
@@ -154,7 +154,9 @@ class PatternObjective:
         n_features = stats.n_features
         weight = stats.weight_sum
         self.n_samples = stats.n_samples
-        ac_mean, ac_cov, _ = stats.available_case()
+        ac_mean, ac_cov, pair_weight = stats.available_case()
+        if shrinkage == 0.0 and representation.covariance_type == "full":
+            warn_unobserved_pairs(pair_weight)
         available = SufficientStats(weight, ac_mean, weight * ac_cov, stats.n_samples)
         penalties = penalty_stats(available, shrinkage=shrinkage, reg_covar=reg_covar)
         self.regularised = bool(penalties)

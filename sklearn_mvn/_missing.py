@@ -46,7 +46,8 @@ from ._linalg import (
     precision_from_factor,
     row_chunks,
 )
-from ._stats import SufficientStats
+from ._stats import SufficientStats, normalise_weights
+from ._validation import warn_at_caller
 
 # Largest missing-block size inverted by the vectorised sweep operator.
 _SWEEP_MAX = 6
@@ -59,10 +60,11 @@ _BATCH_ENTRIES = 2**21
 # ---------------------------------------------------------------------------
 
 
-def check_missing(X, *, what="X"):
+def check_missing(X, *, what="X", row_offset=0):
     """Raise on infinity or an all-missing row; return whether ``X`` has NaN.
 
     Works in chunks, so no boolean array of the size of ``X`` is created.
+    Rows are numbered from ``row_offset`` (the position of a Dask block).
     """
     n_samples, n_features = X.shape
     has_nan = False
@@ -73,7 +75,8 @@ def check_missing(X, *, what="X"):
         if inf.any():
             row, col = np.argwhere(inf)[0]
             raise ValueError(
-                f"{what} contains infinity (row {start + row}, feature {col}); "
+                f"{what} contains infinity (row {row_offset + start + row}, "
+                f"feature {col}); "
                 "only NaN is accepted as a missing value. Replace infinite "
                 "entries by NaN or by finite values."
             )
@@ -82,12 +85,74 @@ def check_missing(X, *, what="X"):
             has_nan = True
             empty = np.flatnonzero(nan.all(axis=1))
             if empty.size:
-                rows = (start + empty[:10]).tolist()
+                rows = (row_offset + start + empty[:10]).tolist()
                 raise ValueError(
                     f"{what} has rows with no observed entry (all NaN), e.g. rows "
                     f"{rows}; such rows carry no information. Drop them."
                 )
     return has_nan
+
+
+# Variances below this are subnormal or close to it (as for complete data).
+_TINY_VARIANCE = 1e4 * np.finfo(np.float64).tiny
+
+
+def _overflow_error():
+    """The error for statistics beyond float64 (the complete-data message)."""
+    return ValueError(
+        "The mean or covariance of X overflows float64: the values of X are "
+        "too large in magnitude (the squared spread must stay below 1e308). "
+        "Rescale X, e.g. divide it by a power of ten or use "
+        "sklearn.preprocessing.StandardScaler, and fit again."
+    )
+
+
+def _tiny_variance_error(features):
+    return ValueError(
+        f"The variance of feature(s) {features[:10].tolist()} is below "
+        f"{_TINY_VARIANCE:.0e}, too small to be represented accurately in "
+        "float64. Rescale X, e.g. multiply it by a power of ten or use "
+        "sklearn.preprocessing.StandardScaler, and fit again."
+    )
+
+
+def unobserved_pairs(pair_weight):
+    """Pairs of features never observed together in a row of positive weight.
+
+    Parameters
+    ----------
+    pair_weight : ndarray of shape (n_features, n_features)
+        Weight of the rows observing each pair (from
+        :meth:`PatternStats.available_case`).
+
+    Returns
+    -------
+    pairs : list of tuple of int
+        ``(j, l)`` with ``j < l``, in row-major order.
+    """
+    upper = np.triu(pair_weight <= 0.0, 1)
+    return [(int(j), int(k)) for j, k in zip(*np.nonzero(upper), strict=True)]
+
+
+def warn_unobserved_pairs(pair_weight):
+    """Warn (at the user's line) when some covariances are not identified.
+
+    When features ``j`` and ``l`` are never observed together, the observed-data
+    likelihood does not depend on their covariance (it is flat along it, within
+    the positive-definite range): the fit returns an arbitrary value.
+    """
+    pairs = unobserved_pairs(pair_weight)
+    if not pairs:
+        return
+    shown = ", ".join(f"({j}, {k})" for j, k in pairs[:10])
+    more = f" and {len(pairs) - 10} more" if len(pairs) > 10 else ""
+    warn_at_caller(
+        f"Feature pair(s) {shown}{more} are never observed together (in rows "
+        "of positive weight): the data do not determine their covariance, the "
+        "likelihood is flat along it and the fitted value is arbitrary. Set "
+        "shrinkage > 0 for a defined answer, or use covariance_type='diag'.",
+        UserWarning,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -117,6 +182,8 @@ def _psd_roots(scatter):
         Eigenvalues of the equilibrated matrices (rows with ``eigval <= 0``
         are zero).
     """
+    if not np.all(np.isfinite(scatter)):
+        raise _overflow_error()
     diag = np.sqrt(np.clip(np.diagonal(scatter, axis1=1, axis2=2), 0.0, None))
     safe = np.where(diag > 0.0, diag, 1.0)
     unit = scatter / (safe[:, :, None] * safe[:, None, :])
@@ -141,7 +208,8 @@ def _compress(blocks, observed, full_rank=None):
     block : ndarray of int of shape (n_rows,)
         Index of the block of each row.
     """
-    scatter = np.stack([rows.T @ rows for rows in blocks])
+    with np.errstate(over="ignore", invalid="ignore"):
+        scatter = np.stack([rows.T @ rows for rows in blocks])
     if full_rank is None:
         full_rank = np.ones(len(blocks), dtype=bool)
     roots = np.empty_like(scatter)
@@ -250,6 +318,9 @@ class PatternStats:
         Pattern of each root row (non-decreasing).
     n_samples : int
         Number of rows summarised, including rows of zero weight.
+    weight_unit : float, default=1.0
+        Power of four the weights were divided by (as
+        :attr:`SufficientStats.weight_unit`).
     """
 
     __slots__ = (
@@ -260,6 +331,7 @@ class PatternStats:
         "roots",
         "root_pattern",
         "n_samples",
+        "weight_unit",
     )
 
     def __init__(
@@ -271,6 +343,7 @@ class PatternStats:
         roots,
         root_pattern,
         n_samples,
+        weight_unit=1.0,
     ):
         self.observed = observed
         self.pattern_weight = pattern_weight
@@ -279,6 +352,20 @@ class PatternStats:
         self.roots = roots
         self.root_pattern = root_pattern
         self.n_samples = int(n_samples)
+        self.weight_unit = float(weight_unit)
+
+    @classmethod
+    def empty(cls, n_features, n_samples=0):
+        """Statistics of rows of zero weight only (no pattern)."""
+        return cls(
+            np.zeros((0, n_features), dtype=bool),
+            np.zeros(0),
+            np.zeros(0, dtype=np.int64),
+            np.zeros((0, n_features)),
+            np.zeros((0, n_features)),
+            np.zeros(0, dtype=np.int64),
+            n_samples,
+        )
 
     @property
     def n_features(self):
@@ -329,8 +416,8 @@ class PatternStats:
                 block, w = block[w > 0], w[w > 0]
             if block.shape[0]:
                 parts.append(_chunk_patterns(block, w))
-        if not parts:
-            raise ValueError("sample_weight is zero for every row.")
+        if not parts:  # every row has zero weight: only the count is kept
+            return cls.empty(n_features, n_samples)
         observed, weights, counts, means, roots = (
             np.concatenate([p[i] for p in parts]) for i in range(5)
         )
@@ -344,6 +431,8 @@ class PatternStats:
     def from_sufficient_stats(cls, stats):
         """The one-pattern (complete) form of a :class:`SufficientStats`."""
         d = stats.n_features
+        if stats.weight_sum == 0.0:
+            return cls.empty(d, stats.n_samples)
         roots, eigval = _psd_roots(stats.scatter[np.newaxis])
         roots, keep = roots[0], eigval[0] > 0.0
         return cls(
@@ -354,6 +443,32 @@ class PatternStats:
             roots[keep],
             np.zeros(int(keep.sum()), dtype=np.int64),
             stats.n_samples,
+            stats.weight_unit,
+        )
+
+    def in_unit(self, unit):
+        """The same statistics with weights in units of ``unit`` (at least
+        ``weight_unit``); patterns whose weight underflows to 0 are dropped."""
+        if unit == self.weight_unit:
+            return self
+        ratio = self.weight_unit / unit
+        weight = self.pattern_weight * ratio
+        keep = weight > 0.0
+        roots = self.roots * np.sqrt(ratio)
+        root_pattern = self.root_pattern
+        if not np.all(keep):
+            new_index = np.cumsum(keep) - 1
+            kept_roots = keep[root_pattern]
+            roots, root_pattern = roots[kept_roots], new_index[root_pattern[kept_roots]]
+        return PatternStats(
+            self.observed[keep],
+            weight[keep],
+            self.pattern_count[keep],
+            self.means[keep],
+            roots,
+            root_pattern,
+            self.n_samples,
+            unit,
         )
 
     # -- combining -----------------------------------------------------------
@@ -370,23 +485,41 @@ class PatternStats:
         merged : PatternStats
         """
         if isinstance(other, SufficientStats):
-            if other.weight_sum == 0.0:
-                return self
             other = PatternStats.from_sufficient_stats(other)
         if other.n_features != self.n_features:
             raise ValueError(
                 f"Cannot merge statistics of {self.n_features} and "
                 f"{other.n_features} features."
             )
-        return _assemble(
+        n_samples = self.n_samples + other.n_samples
+        # Rows of zero weight (no pattern) only add to the count of rows seen;
+        # so do patterns negligible in the common unit of the weights.
+        unit = max(self.weight_unit, other.weight_unit)
+        if self.n_patterns and other.n_patterns:
+            self, other = self.in_unit(unit), other.in_unit(unit)
+        if not (self.n_patterns and other.n_patterns):
+            kept = self if self.n_patterns else other
+            return PatternStats(
+                kept.observed,
+                kept.pattern_weight,
+                kept.pattern_count,
+                kept.means,
+                kept.roots,
+                kept.root_pattern,
+                n_samples,
+                kept.weight_unit,
+            )
+        merged = _assemble(
             np.concatenate([self.observed, other.observed]),
             np.concatenate([self.pattern_weight, other.pattern_weight]),
             np.concatenate([self.pattern_count, other.pattern_count]),
             np.concatenate([self.means, other.means]),
             np.concatenate([self.roots, other.roots]),
             np.concatenate([self.root_pattern, other.root_pattern + self.n_patterns]),
-            self.n_samples + other.n_samples,
+            n_samples,
         )
+        merged.weight_unit = unit
+        return merged
 
     def standardised(self, shift, scale):
         """Statistics of ``(x - shift) / scale`` (feature-wise).
@@ -403,6 +536,7 @@ class PatternStats:
             self.roots / scale,
             self.root_pattern,
             self.n_samples,
+            self.weight_unit,
         )
 
     # -- summaries -----------------------------------------------------------
@@ -431,6 +565,8 @@ class PatternStats:
         The mean of feature ``j`` uses every row where ``j`` is observed; the
         covariance of ``j`` and ``l`` every row where both are, centred on the
         available-case means. Pairs never observed together get covariance 0.
+        Raises the complete-data errors when the moments are beyond float64
+        (values too large to square, or variances too small to represent).
 
         Returns
         -------
@@ -448,12 +584,18 @@ class PatternStats:
                 "or only in rows of zero weight); their distribution cannot be "
                 "estimated. Drop these features."
             )
-        mean = (w @ self.means) / feature_weight
-        delta = (self.means - mean) * obs
-        scatter = self.roots.T @ self.roots + (delta * w[:, None]).T @ delta
-        pair_weight = (obs * w[:, None]).T @ obs
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            mean = (w @ self.means) / feature_weight
+            delta = (self.means - mean) * obs
+            scatter = self.roots.T @ self.roots + (delta * w[:, None]).T @ delta
+            pair_weight = (obs * w[:, None]).T @ obs
             cov = np.where(pair_weight > 0, scatter / pair_weight, 0.0)
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(cov))):
+            raise _overflow_error()
+        variances = np.diag(cov)
+        tiny = np.flatnonzero((variances > 0) & (variances < _TINY_VARIANCE))
+        if tiny.size:
+            raise _tiny_variance_error(tiny)
         return mean, 0.5 * (cov + cov.T), pair_weight
 
     def __repr__(self):
@@ -497,7 +639,7 @@ def _chunk_patterns(block, w):
     return obs, weight, count, mean, np.concatenate(pieces), np.concatenate(owners)
 
 
-def compute_stats(X, sample_weight=None):
+def compute_stats(X, sample_weight=None, row_offset=0):
     """Statistics of a validated array: the one entry point that builds them.
 
     ``fit``, ``partial_fit`` and every Dask block build their statistics here
@@ -511,19 +653,35 @@ def compute_stats(X, sample_weight=None):
     X : ndarray of shape (n_samples, n_features)
         Validated data; NaN marks a missing entry.
     sample_weight : ndarray of shape (n_samples,), default=None
-        Validated non-negative weights; ``None`` means unit weights.
+        Validated non-negative weights; ``None`` means unit weights. They are
+        normalised (:func:`~sklearn_mvn._stats.normalise_weights`), so their
+        global scale does not matter; the statistics carry the unit.
+    row_offset : int, default=0
+        Index of the first row of ``X`` in the whole data set (a Dask block's
+        position), used in error messages that name rows.
 
     Returns
     -------
     stats : SufficientStats or PatternStats
     """
+    sample_weight, unit = normalise_weights(sample_weight)
+    stats = _build_stats(X, sample_weight, row_offset)
+    stats.weight_unit = unit
+    return stats
+
+
+def _build_stats(X, sample_weight, row_offset):
     # Complete data are read once: NaN or infinity make the statistics
-    # non-finite, and only then is X searched (finite data too large to square
-    # keep their overflowed statistics, which the estimator reports).
+    # non-finite (also in rows of zero weight: 0 * inf is NaN), and only then
+    # is X searched (finite data too large to square keep their overflowed
+    # statistics, which the estimator reports). Statistics of zero weight are
+    # zero whatever X holds, so then X is searched too: rows of zero weight
+    # are validated like any row.
     stats = SufficientStats.from_array(X, sample_weight)
-    if np.all(np.isfinite(stats.mean)) and np.all(np.isfinite(stats.scatter)):
+    finite = np.all(np.isfinite(stats.mean)) and np.all(np.isfinite(stats.scatter))
+    if finite and stats.weight_sum > 0.0:
         return stats
-    if not check_missing(X):
+    if not check_missing(X, row_offset=row_offset):
         return stats
     return PatternStats.from_array(X, sample_weight)
 
@@ -665,6 +823,78 @@ def marginal_mahalanobis(X, mean, factor):
         return np.einsum("ij,ij->i", z, z)
 
     return map_chunks(X, chunk)
+
+
+def _precision_of(factor):
+    """``P = S^{-1}`` for ``S = factor @ factor.T``.
+
+    A square lower-triangular factor is inverted directly
+    (:func:`~sklearn_mvn._linalg.precision_from_factor`); any other factor
+    (not triangular, or not square) through the Cholesky factor of ``S``.
+    """
+    factor = np.asarray(factor, dtype=np.float64)
+    d = factor.shape[0]
+    if factor.shape != (d, d) or np.any(np.triu(factor, 1)):
+        factor = np.linalg.cholesky(factor @ factor.T)
+    return precision_from_factor(factor)[1]
+
+
+def conditional_draw(X, mean, factor, rng):
+    """Draw each row's missing entries from their conditional normal law.
+
+    Under ``N(mean, S)``, ``S = factor @ factor.T``, the missing entries ``m``
+    of a row given its observed entries ``o`` are normal with mean
+    ``mu_m + S_mo S_oo^{-1} (x_o - mu_o) = mu_m - P_mm^{-1} P_mo (x_o - mu_o)``
+    and covariance ``S_mm - S_mo S_oo^{-1} S_om = P_mm^{-1}`` (``P = S^{-1}``).
+    A draw is the conditional mean plus ``C z``, ``C C^T = P_mm^{-1}`` (the
+    Cholesky factor) and ``z`` standard normal. Rows with the same number
+    ``k`` of missing entries are processed together in batches of a few MiB,
+    chunk by chunk, so no ``n x d`` temporary is made besides the output. A
+    row with every entry missing is drawn from ``N(mean, S)``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Rows with NaN at the missing entries.
+    mean : ndarray of shape (n_features,)
+    factor : ndarray of shape (n_features, n_features_factor)
+        Any factor of the covariance, ``S = factor @ factor.T`` (e.g. the
+        lower-triangular ``factor_`` of the package's estimators).
+    rng : numpy.random.RandomState
+        Source of the standard normal draws, consumed chunk by chunk and,
+        within a chunk, in order of increasing ``k``.
+
+    Returns
+    -------
+    X_drawn : ndarray of shape (n_samples, n_features)
+        A float64 copy of ``X`` with the missing entries drawn; observed
+        entries are unchanged.
+    """
+    out = np.array(X, dtype=np.float64)
+    mean = np.asarray(mean, dtype=np.float64)
+    precision = _precision_of(factor)
+    n_samples, d = out.shape
+    for chunk in row_chunks(n_samples, d):
+        block = out[chunk]
+        mask = np.isnan(block)
+        n_missing = mask.sum(axis=1)
+        for k in np.unique(n_missing):
+            if k == 0:
+                continue
+            rows = np.flatnonzero(n_missing == k)
+            for part in _batches(rows.size, k * (d + k)):
+                r = rows[part]
+                miss = np.nonzero(mask[r])[1].reshape(r.size, k)
+                resid = np.where(mask[r], 0.0, block[r] - mean)
+                pmm_inv, _ = _inverse_pmm(precision, miss)
+                pull = _take_rows(resid @ precision, miss)
+                centre = mean[miss] - np.einsum("ikl,il->ik", pmm_inv, pull)
+                # The batched sweep leaves P_mm^{-1} symmetric to round-off.
+                pmm_inv = 0.5 * (pmm_inv + np.swapaxes(pmm_inv, 1, 2))
+                chol = np.linalg.cholesky(pmm_inv)
+                z = rng.standard_normal((r.size, k))
+                block[r[:, None], miss] = centre + np.einsum("ikl,il->ik", chol, z)
+    return out
 
 
 # ---------------------------------------------------------------------------
