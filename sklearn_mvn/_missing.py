@@ -909,22 +909,37 @@ def _sweep_inverse(a):
     The sweep operator on every pivot: sweeping all pivots of ``A`` gives
     ``-A^{-1}``, and the product of the pivots is ``|A|``. Each of the ``k``
     steps is a few array operations over the whole stack, which for small
-    ``k`` beats one LAPACK call per matrix.
+    ``k`` beats one LAPACK call per matrix. ``k = 1`` and ``k = 2`` use the
+    closed forms.
     """
     k = a.shape[0]
-    logdet = np.zeros(a.shape[2])
+    if k == 1:
+        logdet = np.log(a[0, 0])
+        np.reciprocal(a, out=a)
+        return a, logdet
+    if k == 2:
+        det = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
+        a[0, 0], a[1, 1] = a[1, 1].copy(), a[0, 0].copy()
+        a[0, 1] *= -1.0
+        a[1, 0] *= -1.0
+        a /= det
+        return a, np.log(det)
+    pivots = np.empty(a.shape[::2])
+    outer = np.empty_like(a)
     for j in range(k):
-        piv = a[j, j].copy()
-        logdet += np.log(piv)
-        inv_piv = 1.0 / piv
+        piv = pivots[j]
+        piv[...] = a[j, j]
+        np.reciprocal(piv, out=piv)
         row = a[j].copy()
-        col = a[:, j] * inv_piv
-        a -= col[:, None, :] * row[None, :, :]
+        col = a[:, j] * piv
+        np.multiply(col[:, None, :], row[None, :, :], out=outer)
+        a -= outer
         a[:, j] = col
-        a[j] = row * inv_piv
-        a[j, j] = -inv_piv
+        np.multiply(row, piv, out=a[j])
+        np.negative(piv, out=a[j, j])
     np.negative(a, out=a)
-    return a, logdet
+    # The pivots were replaced by their reciprocals: log|A| = -sum log(1/p).
+    return a, -np.log(pivots).sum(axis=0)
 
 
 class _Batch:
@@ -1015,6 +1030,8 @@ class MissingObjective:
             ),
             shape=(len(w) + n_roots, d),
         )
+        # The transpose shares the data: it is updated with them.
+        self._fill_t = self._fill.T
         self._fill_rhs = np.block(
             [[wmeans, w[:, None]], [stats.roots, np.zeros((n_roots, 1))]]
         )
@@ -1100,7 +1117,7 @@ class MissingObjective:
             inv *= wp
             pair_vals.append(inv.ravel())
         # Cross products of the fills with the observed residuals.
-        prod = np.asarray(self._fill.T @ self._fill_rhs)
+        prod = np.asarray(self._fill_t @ self._fill_rhs)
         fill_sum = prod[:, d]
         cross = prod[:, :d] - np.outer(fill_sum, mean)
         b_mu = self._B * mean
