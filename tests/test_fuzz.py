@@ -244,6 +244,11 @@ def _scipy_reliable(mean, cov):
 def _check_marginal_log_density(model, rows, log_density):
     """With NaN: each row's log-density is that of its observed entries under
     the fitted marginal normal (SciPy on the observed sub-vector)."""
+    # The marginals are computed by conditioning on the full covariance, so
+    # it must be well conditioned too (see the issue 14 report: an
+    # unbounded likelihood's near-singular fit loses digits there).
+    if not _scipy_reliable(model.mean_, model.covariance_):
+        return
     rows = np.asarray(rows, dtype=np.float64)
     for row, value in zip(rows, log_density, strict=True):
         seen = ~np.isnan(row)
