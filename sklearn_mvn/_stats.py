@@ -132,7 +132,8 @@ class SufficientStats:
         # here; the estimator checks them and raises an error that says what to
         # do.
         with np.errstate(over="ignore", invalid="ignore"):
-            shift = _choose_shift(_probe_rows(X, sample_weight), sample_weight is None)
+            first, first_weights = _probe_rows(X, sample_weight)
+            shift = _choose_shift(first, sample_weight is None, first_weights)
             weight_sum, second, sums = _shifted_moments(
                 X, sample_weight, shift, chunk_size
             )
@@ -298,13 +299,14 @@ def normalise_weights(sample_weight):
 
 
 def _probe_rows(X, sample_weight):
-    """The first ``_PROBE_ROWS`` rows of ``X`` of positive weight.
+    """The first ``_PROBE_ROWS`` rows of ``X`` of positive weight, and their
+    weights (None when unweighted).
 
     Rows of zero weight do not belong to the sample: a shift chosen from them
     (possibly far from the data) would cost the moments their precision.
     """
     if sample_weight is None:
-        return X[:_PROBE_ROWS]
+        return X[:_PROBE_ROWS], None
     found = []
     count = 0
     for start in range(0, sample_weight.shape[0], _PROBE_SEARCH):
@@ -315,20 +317,27 @@ def _probe_rows(X, sample_weight):
         if count >= _PROBE_ROWS:
             break
     if not count:  # no row of positive weight: the statistics are empty
-        return X[:1]
-    return X[np.concatenate(found)]
+        return X[:1], None
+    index = np.concatenate(found)
+    return X[index], sample_weight[index]
 
 
-def _choose_shift(first, unweighted):
+def _choose_shift(first, unweighted, weights=None):
     """Shift for the moments: None (no shift, no copy) or a float64 vector.
 
-    ``first`` holds the first rows of ``X``. No shift is used for unweighted
-    float64 data on which it loses at most ``log10(_MAX_KAPPA_UNSHIFTED)``
-    digits; otherwise the shift is the mean of these rows, except for features
+    ``first`` holds the first rows of ``X`` (of positive weight). No shift is
+    used for unweighted float64 data on which it loses at most
+    ``log10(_MAX_KAPPA_UNSHIFTED)`` digits; otherwise the shift is the
+    (weighted, with ``weights``) mean of these rows, except for features
     constant on them, shifted by their value: a constant feature then gets its
-    exact value as mean and an exactly zero variance.
+    exact value as mean and an exactly zero variance. With weights of very
+    different sizes the weighted mean keeps the cancellation factor near 1
+    where the plain mean of the rows would not.
     """
-    mean = np.mean(first, axis=0, dtype=np.float64)
+    if weights is None:
+        mean = np.mean(first, axis=0, dtype=np.float64)
+    else:
+        mean = np.asarray(weights, np.float64) @ first / np.sum(weights)
     constant = np.all(first == first[0], axis=0)
     if unweighted and first.dtype == np.float64:
         var = np.var(first, axis=0, dtype=np.float64)

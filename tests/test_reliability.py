@@ -61,9 +61,7 @@ def test_detected_loss_of_precision_triggers_the_exact_recompute(monkeypatch, sh
     # moments about the mean found (two-pass), exact to rounding.
     X = _correlated(5000, 3, seed=1)
     w = np.random.RandomState(2).uniform(0.5, 2.0, X.shape[0])
-    monkeypatch.setattr(
-        _stats, "_choose_shift", lambda first, unweighted: np.full(3, shift)
-    )
+    monkeypatch.setattr(_stats, "_choose_shift", lambda *args: np.full(3, shift))
     stats = SufficientStats.from_array(X, w)
     mean, cov = _weighted_cov(X, w)
     assert_allclose(stats.mean, mean, rtol=1e-12)
@@ -80,6 +78,27 @@ def test_zero_weight_rows_first_with_dask_and_partial_fit():
     stream = GradientGaussian().fit(X[1000:], sample_weight=w[1000:])
     stream.partial_fit(X[:1000], sample_weight=w[:1000])
     assert_allclose(stream.covariance_, expected, rtol=1e-10)
+
+
+def test_weights_of_very_different_sizes_keep_the_moments_exact():
+    # Found by the fuzz: three rows in 3-D (a singular covariance) with
+    # weights over seven decades. The shift is the weighted mean of the first
+    # rows, so the one pass loses no digits and fit, like partial_fit, sees
+    # the singular covariance.
+    X = np.array(
+        [
+            [-1.3423886556645086, 1.7311813619182757, 0.6488398675671744],
+            [-1.588264988938869, 1.1473767362579537, 1.9516929114056505],
+            [-0.5518879549484194, 0.7091627620261718, -0.6609979966729892],
+        ]
+    )
+    w = np.array([0.007291242324093387, 1.1628070632095922e-05, 60.70874912689816])
+    stats = SufficientStats.from_array(X, w)
+    mean, cov = _weighted_cov(X, w)
+    assert_allclose(stats.mean, mean, rtol=1e-15)
+    assert_allclose(stats.covariance(), cov, rtol=1e-13, atol=1e-17)
+    with pytest.raises(ValueError, match="linearly dependent"):
+        GradientGaussian().fit(X, sample_weight=w)
 
 
 # ---------------------------------------------------------------------------
