@@ -65,6 +65,12 @@ class SufficientStats:
     n_samples : int, default=0
         Number of rows these statistics were built from (bookkeeping only; the
         likelihood uses ``weight_sum``).
+    mean_low : ndarray of shape (n_features,), default=None
+        The rounding residue of ``mean``: the weighted mean is ``mean +
+        mean_low`` to about twice the working precision (0 if None). Merging
+        uses it, so the between-sample term of the scatter stays exact for
+        means far from zero relative to the spread (a difference of two
+        rounded means would lose ``log10(|mean| / spread)`` digits).
     weight_unit : float, default=1.0
         The weights these statistics were built from, divided by this power of
         four (see :func:`normalise_weights`): ``weight_sum`` and ``scatter`` are
@@ -73,11 +79,25 @@ class SufficientStats:
         (:meth:`merge` brings them to a common unit first).
     """
 
-    __slots__ = ("weight_sum", "mean", "scatter", "n_samples", "weight_unit")
+    __slots__ = (
+        "weight_sum",
+        "mean",
+        "scatter",
+        "n_samples",
+        "weight_unit",
+        "mean_low",
+    )
 
-    def __init__(self, weight_sum, mean, scatter, n_samples=0, weight_unit=1.0):
+    def __init__(
+        self, weight_sum, mean, scatter, n_samples=0, weight_unit=1.0, mean_low=None
+    ):
         self.weight_sum = float(weight_sum)
         self.mean = np.asarray(mean, dtype=np.float64)
+        self.mean_low = (
+            np.zeros_like(self.mean)
+            if mean_low is None
+            else np.asarray(mean_low, dtype=np.float64)
+        )
         self.scatter = np.asarray(scatter, dtype=np.float64)
         self.n_samples = int(n_samples)
         self.weight_unit = float(weight_unit)
@@ -176,6 +196,7 @@ class SufficientStats:
                 self.scatter + other.scatter,
                 n_samples,
                 self.weight_unit,
+                self.mean_low,
             )
         if self.weight_sum == 0.0:
             return SufficientStats(
@@ -184,6 +205,7 @@ class SufficientStats:
                 self.scatter + other.scatter,
                 n_samples,
                 other.weight_unit,
+                other.mean_low,
             )
         unit = max(self.weight_unit, other.weight_unit)
         a, b = self.in_unit(unit), other.in_unit(unit)
@@ -191,15 +213,26 @@ class SufficientStats:
         if w_b == 0.0 or w_a == 0.0:  # one side negligible in the common unit
             kept = a if w_b == 0.0 else b
             return SufficientStats(
-                kept.weight_sum, kept.mean, kept.scatter, n_samples, unit
+                kept.weight_sum,
+                kept.mean,
+                kept.scatter,
+                n_samples,
+                unit,
+                kept.mean_low,
             )
         self, other = a, b
         weight = w_a + w_b
-        delta = other.mean - self.mean
-        mean = self.mean + delta * (w_b / weight)
+        # The difference of the two means from their high and low parts (the
+        # high parts subtract exactly when close), and the new mean as a sum
+        # with its rounding residue (Knuth's two-sum).
+        delta = (other.mean - self.mean) + (other.mean_low - self.mean_low)
+        step = delta * (w_b / weight)
+        mean, residue = _two_sum(self.mean, step)
         scatter = self.scatter + other.scatter
         scatter += np.outer(delta, delta) * (w_a * w_b / weight)
-        return SufficientStats(weight, mean, scatter, n_samples, unit)
+        return SufficientStats(
+            weight, mean, scatter, n_samples, unit, residue + self.mean_low
+        )
 
     def in_unit(self, unit):
         """The same statistics with weights in units of ``unit``.
@@ -217,6 +250,7 @@ class SufficientStats:
             self.scatter * ratio,
             self.n_samples,
             unit,
+            self.mean_low,
         )
 
     def scaled(self, factor):
@@ -429,7 +463,10 @@ def _moments_to_stats(weight_sum, second, sums, shift, n_samples):
     delta = sums / weight_sum
     # Written so that it is exactly symmetric.
     scatter = second - np.outer(delta, delta) * weight_sum
-    mean = delta if shift is None else shift + delta
+    if shift is None:
+        mean, low = delta, None
+    else:
+        mean, low = _two_sum(shift, delta)
     raw = np.diag(second)
     centred = np.diag(scatter)
     # The digits lost are about log10(raw / centred). A spread at round-off
@@ -442,7 +479,15 @@ def _moments_to_stats(weight_sum, second, sums, shift, n_samples):
         kappa = float(np.max(ratio, initial=1.0))
     if np.any((raw > noise) & (centred <= 0.0)):
         kappa = np.inf
-    return SufficientStats(weight_sum, mean, scatter, n_samples), kappa
+    return SufficientStats(weight_sum, mean, scatter, n_samples, mean_low=low), kappa
+
+
+def _two_sum(a, b):
+    """``a + b`` rounded, and its rounding error (Knuth's two-sum, exact)."""
+    total = a + b
+    b_virtual = total - a
+    error = (a - (total - b_virtual)) + (b - b_virtual)
+    return total, np.where(np.isfinite(error), error, 0.0)
 
 
 def _chunk_stats(block, weights):

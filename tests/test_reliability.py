@@ -101,6 +101,31 @@ def test_weights_of_very_different_sizes_keep_the_moments_exact():
         GradientGaussian().fit(X, sample_weight=w)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_merges_exact_for_means_far_from_the_spread(weighted):
+    # Found by the fuzz: means of 1e11 standard deviations. Merging chunks
+    # used the difference of their rounded means and lost ~5 digits of the
+    # covariance; the statistics keep each mean's rounding residue.
+    rng = np.random.RandomState(0)
+    X = rng.randn(60, 3) * 0.1 - 1e10
+    w = rng.uniform(0.1, 3.0, 60) if weighted else None
+    reference = GradientGaussian().fit(X, sample_weight=w)
+    stream = GradientGaussian()
+    dask_model = GradientGaussian().fit(
+        da.from_array(X, chunks=(7, 3)), sample_weight=w
+    )
+    for rows in np.array_split(np.arange(60), 4):
+        stream.partial_fit(X[rows], sample_weight=None if w is None else w[rows])
+    sd = np.sqrt(np.diag(reference.covariance_))
+    for model in (stream, dask_model):
+        assert_allclose(
+            model.covariance_ / np.outer(sd, sd),
+            reference.covariance_ / np.outer(sd, sd),
+            rtol=0,
+            atol=1e-12,
+        )
+
+
 # ---------------------------------------------------------------------------
 # 2. Data with NaN get the range checks of complete data
 # ---------------------------------------------------------------------------
