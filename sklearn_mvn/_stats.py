@@ -50,6 +50,16 @@ _PROBE_ROWS = 1024
 _PROBE_SEARCH = 2**16
 
 
+def set_slots(obj, state, **defaults):
+    """Restore a pickled object with ``__slots__``, defaulting missing slots."""
+    values = dict(defaults)
+    for part in state if isinstance(state, tuple) else (state,):
+        if part:
+            values.update(part)
+    for name, value in values.items():
+        setattr(obj, name, value)
+
+
 class SufficientStats:
     """Weight sum, weighted mean and weighted centred scatter of a sample.
 
@@ -105,6 +115,14 @@ class SufficientStats:
     @property
     def n_features(self):
         return self.mean.shape[0]
+
+    def __setstate__(self, state):
+        # Statistics pickled before ``weight_unit`` and ``mean_low`` existed
+        # (e.g. kept by a fitted estimator for partial_fit) load with their
+        # defaults.
+        set_slots(self, state, weight_unit=1.0, mean_low=None)
+        if self.mean_low is None:
+            self.mean_low = np.zeros_like(self.mean)
 
     @classmethod
     def empty(cls, n_features):

@@ -6,6 +6,7 @@ Defects 3, 4 and 6 (all-or-nothing fit, partial_fit keeping every chunk,
 reg_covar honoured) are tested in ``test_reliability_pending.py``.
 """
 
+import pickle
 import warnings
 
 import dask.array as da
@@ -477,3 +478,32 @@ def test_constant_feature_message_gives_the_total_and_the_fix():
     assert "sklearn.feature_selection.VarianceThreshold" in message
     with pytest.raises(ValueError, match=r"feature\(s\) \[2\].*VarianceThreshold"):
         GradientGaussian().fit(np.c_[_correlated(50, 2), np.ones(50)])
+
+
+# ---------------------------------------------------------------------------
+# Statistics pickled by an earlier version still merge
+# ---------------------------------------------------------------------------
+
+
+def test_statistics_pickled_without_the_new_slots_load_with_defaults():
+    X = _correlated(40, 3)
+    stats = compute_stats(X[:20])
+    old = SufficientStats.__new__(SufficientStats)
+    old.__setstate__(
+        (
+            None,
+            {
+                "weight_sum": stats.weight_sum,
+                "mean": stats.mean,
+                "scatter": stats.scatter,
+                "n_samples": stats.n_samples,
+            },
+        )
+    )
+    assert old.weight_unit == 1.0
+    assert_array_equal(old.mean_low, 0.0)
+    merged = old.merge(compute_stats(X[20:]))
+    assert_allclose(merged.covariance(), np.cov(X.T, bias=True), rtol=1e-12)
+    again = pickle.loads(pickle.dumps(merged))
+    assert_array_equal(again.mean_low, merged.mean_low)
+    assert again.weight_unit == merged.weight_unit
