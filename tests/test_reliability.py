@@ -167,6 +167,34 @@ def test_nan_data_at_extreme_but_representable_scales_are_exact(scale):
     )
 
 
+def test_covariance_whose_inverse_overflows_is_an_error():
+    # Found by the fuzz: six rows in 5-D at 1e-151; the variances pass the
+    # range check but the precision overflowed to inf (and score_samples gave
+    # every row the same value). Rescaled, the data fit.
+    X = np.array(
+        [
+            [5.66004702e-152, -1.82634208e-150, -8.25503079e-151, 3.98622523e-151,
+             -1.20178532e-150],
+            [-6.04767740e-154, 2.72410437e-151, -4.77121235e-151, 7.79229250e-151,
+             2.37870684e-151],
+            [-1.23251221e-152, 4.05574432e-151, 1.01667191e-150, -2.10487298e-151,
+             1.89053698e-150],
+            [2.42988501e-152, -8.57997718e-151, -9.09466317e-151, 6.70549237e-151,
+             -1.16632003e-150],
+            [-1.24954245e-152, 1.79537636e-151, 9.45732869e-151, -3.94537390e-151,
+             1.24567859e-150],
+            [-3.50081999e-152, 1.70836100e-150, 2.13569192e-152, -2.00886044e-150,
+             -1.67675294e-150],
+        ]
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(ValueError, match="overflows float64.*Rescale X"):
+            GradientGaussian().fit(X)
+        model = GradientGaussian().fit(X * 1e150)
+    assert np.all(np.isfinite(model.precision_))
+
+
 # ---------------------------------------------------------------------------
 # 5. A global scale of the weights does not change the fit
 # ---------------------------------------------------------------------------
