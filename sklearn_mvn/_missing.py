@@ -192,12 +192,15 @@ def _psd_roots(scatter):
     return roots * diag[:, None, :], eigval
 
 
-def _compress(blocks, observed):
+def _compress(blocks, observed, full_rank=None):
     """Shorter roots of the scatters ``R^T R`` of several blocks of rows.
 
-    Each scatter (one matrix product per block) is factored by
-    :func:`_psd_roots`; the rows of positive eigenvalues form a root with at
-    most ``n_features`` rows, 0 at the block's unobserved features.
+    Each scatter (one matrix product per block) is factored: by a batched
+    Cholesky factorisation of ``C + diag(unobserved)`` (whose rows at the
+    observed features are a root of ``C``) where ``full_rank`` (default: all)
+    expects a non-singular scatter, else, or if the factorisation fails, by
+    :func:`_psd_roots` (the rows of positive eigenvalues). A root has at most
+    ``n_features`` rows, 0 at the block's unobserved features.
 
     Returns
     -------
@@ -207,9 +210,27 @@ def _compress(blocks, observed):
     """
     with np.errstate(over="ignore", invalid="ignore"):
         scatter = np.stack([rows.T @ rows for rows in blocks])
-    roots, eigval = _psd_roots(scatter)
+    if full_rank is None:
+        full_rank = np.ones(len(blocks), dtype=bool)
+    roots = np.empty_like(scatter)
+    keep = np.zeros(observed.shape, dtype=bool)
+    chol = np.flatnonzero(full_rank)
+    if chol.size:
+        # Cholesky is backward stable, invariant under feature scaling and
+        # much faster than eigh; it fails on (numerically) singular scatters.
+        shifted = scatter[chol] + (~observed[chol])[:, :, None] * np.eye(
+            observed.shape[1]
+        )
+        try:
+            roots[chol] = np.swapaxes(np.linalg.cholesky(shifted), 1, 2)
+            keep[chol] = observed[chol]
+        except np.linalg.LinAlgError:
+            full_rank = np.zeros(len(blocks), dtype=bool)
+    rest = np.flatnonzero(~full_rank)
+    if rest.size:
+        roots[rest], eigval = _psd_roots(scatter[rest])
+        keep[rest] = eigval > 0.0
     roots *= observed[:, None, :]
-    keep = eigval > 0.0
     block = np.broadcast_to(np.arange(len(blocks))[:, None], keep.shape)
     return roots[keep], block[keep]
 
@@ -222,7 +243,6 @@ def _assemble(observed, weights, counts, means, roots, owner, n_samples):
     (extra rows ``sqrt(W_s) (m_s - m)``) and compressed (:func:`_compress`) to
     at most ``d`` rows. Patterns are ordered by their number of missing entries.
     """
-    n_features = observed.shape[1]
     keys = _pattern_keys(observed)
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     inverse = inverse.ravel()
@@ -236,9 +256,11 @@ def _assemble(observed, weights, counts, means, roots, owner, n_samples):
 
     weight = np.bincount(seg_pat, weights=weights, minlength=n_pat)
     count = np.bincount(seg_pat, weights=counts, minlength=n_pat).astype(np.int64)
-    sums = np.zeros((n_pat, n_features))
-    np.add.at(sums, seg_pat, means * weights[:, np.newaxis])
-    mean = sums / weight[:, np.newaxis]
+    # Sums per pattern: one sparse (pattern x segment) product.
+    member = sparse.csr_matrix(
+        (weights, (seg_pat, np.arange(seg_pat.size))), shape=(n_pat, seg_pat.size)
+    )
+    mean = (member @ means) / weight[:, np.newaxis]
 
     n_seg = np.bincount(seg_pat, minlength=n_pat)
     multi = n_seg[seg_pat] > 1
@@ -257,7 +279,9 @@ def _assemble(observed, weights, counts, means, roots, owner, n_samples):
         bounds = np.r_[0, np.cumsum(n_rows)]
         targets = np.flatnonzero(big)
         blocks = [all_roots[bounds[p] : bounds[p + 1]] for p in targets]
-        new_roots, block = _compress(blocks, uniq_obs[targets])
+        new_roots, block = _compress(
+            blocks, uniq_obs[targets], count[targets] > n_obs[targets]
+        )
         rest = ~big[all_owner]
         all_roots = np.concatenate([all_roots[rest], new_roots])
         all_owner = np.concatenate([all_owner[rest], targets[block]])
@@ -805,9 +829,130 @@ def marginal_mahalanobis(X, mean, factor):
     return map_chunks(X, chunk)
 
 
+def _precision_of(factor):
+    """``P = S^{-1}`` for ``S = factor @ factor.T``.
+
+    A square lower-triangular factor is inverted directly
+    (:func:`~sklearn_mvn._linalg.precision_from_factor`); any other factor
+    (not triangular, or not square) through the Cholesky factor of ``S``.
+    """
+    factor = np.asarray(factor, dtype=np.float64)
+    d = factor.shape[0]
+    if factor.shape != (d, d) or np.any(np.triu(factor, 1)):
+        factor = np.linalg.cholesky(factor @ factor.T)
+    return precision_from_factor(factor)[1]
+
+
+def conditional_draw(X, mean, factor, rng):
+    """Draw each row's missing entries from their conditional normal law.
+
+    Under ``N(mean, S)``, ``S = factor @ factor.T``, the missing entries ``m``
+    of a row given its observed entries ``o`` are normal with mean
+    ``mu_m + S_mo S_oo^{-1} (x_o - mu_o) = mu_m - P_mm^{-1} P_mo (x_o - mu_o)``
+    and covariance ``S_mm - S_mo S_oo^{-1} S_om = P_mm^{-1}`` (``P = S^{-1}``).
+    A draw is the conditional mean plus ``C z``, ``C C^T = P_mm^{-1}`` (the
+    Cholesky factor) and ``z`` standard normal. Rows with the same number
+    ``k`` of missing entries are processed together in batches of a few MiB,
+    chunk by chunk, so no ``n x d`` temporary is made besides the output. A
+    row with every entry missing is drawn from ``N(mean, S)``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Rows with NaN at the missing entries.
+    mean : ndarray of shape (n_features,)
+    factor : ndarray of shape (n_features, n_features_factor)
+        Any factor of the covariance, ``S = factor @ factor.T`` (e.g. the
+        lower-triangular ``factor_`` of the package's estimators).
+    rng : numpy.random.RandomState
+        Source of the standard normal draws, consumed chunk by chunk and,
+        within a chunk, in order of increasing ``k``.
+
+    Returns
+    -------
+    X_drawn : ndarray of shape (n_samples, n_features)
+        A float64 copy of ``X`` with the missing entries drawn; observed
+        entries are unchanged.
+    """
+    out = np.array(X, dtype=np.float64)
+    mean = np.asarray(mean, dtype=np.float64)
+    precision = _precision_of(factor)
+    n_samples, d = out.shape
+    for chunk in row_chunks(n_samples, d):
+        block = out[chunk]
+        mask = np.isnan(block)
+        n_missing = mask.sum(axis=1)
+        for k in np.unique(n_missing):
+            if k == 0:
+                continue
+            rows = np.flatnonzero(n_missing == k)
+            for part in _batches(rows.size, k * (d + k)):
+                r = rows[part]
+                miss = np.nonzero(mask[r])[1].reshape(r.size, k)
+                resid = np.where(mask[r], 0.0, block[r] - mean)
+                pmm_inv, _ = _inverse_pmm(precision, miss)
+                pull = _take_rows(resid @ precision, miss)
+                centre = mean[miss] - np.einsum("ikl,il->ik", pmm_inv, pull)
+                # The batched sweep leaves P_mm^{-1} symmetric to round-off.
+                pmm_inv = 0.5 * (pmm_inv + np.swapaxes(pmm_inv, 1, 2))
+                chol = np.linalg.cholesky(pmm_inv)
+                z = rng.standard_normal((r.size, k))
+                block[r[:, None], miss] = centre + np.einsum("ikl,il->ik", chol, z)
+    return out
+
+
 # ---------------------------------------------------------------------------
 # The observed-data objective
 # ---------------------------------------------------------------------------
+
+
+def _sweep_inverse(a):
+    """In-place inverse and log-determinant of a stack of SPD matrices stored
+    as ``a[i, j, p]`` (the stack on the last, contiguous axis).
+
+    The sweep operator on every pivot: sweeping all pivots of ``A`` gives
+    ``-A^{-1}``, and the product of the pivots is ``|A|``. Each of the ``k``
+    steps is a few array operations over the whole stack, which for small
+    ``k`` beats one LAPACK call per matrix.
+    """
+    k = a.shape[0]
+    logdet = np.zeros(a.shape[2])
+    for j in range(k):
+        piv = a[j, j].copy()
+        logdet += np.log(piv)
+        inv_piv = 1.0 / piv
+        row = a[j].copy()
+        col = a[:, j] * inv_piv
+        a -= col[:, None, :] * row[None, :, :]
+        a[:, j] = col
+        a[j] = row * inv_piv
+        a[j, j] = -inv_piv
+    np.negative(a, out=a)
+    return a, logdet
+
+
+class _Batch:
+    """Index tables of a batch of patterns with ``k`` missing entries each.
+
+    The patterns are on the last axis (arrays of shape ``(k, n)`` or
+    ``(k, k, n)``), so that the batched sweep works on contiguous rows.
+    """
+
+    def __init__(self, k, p0, p1, miss, d, fill_data, roots):
+        self.k = k
+        self.pattern = slice(p0, p1)
+        self.miss = miss
+        self.pull_idx = miss + d * np.arange(p0, p1)
+        self.pair_idx = miss[:, None, :] * d + miss[None, :, :]
+        self.fill_data = fill_data
+        self.has_roots = roots is not None
+        if self.has_roots:
+            r0, r1, owner, root_data = roots
+            self.root_owner = owner
+            root_miss = miss[:, owner]
+            self.root_pull_idx = root_miss + d * np.arange(r0, r1)
+            self.root_pair_idx = root_miss[:, None, :] * d + root_miss[None, :, :]
+            self.root_data = root_data
 
 
 class MissingObjective:
@@ -817,6 +962,14 @@ class MissingObjective:
     ``scale`` times the sum over patterns of the NLL of ``N(mu_o, S_oo)``
     (constant included) plus the NLL of the full-dimensional ``penalties``
     (pseudo-statistics, e.g. from :func:`penalty_stats`).
+
+    One evaluation costs one ``d x d`` inversion, one matrix product of the
+    pattern means and scatter roots with the precision ``P``, and per pattern
+    with ``k`` missing entries a ``k x k`` inversion (a sweep vectorised over
+    the patterns with the same ``k``) and O(k d) more: the completed
+    statistics are assembled from the statistics of the observed entries
+    (computed once), two sparse products with the fills, and one
+    ``bincount`` for the ``k x k`` blocks of all patterns.
 
     Parameters
     ----------
@@ -834,21 +987,75 @@ class MissingObjective:
         d = stats.n_features
         w = stats.pattern_weight
         obs = stats.observed
+        obs_f = obs.astype(np.float64)
+        obs_w = obs_f * w[:, None]
         n_missing = d - obs.sum(axis=1)
-        self._n_missing = n_missing
-        self._indptr = np.r_[0, np.cumsum(n_missing)]
-        self._miss_cols = np.nonzero(~obs)[1]
-        self._root_indptr = np.r_[0, np.cumsum(n_missing[stats.root_pattern])]
-        self._root_cols = np.nonzero(~obs[stats.root_pattern])[1]
-        self._groups = []
+        # Statistics of the observed entries, the same at every evaluation:
+        # with r_p = (m_p - mu) o_p (m_p is 0 at missing entries),
+        # sum_p w_p r_p r_p^T = A - B diag(mu) - diag(mu) B^T + O (mu mu^T).
+        wmeans = stats.means * w[:, None]
+        self._weight = float(w.sum())
+        self._first = w @ stats.means
+        self._obs_weight = w @ obs_f
+        self._A = stats.means.T @ wmeans + stats.roots.T @ stats.roots
+        self._B = wmeans.T @ obs_f
+        self._O = obs_w.T @ obs_f
+        # The fills (residuals of the conditional means at the missing
+        # entries) of the pattern means and then of the root rows: one sparse
+        # matrix whose data are overwritten at each evaluation. Patterns are
+        # sorted by k: a batch of patterns is one slice of the data. Its
+        # products with the pattern means (weighted), the weights and the
+        # root rows give the cross products with the observed entries.
+        miss_cols = np.nonzero(~obs)[1]
+        indptr = np.r_[0, np.cumsum(n_missing)]
+        root_pat = stats.root_pattern
+        root_indptr = indptr[-1] + np.r_[0, np.cumsum(n_missing[root_pat])]
+        n_roots = root_pat.size
+        self._fill = sparse.csr_matrix(
+            (
+                np.zeros(root_indptr[-1]),
+                np.concatenate([miss_cols, np.nonzero(~obs[root_pat])[1]]),
+                np.concatenate([indptr, root_indptr[1:]]),
+            ),
+            shape=(len(w) + n_roots, d),
+        )
+        self._fill_rhs = np.block(
+            [[wmeans, w[:, None]], [stats.roots, np.zeros((n_roots, 1))]]
+        )
+        root_bounds = np.searchsorted(root_pat, np.arange(len(w) + 1))
+        self._batches = []
         for k in np.unique(n_missing):
             if k == 0:
                 continue
             pats = np.flatnonzero(n_missing == k)
-            self._groups.append((int(k), pats[0], pats[-1] + 1))
-        self._wmeans = stats.means * w[:, None]
-        self._second = stats.roots.T @ stats.roots + stats.means.T @ self._wmeans
-        self._first = w @ stats.means
+            for part in _batches(pats.size, k * (k + 2)):
+                p0, p1 = pats[part.start], pats[part.stop - 1] + 1
+                miss = miss_cols[indptr[p0] : indptr[p1]].reshape(p1 - p0, k)
+                r0, r1 = root_bounds[p0], root_bounds[p1]
+                roots = None
+                if r1 > r0:
+                    roots = (
+                        r0,
+                        r1,
+                        root_pat[r0:r1] - p0,
+                        slice(root_indptr[r0], root_indptr[r1]),
+                    )
+                self._batches.append(
+                    _Batch(
+                        int(k),
+                        p0,
+                        p1,
+                        np.ascontiguousarray(miss.T),
+                        d,
+                        slice(indptr[p0], indptr[p1]),
+                        roots,
+                    )
+                )
+        self._pair_idx = np.concatenate(
+            [b.pair_idx.ravel() for b in self._batches]
+            + [b.root_pair_idx.ravel() for b in self._batches if b.has_roots]
+            + [np.zeros(0, dtype=np.intp)]
+        )
         # Entropy constant of the missing entries: sum_p W_p k_p (1 + log 2 pi) / 2.
         self._entropy0 = 0.5 * (1.0 + LOG_2PI) * float(w @ n_missing)
 
@@ -867,66 +1074,58 @@ class MissingObjective:
         d = st.n_features
         w = st.pattern_weight
         _, precision = precision_from_factor(factor)
-        fill = np.empty(self._miss_cols.size)
-        root_fill = np.empty(self._root_cols.size)
-        cond = np.zeros(d * d)
+        flat_p = precision.ravel()
+        # [P r_p]_m = [P m_p]_m - [P mu]_m + P_mm mu_m: the pattern means
+        # times P in one matrix product; the last term gives -mu_m once solved.
+        pull = (st.means @ precision).ravel()
+        root_pull = (st.roots @ precision).ravel()
+        p_mu = precision @ mean
+        fill = self._fill.data
+        pair_vals, root_vals = [], []
         log_det = 0.0
-        root_pat = st.root_pattern
-        root_bounds = np.searchsorted(root_pat, np.arange(st.n_patterns + 1))
-        # P (x - mu) for every pattern mean and root row: two matrix products.
-        pull = ((st.means - mean) * st.observed) @ precision
-        root_pull = st.roots @ precision
-        for k, lo, hi in self._groups:
-            for part in _batches(hi - lo, k * k):
-                p0, p1 = lo + part.start, lo + part.stop
-                miss = self._miss_cols[self._indptr[p0] : self._indptr[p1]]
-                miss = miss.reshape(p1 - p0, k)
-                pmm_inv, logdet = _inverse_pmm(precision, miss)
-                value = mean[miss] - np.einsum(
-                    "pkl,pl->pk", pmm_inv, _take_rows(pull[p0:p1], miss)
+        for b in self._batches:
+            inv, logdet = _sweep_inverse(flat_p[b.pair_idx])
+            wp = w[b.pattern]
+            log_det += float(wp @ logdet)
+            rhs = pull[b.pull_idx] - p_mu[b.miss]
+            mu_m = mean[b.miss]
+            f = -np.einsum("abp,bp->ap", inv, rhs) - mu_m
+            fill[b.fill_data] = f.T.ravel()
+            if b.has_roots:
+                rf = -np.einsum(
+                    "abj,bj->aj", inv[:, :, b.root_owner], root_pull[b.root_pull_idx]
                 )
-                fill[self._indptr[p0] : self._indptr[p1]] = value.ravel()
-                wp = w[p0:p1]
-                log_det += float(wp @ logdet)
-                idx = (miss[:, :, None] * d + miss[:, None, :]).ravel()
-                cond += np.bincount(
-                    idx, weights=(pmm_inv * wp[:, None, None]).ravel(), minlength=d * d
-                )
-                r0, r1 = root_bounds[p0], root_bounds[p1]
-                if r1 > r0:
-                    owner = root_pat[r0:r1] - p0
-                    rf = -np.einsum(
-                        "jkl,jl->jk",
-                        pmm_inv[owner],
-                        _take_rows(root_pull[r0:r1], miss[owner]),
-                    )
-                    root_fill[self._root_indptr[r0] : self._root_indptr[r1]] = (
-                        rf.ravel()
-                    )
-        fm = sparse.csr_matrix(
-            (fill, self._miss_cols, self._indptr), shape=(st.n_patterns, d)
-        )
-        fr = sparse.csr_matrix(
-            (root_fill, self._root_cols, self._root_indptr),
-            shape=(st.roots.shape[0], d),
-        )
-        cross = np.asarray(fm.T @ self._wmeans) + np.asarray(fr.T @ st.roots)
-        fmw = fm.multiply(w[:, None]).tocsr()
-        second = (
-            self._second
-            + cross
-            + cross.T
-            + (fm.T @ fmw).toarray()
-            + (fr.T @ fr).toarray()
-            + cond.reshape(d, d)
-        )
-        weight = float(w.sum())
-        first = self._first + np.asarray(fm.T @ w).ravel()
-        exp_mean = first / weight
-        scatter = second - np.outer(exp_mean, first)
+                fill[b.root_data] = rf.T.ravel()
+                root_vals.append((rf[:, None, :] * rf[None, :, :]).ravel())
+            # w_p (P_mm^{-1} + f f^T + f mu_m^T + mu_m f^T) at the (m, m)
+            # entries (the last two: the cross products of the fills with the
+            # -mu_m that the observed residuals lack at the missing entries).
+            inv += f[:, None, :] * (f + 2.0 * mu_m)[None, :, :]
+            inv *= wp
+            pair_vals.append(inv.ravel())
+        # Cross products of the fills with the observed residuals.
+        prod = np.asarray(self._fill.T @ self._fill_rhs)
+        fill_sum = prod[:, d]
+        cross = prod[:, :d] - np.outer(fill_sum, mean)
+        b_mu = self._B * mean
+        second = self._A - b_mu - b_mu.T + self._O * np.outer(mean, mean)
+        second += cross + cross.T
+        if self._pair_idx.size:
+            second += np.bincount(
+                self._pair_idx,
+                weights=np.concatenate(pair_vals + root_vals),
+                minlength=d * d,
+            ).reshape(d, d)
+        # First moment about mu, then the moments about the expected mean.
+        first = self._first - self._obs_weight * mean + fill_sum
+        weight = self._weight
+        scatter = second - np.outer(first, first / weight)
         scatter = 0.5 * (scatter + scatter.T)
         entropy = self._entropy0 - 0.5 * log_det
-        return SufficientStats(weight, exp_mean, scatter, st.n_samples), entropy
+        return (
+            SufficientStats(weight, mean + first / weight, scatter, st.n_samples),
+            entropy,
+        )
 
     def total_stats(self, mean, factor):
         """Scaled expected statistics merged with the penalties, and the

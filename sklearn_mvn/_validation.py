@@ -1,8 +1,9 @@
 """Input validation helpers, and the one place that imports private scikit-learn.
 
-scikit-learn's declarative parameter validation (``Interval``, ``StrOptions``)
-and ``_fit_context`` are private; they are imported here only, so that a change
-in scikit-learn touches one module.
+scikit-learn's declarative parameter validation (``Interval``, ``StrOptions``,
+``HasMethods``), ``_fit_context`` and ``_check_feature_names_in`` are private;
+they are imported here only, so that a change in scikit-learn touches one
+module.
 """
 
 # Authors: sklearn-mvn developers
@@ -17,13 +18,16 @@ import joblib
 import numpy as np
 import sklearn
 from sklearn.base import _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import _check_feature_names_in
 
 __all__ = [
+    "HasMethods",
     "Integral",
     "Interval",
     "Real",
     "StrOptions",
+    "_check_feature_names_in",
     "_fit_context",
     "check_numeric_input",
     "check_sample_weight",
