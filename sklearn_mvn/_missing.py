@@ -46,7 +46,7 @@ from ._linalg import (
     precision_from_factor,
     row_chunks,
 )
-from ._stats import SufficientStats, normalise_weights
+from ._stats import SufficientStats, normalise_weights, set_slots
 from ._validation import warn_at_caller
 
 # Largest missing-block size inverted by the vectorised sweep operator.
@@ -370,6 +370,10 @@ class PatternStats:
     @property
     def n_features(self):
         return self.observed.shape[1]
+
+    def __setstate__(self, state):
+        # Pickled before ``weight_unit`` existed: unit 1.
+        set_slots(self, state, weight_unit=1.0)
 
     @property
     def n_patterns(self):

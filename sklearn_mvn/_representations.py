@@ -211,7 +211,17 @@ class TriangularCovariance:
     def fitted_attributes(self, factor):
         """The estimator's covariance attributes of a fitted factor."""
         factor = np.tril(factor)
-        _, precision = precision_from_factor(factor)
+        with np.errstate(over="ignore", invalid="ignore"):
+            _, precision = precision_from_factor(factor)
+        if not np.all(np.isfinite(precision)):
+            # A covariance near the bottom of float64 whose inverse is not
+            # representable (issue 14, found by the fuzz).
+            raise ValueError(
+                "The precision (inverse covariance) overflows float64: the "
+                "spread of X is too small to be represented accurately. Rescale "
+                "X, e.g. multiply it by a power of ten or use "
+                "sklearn.preprocessing.StandardScaler, and fit again."
+            )
         return {
             "factor_": factor,
             "covariance_": factor @ factor.T,

@@ -50,6 +50,16 @@ _PROBE_ROWS = 1024
 _PROBE_SEARCH = 2**16
 
 
+def set_slots(obj, state, **defaults):
+    """Restore a pickled object with ``__slots__``, defaulting missing slots."""
+    values = dict(defaults)
+    for part in state if isinstance(state, tuple) else (state,):
+        if part:
+            values.update(part)
+    for name, value in values.items():
+        setattr(obj, name, value)
+
+
 class SufficientStats:
     """Weight sum, weighted mean and weighted centred scatter of a sample.
 
@@ -65,6 +75,12 @@ class SufficientStats:
     n_samples : int, default=0
         Number of rows these statistics were built from (bookkeeping only; the
         likelihood uses ``weight_sum``).
+    mean_low : ndarray of shape (n_features,), default=None
+        The rounding residue of ``mean``: the weighted mean is ``mean +
+        mean_low`` to about twice the working precision (0 if None). Merging
+        uses it, so the between-sample term of the scatter stays exact for
+        means far from zero relative to the spread (a difference of two
+        rounded means would lose ``log10(|mean| / spread)`` digits).
     weight_unit : float, default=1.0
         The weights these statistics were built from, divided by this power of
         four (see :func:`normalise_weights`): ``weight_sum`` and ``scatter`` are
@@ -73,11 +89,25 @@ class SufficientStats:
         (:meth:`merge` brings them to a common unit first).
     """
 
-    __slots__ = ("weight_sum", "mean", "scatter", "n_samples", "weight_unit")
+    __slots__ = (
+        "weight_sum",
+        "mean",
+        "scatter",
+        "n_samples",
+        "weight_unit",
+        "mean_low",
+    )
 
-    def __init__(self, weight_sum, mean, scatter, n_samples=0, weight_unit=1.0):
+    def __init__(
+        self, weight_sum, mean, scatter, n_samples=0, weight_unit=1.0, mean_low=None
+    ):
         self.weight_sum = float(weight_sum)
         self.mean = np.asarray(mean, dtype=np.float64)
+        self.mean_low = (
+            np.zeros_like(self.mean)
+            if mean_low is None
+            else np.asarray(mean_low, dtype=np.float64)
+        )
         self.scatter = np.asarray(scatter, dtype=np.float64)
         self.n_samples = int(n_samples)
         self.weight_unit = float(weight_unit)
@@ -85,6 +115,14 @@ class SufficientStats:
     @property
     def n_features(self):
         return self.mean.shape[0]
+
+    def __setstate__(self, state):
+        # Statistics pickled before ``weight_unit`` and ``mean_low`` existed
+        # (e.g. kept by a fitted estimator for partial_fit) load with their
+        # defaults.
+        set_slots(self, state, weight_unit=1.0, mean_low=None)
+        if self.mean_low is None:
+            self.mean_low = np.zeros_like(self.mean)
 
     @classmethod
     def empty(cls, n_features):
@@ -132,7 +170,8 @@ class SufficientStats:
         # here; the estimator checks them and raises an error that says what to
         # do.
         with np.errstate(over="ignore", invalid="ignore"):
-            shift = _choose_shift(_probe_rows(X, sample_weight), sample_weight is None)
+            first, first_weights = _probe_rows(X, sample_weight)
+            shift = _choose_shift(first, sample_weight is None, first_weights)
             weight_sum, second, sums = _shifted_moments(
                 X, sample_weight, shift, chunk_size
             )
@@ -175,6 +214,7 @@ class SufficientStats:
                 self.scatter + other.scatter,
                 n_samples,
                 self.weight_unit,
+                self.mean_low,
             )
         if self.weight_sum == 0.0:
             return SufficientStats(
@@ -183,6 +223,7 @@ class SufficientStats:
                 self.scatter + other.scatter,
                 n_samples,
                 other.weight_unit,
+                other.mean_low,
             )
         unit = max(self.weight_unit, other.weight_unit)
         a, b = self.in_unit(unit), other.in_unit(unit)
@@ -190,15 +231,26 @@ class SufficientStats:
         if w_b == 0.0 or w_a == 0.0:  # one side negligible in the common unit
             kept = a if w_b == 0.0 else b
             return SufficientStats(
-                kept.weight_sum, kept.mean, kept.scatter, n_samples, unit
+                kept.weight_sum,
+                kept.mean,
+                kept.scatter,
+                n_samples,
+                unit,
+                kept.mean_low,
             )
         self, other = a, b
         weight = w_a + w_b
-        delta = other.mean - self.mean
-        mean = self.mean + delta * (w_b / weight)
+        # The difference of the two means from their high and low parts (the
+        # high parts subtract exactly when close), and the new mean as a sum
+        # with its rounding residue (Knuth's two-sum).
+        delta = (other.mean - self.mean) + (other.mean_low - self.mean_low)
+        step = delta * (w_b / weight)
+        mean, residue = _two_sum(self.mean, step)
         scatter = self.scatter + other.scatter
         scatter += np.outer(delta, delta) * (w_a * w_b / weight)
-        return SufficientStats(weight, mean, scatter, n_samples, unit)
+        return SufficientStats(
+            weight, mean, scatter, n_samples, unit, residue + self.mean_low
+        )
 
     def in_unit(self, unit):
         """The same statistics with weights in units of ``unit``.
@@ -216,6 +268,7 @@ class SufficientStats:
             self.scatter * ratio,
             self.n_samples,
             unit,
+            self.mean_low,
         )
 
     def scaled(self, factor):
@@ -298,13 +351,14 @@ def normalise_weights(sample_weight):
 
 
 def _probe_rows(X, sample_weight):
-    """The first ``_PROBE_ROWS`` rows of ``X`` of positive weight.
+    """The first ``_PROBE_ROWS`` rows of ``X`` of positive weight, and their
+    weights (None when unweighted).
 
     Rows of zero weight do not belong to the sample: a shift chosen from them
     (possibly far from the data) would cost the moments their precision.
     """
     if sample_weight is None:
-        return X[:_PROBE_ROWS]
+        return X[:_PROBE_ROWS], None
     found = []
     count = 0
     for start in range(0, sample_weight.shape[0], _PROBE_SEARCH):
@@ -315,20 +369,27 @@ def _probe_rows(X, sample_weight):
         if count >= _PROBE_ROWS:
             break
     if not count:  # no row of positive weight: the statistics are empty
-        return X[:1]
-    return X[np.concatenate(found)]
+        return X[:1], None
+    index = np.concatenate(found)
+    return X[index], sample_weight[index]
 
 
-def _choose_shift(first, unweighted):
+def _choose_shift(first, unweighted, weights=None):
     """Shift for the moments: None (no shift, no copy) or a float64 vector.
 
-    ``first`` holds the first rows of ``X``. No shift is used for unweighted
-    float64 data on which it loses at most ``log10(_MAX_KAPPA_UNSHIFTED)``
-    digits; otherwise the shift is the mean of these rows, except for features
+    ``first`` holds the first rows of ``X`` (of positive weight). No shift is
+    used for unweighted float64 data on which it loses at most
+    ``log10(_MAX_KAPPA_UNSHIFTED)`` digits; otherwise the shift is the
+    (weighted, with ``weights``) mean of these rows, except for features
     constant on them, shifted by their value: a constant feature then gets its
-    exact value as mean and an exactly zero variance.
+    exact value as mean and an exactly zero variance. With weights of very
+    different sizes the weighted mean keeps the cancellation factor near 1
+    where the plain mean of the rows would not.
     """
-    mean = np.mean(first, axis=0, dtype=np.float64)
+    if weights is None:
+        mean = np.mean(first, axis=0, dtype=np.float64)
+    else:
+        mean = np.asarray(weights, np.float64) @ first / np.sum(weights)
     constant = np.all(first == first[0], axis=0)
     if unweighted and first.dtype == np.float64:
         var = np.var(first, axis=0, dtype=np.float64)
@@ -420,7 +481,10 @@ def _moments_to_stats(weight_sum, second, sums, shift, n_samples):
     delta = sums / weight_sum
     # Written so that it is exactly symmetric.
     scatter = second - np.outer(delta, delta) * weight_sum
-    mean = delta if shift is None else shift + delta
+    if shift is None:
+        mean, low = delta, None
+    else:
+        mean, low = _two_sum(shift, delta)
     raw = np.diag(second)
     centred = np.diag(scatter)
     # The digits lost are about log10(raw / centred). A spread at round-off
@@ -433,7 +497,15 @@ def _moments_to_stats(weight_sum, second, sums, shift, n_samples):
         kappa = float(np.max(ratio, initial=1.0))
     if np.any((raw > noise) & (centred <= 0.0)):
         kappa = np.inf
-    return SufficientStats(weight_sum, mean, scatter, n_samples), kappa
+    return SufficientStats(weight_sum, mean, scatter, n_samples, mean_low=low), kappa
+
+
+def _two_sum(a, b):
+    """``a + b`` rounded, and its rounding error (Knuth's two-sum, exact)."""
+    total = a + b
+    b_virtual = total - a
+    error = (a - (total - b_virtual)) + (b - b_virtual)
+    return total, np.where(np.isfinite(error), error, 0.0)
 
 
 def _chunk_stats(block, weights):

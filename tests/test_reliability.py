@@ -6,6 +6,7 @@ Defects 3, 4 and 6 (all-or-nothing fit, partial_fit keeping every chunk,
 reg_covar honoured) are tested in ``test_reliability_pending.py``.
 """
 
+import pickle
 import warnings
 
 import dask.array as da
@@ -61,9 +62,7 @@ def test_detected_loss_of_precision_triggers_the_exact_recompute(monkeypatch, sh
     # moments about the mean found (two-pass), exact to rounding.
     X = _correlated(5000, 3, seed=1)
     w = np.random.RandomState(2).uniform(0.5, 2.0, X.shape[0])
-    monkeypatch.setattr(
-        _stats, "_choose_shift", lambda first, unweighted: np.full(3, shift)
-    )
+    monkeypatch.setattr(_stats, "_choose_shift", lambda *args: np.full(3, shift))
     stats = SufficientStats.from_array(X, w)
     mean, cov = _weighted_cov(X, w)
     assert_allclose(stats.mean, mean, rtol=1e-12)
@@ -80,6 +79,52 @@ def test_zero_weight_rows_first_with_dask_and_partial_fit():
     stream = GradientGaussian().fit(X[1000:], sample_weight=w[1000:])
     stream.partial_fit(X[:1000], sample_weight=w[:1000])
     assert_allclose(stream.covariance_, expected, rtol=1e-10)
+
+
+def test_weights_of_very_different_sizes_keep_the_moments_exact():
+    # Found by the fuzz: three rows in 3-D (a singular covariance) with
+    # weights over seven decades. The shift is the weighted mean of the first
+    # rows, so the one pass loses no digits and fit, like partial_fit, sees
+    # the singular covariance.
+    X = np.array(
+        [
+            [-1.3423886556645086, 1.7311813619182757, 0.6488398675671744],
+            [-1.588264988938869, 1.1473767362579537, 1.9516929114056505],
+            [-0.5518879549484194, 0.7091627620261718, -0.6609979966729892],
+        ]
+    )
+    w = np.array([0.007291242324093387, 1.1628070632095922e-05, 60.70874912689816])
+    stats = SufficientStats.from_array(X, w)
+    mean, cov = _weighted_cov(X, w)
+    assert_allclose(stats.mean, mean, rtol=1e-15)
+    assert_allclose(stats.covariance(), cov, rtol=1e-13, atol=1e-17)
+    with pytest.raises(ValueError, match="linearly dependent"):
+        GradientGaussian().fit(X, sample_weight=w)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_merges_exact_for_means_far_from_the_spread(weighted):
+    # Found by the fuzz: means of 1e11 standard deviations. Merging chunks
+    # used the difference of their rounded means and lost ~5 digits of the
+    # covariance; the statistics keep each mean's rounding residue.
+    rng = np.random.RandomState(0)
+    X = rng.randn(60, 3) * 0.1 - 1e10
+    w = rng.uniform(0.1, 3.0, 60) if weighted else None
+    reference = GradientGaussian().fit(X, sample_weight=w)
+    stream = GradientGaussian()
+    dask_model = GradientGaussian().fit(
+        da.from_array(X, chunks=(7, 3)), sample_weight=w
+    )
+    for rows in np.array_split(np.arange(60), 4):
+        stream.partial_fit(X[rows], sample_weight=None if w is None else w[rows])
+    sd = np.sqrt(np.diag(reference.covariance_))
+    for model in (stream, dask_model):
+        assert_allclose(
+            model.covariance_ / np.outer(sd, sd),
+            reference.covariance_ / np.outer(sd, sd),
+            rtol=0,
+            atol=1e-12,
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -120,6 +165,34 @@ def test_nan_data_at_extreme_but_representable_scales_are_exact(scale):
         base.score_samples(X[:5]) - (~np.isnan(X[:5])).sum(axis=1) * np.log(scale),
         rtol=1e-7,
     )
+
+
+def test_covariance_whose_inverse_overflows_is_an_error():
+    # Found by the fuzz: six rows in 5-D at 1e-151; the variances pass the
+    # range check but the precision overflowed to inf (and score_samples gave
+    # every row the same value). Rescaled, the data fit.
+    X = np.array(
+        [
+            [5.66004702e-152, -1.82634208e-150, -8.25503079e-151, 3.98622523e-151,
+             -1.20178532e-150],
+            [-6.04767740e-154, 2.72410437e-151, -4.77121235e-151, 7.79229250e-151,
+             2.37870684e-151],
+            [-1.23251221e-152, 4.05574432e-151, 1.01667191e-150, -2.10487298e-151,
+             1.89053698e-150],
+            [2.42988501e-152, -8.57997718e-151, -9.09466317e-151, 6.70549237e-151,
+             -1.16632003e-150],
+            [-1.24954245e-152, 1.79537636e-151, 9.45732869e-151, -3.94537390e-151,
+             1.24567859e-150],
+            [-3.50081999e-152, 1.70836100e-150, 2.13569192e-152, -2.00886044e-150,
+             -1.67675294e-150],
+        ]
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(ValueError, match="overflows float64.*Rescale X"):
+            GradientGaussian().fit(X)
+        model = GradientGaussian().fit(X * 1e150)
+    assert np.all(np.isfinite(model.precision_))
 
 
 # ---------------------------------------------------------------------------
@@ -433,3 +506,32 @@ def test_constant_feature_message_gives_the_total_and_the_fix():
     assert "sklearn.feature_selection.VarianceThreshold" in message
     with pytest.raises(ValueError, match=r"feature\(s\) \[2\].*VarianceThreshold"):
         GradientGaussian().fit(np.c_[_correlated(50, 2), np.ones(50)])
+
+
+# ---------------------------------------------------------------------------
+# Statistics pickled by an earlier version still merge
+# ---------------------------------------------------------------------------
+
+
+def test_statistics_pickled_without_the_new_slots_load_with_defaults():
+    X = _correlated(40, 3)
+    stats = compute_stats(X[:20])
+    old = SufficientStats.__new__(SufficientStats)
+    old.__setstate__(
+        (
+            None,
+            {
+                "weight_sum": stats.weight_sum,
+                "mean": stats.mean,
+                "scatter": stats.scatter,
+                "n_samples": stats.n_samples,
+            },
+        )
+    )
+    assert old.weight_unit == 1.0
+    assert_array_equal(old.mean_low, 0.0)
+    merged = old.merge(compute_stats(X[20:]))
+    assert_allclose(merged.covariance(), np.cov(X.T, bias=True), rtol=1e-12)
+    again = pickle.loads(pickle.dumps(merged))
+    assert_array_equal(again.mean_low, merged.mean_low)
+    assert again.weight_unit == merged.weight_unit

@@ -135,12 +135,13 @@ def test_one_pass_for_data_in_random_order(monkeypatch):
 
 
 def test_unrepresentative_first_chunk_triggers_a_second_pass(monkeypatch):
-    # The first rows (small weight, far away) make a poor shift: the moments
-    # about it would lose about 6 digits, so they are recomputed.
+    # The first rows (small weight, far away, more than the rows that choose
+    # the shift) make a poor shift: the moments about it would lose about 6
+    # digits, so they are recomputed.
     X = _correlated(4000, 3, seed=4)
-    X[:200] += 1e6
+    X[:1100] += 1e6
     weights = np.ones(X.shape[0])
-    weights[:200] = 1e-6
+    weights[:1100] = 1e-6
     calls = []
     original = _stats._shifted_moments
 
