@@ -54,6 +54,19 @@ class BaseDensity(DensityMixin, BaseEstimator):
     def __sklearn_is_fitted__(self):
         return hasattr(self, "mean_")
 
+    def _check_fitted(self):
+        """``check_is_fitted``, saying what ``partial_fit`` still needs."""
+        if not hasattr(self, "mean_") and hasattr(self, "_sufficient_stats"):
+            stats = self._sufficient_stats
+            raise NotFittedError(
+                f"This {type(self).__name__} has seen {stats.n_samples} rows "
+                "through partial_fit, which do not determine a model yet (a "
+                f"full covariance needs at least {stats.n_features + 1} rows "
+                "of positive weight in general position). Call partial_fit "
+                "with more rows, or set reg_covar > 0 or shrinkage > 0."
+            )
+        check_is_fitted(self)
+
     # -- fitting ---------------------------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -255,7 +268,7 @@ class BaseDensity(DensityMixin, BaseEstimator):
 
     def _validate_predict_input(self, X):
         """Validated ``X`` for the predict-side methods (NaN allowed)."""
-        check_is_fitted(self)
+        self._check_fitted()
         X = check_numeric_input(X)
         return validate_data(
             self,
@@ -301,7 +314,7 @@ class BaseDensity(DensityMixin, BaseEstimator):
             those entries. Lazy (a Dask array computed block by block) when
             ``X`` is a Dask array.
         """
-        check_is_fitted(self)
+        self._check_fitted()
         if is_dask_array(X):
             if hasattr(self, "feature_names_in_"):
                 # Blocks are plain arrays: warn once here, as validate_data
@@ -447,7 +460,7 @@ class BaseDensity(DensityMixin, BaseEstimator):
         >>> bool(np.abs(np.cov(draws.T) - model.covariance_).max() < 0.05)
         True
         """
-        check_is_fitted(self)
+        self._check_fitted()
         if (
             not isinstance(n_samples, Integral)
             or isinstance(n_samples, bool)

@@ -150,7 +150,6 @@ def test_partial_fit_keeps_chunks_smaller_than_the_features(chunk_rows):
     assert_allclose(model.covariance_, reference.covariance_, rtol=1e-10)
 
 
-@pending
 def test_not_fitted_error_names_the_rows_seen_and_needed():
     # The issue asks the estimator to say how many rows it has and needs; the
     # partial_fit warning does, the NotFittedError on use could too.
