@@ -1,0 +1,855 @@
+"""The factor model ``S = W W^T + diag(psi)`` by Woodbury and the determinant lemma.
+
+A covariance that is low rank plus diagonal, with ``W`` of shape ``(d, k)``
+(``k << d``) and a positive noise variance ``psi`` of shape ``(d,)``, is never
+formed, inverted or factorised as a ``d x d`` matrix here. With the scaled
+loadings ``V = diag(psi)^{-1/2} W`` and the ``k x k`` matrix ``M = I + V^T V``,
+
+    S^{-1}   = diag(psi)^{-1/2} (I - V M^{-1} V^T) diag(psi)^{-1/2}   (Woodbury)
+    log|S|   = log|M| + sum_j log psi_j                   (determinant lemma)
+    S^{-1} W = diag(psi)^{-1} W M^{-1}.
+
+For a residual ``r = x - mu`` with ``r~ = r / sqrt(psi)``, ``z = V^T r~`` and
+``q = M^{-1} z``, the squared Mahalanobis distance is ``|r~|^2 - z.q``, the
+whitened solve ``S^{-1} r = (r~ - V q) / sqrt(psi)`` and ``W^T S^{-1} r = q``:
+O(d k) per row once ``M`` is factorised (O(d k^2)). A subset ``o`` of features
+has the marginal covariance ``W_o W_o^T + diag(psi_o)``, the same structure,
+with ``M_o = I + V_o^T V_o`` (O(d_o k^2)), and the conditional mean of the
+others is ``mu_m + W_m M_o^{-1} V_o^T r~_o``.
+
+The negative log-likelihood ``J`` and its gradients are those of the seed
+(J. Rennie, 2006) with the rectangular factor ``Lambda = [W | diag(sqrt psi)]``,
+``S = Lambda Lambda^T``: with ``B = sum_a w_a (x_a - mu)(x_a - mu)^T``,
+``n = sum_a w_a`` and ``G = (n S^{-1} - S^{-1} B S^{-1}) / 2 = dJ/dS``,
+
+    dJ/dmu     = -S^{-1} sum_a w_a (x_a - mu)                       (9)
+    dJ/dLambda = 2 G Lambda                                   (7) + (14)
+
+so that ``dJ/dW = 2 G W`` (the first ``k`` columns) and ``dJ/dpsi = diag(G)``
+(the chain rule through ``Lambda_jj = sqrt(psi_j)``). Three data forms share
+these formulas:
+
+- complete-data statistics (weight, mean, ``d x d`` scatter): O(d^2 k) per
+  evaluation, through one product of the scatter with a ``d x k`` matrix;
+- a chunked pass over ``X`` with row weights: O(n d k) per evaluation, no
+  ``d x d`` array and no ``n x d`` temporary (``(S^{-1} B S^{-1}) W`` needs only
+  ``sum_a w_a r~_a q_a^T`` and ``sum_a w_a q_a q_a^T``, since ``W^T S^{-1} r_a =
+  q_a``);
+- per-pattern missing-data statistics (:class:`~sklearn_mvn._missing.PatternStats`):
+  the exact observed-data likelihood, each pattern's ``M_o`` from one product
+  of the pattern mask with the per-feature outer products ``v_j v_j^T``.
+
+The module also holds the canonical rotation of ``W``, the free-parameter
+count, a start (probabilistic PCA on the standardised data, from a randomised
+subspace iteration), and :func:`fit_factor_model`, an L-BFGS-B fit in
+standardised coordinates.
+"""
+
+# Authors: sklearn-mvn developers
+# License: BSD 3-Clause
+
+import numpy as np
+from scipy.optimize import minimize
+
+from ._stats import SufficientStats
+
+LOG_2PI = np.log(2.0 * np.pi)
+
+# Bytes of one float64 row chunk: wide data get fewer rows, so the extra
+# memory of a pass is a few such chunks whatever ``d``.
+_CHUNK_BYTES = 2**23
+_MIN_CHUNK_ROWS = 16
+# Default lower bound of the noise variance, relative to the feature's
+# variance (the data are standardised before fitting).
+MIN_NOISE = 1e-6
+
+
+def _chunk_rows(n_features, chunk_bytes=_CHUNK_BYTES):
+    return max(_MIN_CHUNK_ROWS, int(chunk_bytes // (8 * max(n_features, 1))))
+
+
+def _chol_inverse(matrix):
+    """Inverse and log-determinant of a small SPD matrix (or a stack of them)."""
+    chol = np.linalg.cholesky(matrix)
+    logdet = 2.0 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+    eye = np.broadcast_to(np.eye(matrix.shape[-1]), matrix.shape)
+    inv_chol = np.linalg.solve(chol, eye)
+    inverse = np.swapaxes(inv_chol, -1, -2) @ inv_chol
+    return 0.5 * (inverse + np.swapaxes(inverse, -1, -2)), logdet
+
+
+def n_free_parameters(n_features, n_factors):
+    """Free parameters of ``W W^T + diag(psi)``: ``d k + d - k (k - 1) / 2``.
+
+    ``W`` is determined up to a ``k x k`` rotation, which removes
+    ``k (k - 1) / 2`` of its ``d k`` entries. The mean adds ``d`` more.
+    """
+    d, k = int(n_features), int(n_factors)
+    return d * k + d - k * (k - 1) // 2
+
+
+# ---------------------------------------------------------------------------
+# The covariance
+# ---------------------------------------------------------------------------
+
+
+class LowRankPlusDiagonal:
+    """The covariance ``S = W W^T + diag(psi)``, used through Woodbury.
+
+    Parameters
+    ----------
+    components : ndarray of shape (n_features, n_factors)
+        Loadings ``W``.
+    noise_variance : ndarray of shape (n_features,)
+        Positive noise variances ``psi``.
+    """
+
+    def __init__(self, components, noise_variance):
+        W = np.asarray(components, dtype=np.float64)
+        psi = np.asarray(noise_variance, dtype=np.float64)
+        if W.ndim != 2 or psi.shape != (W.shape[0],):
+            raise ValueError(
+                "components must have shape (n_features, n_factors) and "
+                f"noise_variance shape (n_features,); got {W.shape} and {psi.shape}."
+            )
+        if not np.all(psi > 0.0) or not np.all(np.isfinite(psi)):
+            raise ValueError("noise_variance must be positive and finite.")
+        self.components = W
+        self.noise_variance = psi
+        self._root = np.sqrt(psi)
+        self._scaled = W / self._root[:, np.newaxis]  # V
+        k = W.shape[1]
+        core = np.eye(k) + self._scaled.T @ self._scaled  # M
+        self._core_inv, logdet_core = _chol_inverse(core)
+        self.logdet = float(logdet_core + np.sum(np.log(psi)))
+
+    @property
+    def n_features(self):
+        return self.components.shape[0]
+
+    @property
+    def n_factors(self):
+        return self.components.shape[1]
+
+    # -- dense forms (for attributes computed on access and for tests) --------
+
+    def covariance(self):
+        """The ``d x d`` matrix ``W W^T + diag(psi)``."""
+        cov = self.components @ self.components.T
+        cov[np.diag_indices_from(cov)] += self.noise_variance
+        return cov
+
+    def precision(self):
+        """The ``d x d`` inverse, by Woodbury (no ``d x d`` factorisation)."""
+        half = self._scaled @ self._core_inv
+        prec = -(half @ self._scaled.T)
+        prec[np.diag_indices_from(prec)] += 1.0
+        prec /= self._root[:, np.newaxis]
+        prec /= self._root[np.newaxis, :]
+        return 0.5 * (prec + prec.T)
+
+    # -- solves ---------------------------------------------------------------
+
+    def solve(self, rhs):
+        """``S^{-1} rhs`` for a vector or a ``(d, m)`` matrix: O(d k m)."""
+        rhs = np.asarray(rhs, dtype=np.float64)
+        matrix = rhs[:, np.newaxis] if rhs.ndim == 1 else rhs
+        scaled = matrix / self._root[:, np.newaxis]
+        out = scaled - self._scaled @ (self._core_inv @ (self._scaled.T @ scaled))
+        out /= self._root[:, np.newaxis]
+        return out[:, 0] if rhs.ndim == 1 else out
+
+    def _whiten_chunk(self, block, mean, out):
+        """``r~ = (x - mean) / sqrt(psi)`` written into ``out``."""
+        np.subtract(block, mean, out=out)
+        out /= self._root
+        return out
+
+    def squared_mahalanobis(self, X, mean, chunk_size=None):
+        """``(x - mean)^T S^{-1} (x - mean)`` of each (complete) row, in chunks.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+        mean : ndarray of shape (n_features,)
+        chunk_size : int, default=None
+            Rows per chunk (about 8 MiB of float64 by default).
+
+        Returns
+        -------
+        dist : ndarray of shape (n_samples,)
+        """
+        n, d = X.shape
+        out = np.empty(n)
+        step = chunk_size or _chunk_rows(d)
+        buffer = np.empty((min(step, n), d))
+        mean = np.asarray(mean, dtype=np.float64)
+        with np.errstate(invalid="ignore", over="ignore"):
+            for start in range(0, n, step):
+                stop = min(start + step, n)
+                r = self._whiten_chunk(X[start:stop], mean, buffer[: stop - start])
+                z = r @ self._scaled
+                q = z @ self._core_inv
+                out[start:stop] = np.einsum("ij,ij->i", r, r) - np.einsum(
+                    "ij,ij->i", z, q
+                )
+        return out
+
+    def log_density(self, X, mean, chunk_size=None):
+        """Log-density of each complete row under ``N(mean, S)``."""
+        out = self.squared_mahalanobis(X, mean, chunk_size)
+        out += self.n_features * LOG_2PI + self.logdet
+        out *= -0.5
+        return out
+
+    def sample(self, n_samples, mean, random_state):
+        """Draw ``mean + W z + sqrt(psi) e`` with standard normal ``z``, ``e``."""
+        rng = (
+            np.random.default_rng(random_state)
+            if not hasattr(random_state, "standard_normal")
+            else random_state
+        )
+        d, k = self.components.shape
+        out = rng.standard_normal((n_samples, d))
+        out *= self._root
+        out += rng.standard_normal((n_samples, k)) @ self.components.T
+        out += mean
+        return out
+
+    # -- subsets of features --------------------------------------------------
+
+    def marginal(self, observed):
+        """The marginal covariance of a subset of features (same structure).
+
+        Parameters
+        ----------
+        observed : array-like of int or bool
+            Features kept.
+
+        Returns
+        -------
+        marginal : LowRankPlusDiagonal
+        """
+        return LowRankPlusDiagonal(
+            self.components[observed], self.noise_variance[observed]
+        )
+
+    def _masked_cores(self, mask):
+        """``M_o^{-1}`` and ``log|M_o|`` of each row of a boolean mask.
+
+        ``M_o = I + sum_{j in o} v_j v_j^T``: one product of the mask with the
+        per-feature outer products, O(d k^2) per row.
+        """
+        k = self.n_factors
+        V = self._scaled
+        outer = (V[:, :, np.newaxis] * V[:, np.newaxis, :]).reshape(-1, k * k)
+        cores = (mask.astype(np.float64) @ outer).reshape(-1, k, k)
+        cores += np.eye(k)
+        return _chol_inverse(cores)
+
+    def _observed_terms(self, X, mean):
+        """Per-row quantities of the observed entries of a chunk with NaN.
+
+        Returns ``observed`` (mask), ``q = M_o^{-1} V_o^T r~_o``, the squared
+        Mahalanobis distance and ``log|S_oo|`` of each row.
+        """
+        observed = ~np.isnan(X)
+        r = np.where(observed, X - mean, 0.0) / self._root
+        z = r @ self._scaled
+        core_inv, logdet_core = self._masked_cores(observed)
+        q = np.einsum("ikl,il->ik", core_inv, z)
+        maha = np.einsum("ij,ij->i", r, r) - np.einsum("ij,ij->i", z, q)
+        logdet = logdet_core + observed.astype(np.float64) @ np.log(self.noise_variance)
+        return observed, q, maha, logdet
+
+    def conditional_mean(self, X, mean, chunk_size=None):
+        """``X`` with each NaN replaced by its conditional expectation.
+
+        ``x_m = mu_m + S_mo S_oo^{-1} (x_o - mu_o) = mu_m + W_m q`` with
+        ``q = M_o^{-1} V_o^T r~_o``: O(d_o k^2) per row, in chunks.
+        """
+        X = np.array(X, dtype=np.float64)
+        step = chunk_size or _chunk_rows(X.shape[1] * max(self.n_factors, 1))
+        for start in range(0, X.shape[0], step):
+            block = X[start : start + step]
+            rows = np.flatnonzero(np.isnan(block).any(axis=1))
+            if rows.size == 0:
+                continue
+            observed, q, _, _ = self._observed_terms(block[rows], mean)
+            fill = mean + q @ self.components.T
+            sub = block[rows]
+            sub[~observed] = fill[~observed]
+            block[rows] = sub
+        return X
+
+    def marginal_log_density(self, X, mean, chunk_size=None):
+        """Log-density of each row's observed entries (NaN = missing)."""
+        n, d = X.shape
+        out = np.empty(n)
+        step = chunk_size or _chunk_rows(d * max(self.n_factors, 1))
+        for start in range(0, n, step):
+            block = X[start : start + step]
+            observed, _, maha, logdet = self._observed_terms(block, mean)
+            out[start : start + step] = -0.5 * (
+                observed.sum(axis=1) * LOG_2PI + logdet + maha
+            )
+        return out
+
+    def marginal_squared_mahalanobis(self, X, mean, chunk_size=None):
+        """Squared Mahalanobis distance of each row's observed entries."""
+        n, d = X.shape
+        out = np.empty(n)
+        step = chunk_size or _chunk_rows(d * max(self.n_factors, 1))
+        for start in range(0, n, step):
+            out[start : start + step] = self._observed_terms(
+                X[start : start + step], mean
+            )[2]
+        return out
+
+    # -- canonical form -------------------------------------------------------
+
+    def canonical(self):
+        """The same covariance with ``W`` in canonical rotation.
+
+        See :func:`canonical_rotation`.
+        """
+        return LowRankPlusDiagonal(
+            canonical_rotation(self.components, self.noise_variance),
+            self.noise_variance,
+        )
+
+
+def canonical_rotation(components, noise_variance):
+    """``W R`` for the rotation ``R`` that makes ``W`` canonical.
+
+    The columns of ``diag(psi)^{-1/2} W R`` are orthogonal and ordered by
+    decreasing norm (the right singular vectors of ``V = diag(psi)^{-1/2} W``),
+    and each column's entry of largest magnitude is positive. ``W R (W R)^T =
+    W W^T``. This is the form :class:`~sklearn.decomposition.FactorAnalysis`
+    reports (its ``components_`` is the transpose, up to signs).
+
+    Parameters
+    ----------
+    components : ndarray of shape (n_features, n_factors)
+    noise_variance : ndarray of shape (n_features,)
+
+    Returns
+    -------
+    components : ndarray of shape (n_features, n_factors)
+    """
+    W = np.asarray(components, dtype=np.float64)
+    root = np.sqrt(np.asarray(noise_variance, dtype=np.float64))
+    _, _, vt = np.linalg.svd(W / root[:, np.newaxis], full_matrices=False)
+    rotated = W @ vt.T
+    # Sign convention on the whitened columns (what the rotation orders).
+    scaled = rotated / root[:, np.newaxis]
+    pick = np.argmax(np.abs(scaled), axis=0)
+    signs = np.sign(scaled[pick, np.arange(scaled.shape[1])])
+    signs[signs == 0] = 1.0
+    return rotated * signs
+
+
+def heywood_features(noise_variance, lower, rtol=1e-3):
+    """Indices of the features whose noise variance sits at its lower bound."""
+    psi = np.asarray(noise_variance, dtype=np.float64)
+    lower = np.broadcast_to(np.asarray(lower, dtype=np.float64), psi.shape)
+    return np.flatnonzero(psi <= lower * (1.0 + rtol))
+
+
+# ---------------------------------------------------------------------------
+# Objective and gradients: three data forms
+# ---------------------------------------------------------------------------
+
+
+def _gradients_from_moments(cov, weight, mean_sum, cross, qq, sq_sum, residual_sum):
+    """Assemble the gradients from the weighted moments of a data pass.
+
+    With ``r~_a = (x_a - mu) / sqrt(psi)``, ``q_a = M^{-1} V^T r~_a``:
+    ``cross = sum w r~ q^T`` (d, k), ``qq = sum w q q^T`` (k, k),
+    ``sq_sum = sum w r~^2`` (d,), ``residual_sum = sum w r~`` (d,) and
+    ``mean_sum = sum w q`` (k,).
+
+    ``S^{-1} B S^{-1} W = sum w y q^T`` with ``y = S^{-1} r = (r~ - V q) /
+    sqrt(psi)``, and its diagonal ``sum w y^2`` expands in the same moments.
+    """
+    V, root, core_inv = cov._scaled, cov._root, cov._core_inv
+    # sum w y q^T = (cross - V qq) / sqrt(psi)
+    sbs_w = (cross - V @ qq) / root[:, np.newaxis]
+    # diag(S^{-1} B S^{-1}) = (sq - 2 rowsum(cross o V) + rowsum((V qq) o V)) / psi
+    sbs_diag = (
+        sq_sum
+        - 2.0 * np.einsum("jk,jk->j", cross, V)
+        + np.einsum("jk,jk->j", V @ qq, V)
+    ) / cov.noise_variance
+    half = V @ core_inv  # V M^{-1}
+    # n S^{-1} W = n V M^{-1} / sqrt(psi); n diag(S^{-1}) = n (1 - rowsum(V M^-1 o V)) / psi
+    s_w = weight * half / root[:, np.newaxis]
+    s_diag = weight * (1.0 - np.einsum("jk,jk->j", half, V)) / cov.noise_variance
+    grad_W = s_w - sbs_w
+    grad_psi = 0.5 * (s_diag - sbs_diag)
+    # -S^{-1} sum w r = -(sum w r~ - V sum w q) / sqrt(psi)
+    grad_mean = -(residual_sum - V @ mean_sum) / root
+    return grad_mean, grad_W, grad_psi
+
+
+def nll_grad_stats(stats, mean, components, noise_variance):
+    """Negative log-likelihood and gradients from complete-data statistics.
+
+    ``B = C + n (m - mu)(m - mu)^T`` is never formed: the scatter ``C``
+    enters only through ``C diag(psi)^{-1/2} V`` (one ``d x d`` by ``d x k``
+    product, O(d^2 k)) and its diagonal.
+
+    Parameters
+    ----------
+    stats : SufficientStats
+        Weight sum ``n``, weighted mean ``m``, centred scatter ``C``.
+    mean : ndarray of shape (n_features,)
+    components : ndarray of shape (n_features, n_factors)
+    noise_variance : ndarray of shape (n_features,)
+
+    Returns
+    -------
+    J : float
+        Negative log-likelihood, constant included.
+    grad_mean : ndarray of shape (n_features,)
+    grad_components : ndarray of shape (n_features, n_factors)
+    grad_noise_variance : ndarray of shape (n_features,)
+    """
+    cov = LowRankPlusDiagonal(components, noise_variance)
+    n = stats.weight_sum
+    d = stats.n_features
+    V, root = cov._scaled, cov._root
+    delta = (stats.mean - np.asarray(mean, dtype=np.float64)) / root  # r~ of m
+    # The moments of the data pass, from the statistics:
+    # sum w r~ r~^T = C~ + n delta delta^T with C~ = C / (root root^T).
+    cv = stats.scatter @ (V / root[:, np.newaxis]) / root[:, np.newaxis]  # C~ V
+    dv = delta @ V
+    z_sum_outer = cv + n * np.outer(delta, dv)  # sum w r~ z^T  (d, k)
+    cross = z_sum_outer @ cov._core_inv  # sum w r~ q^T
+    zz = V.T @ cv + n * np.outer(dv, dv)  # sum w z z^T
+    qq = cov._core_inv @ zz @ cov._core_inv
+    sq_sum = np.diag(stats.scatter) / cov.noise_variance + n * delta**2
+    residual_sum = n * delta
+    mean_sum = n * (cov._core_inv @ dv)
+    trace = float(np.sum(sq_sum) - np.sum(cov._core_inv * zz))
+    value = 0.5 * (n * (d * LOG_2PI + cov.logdet) + trace)
+    grads = _gradients_from_moments(
+        cov, n, mean_sum, cross, 0.5 * (qq + qq.T), sq_sum, residual_sum
+    )
+    return (value, *grads)
+
+
+def nll_grad_data(
+    X, mean, components, noise_variance, sample_weight=None, chunk_size=None
+):
+    """Negative log-likelihood and gradients by one chunked pass over ``X``.
+
+    Per chunk: ``r~`` written into one reused buffer, ``z = r~ V`` and the
+    moments ``sum w r~ q^T`` (two ``(c, d) x (d, k)`` products), O(n d k) in
+    all; no ``d x d`` array and no ``n x d`` temporary.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Complete data.
+    mean : ndarray of shape (n_features,)
+    components : ndarray of shape (n_features, n_factors)
+    noise_variance : ndarray of shape (n_features,)
+    sample_weight : ndarray of shape (n_samples,), default=None
+    chunk_size : int, default=None
+
+    Returns
+    -------
+    J, grad_mean, grad_components, grad_noise_variance
+        As :func:`nll_grad_stats`.
+    """
+    cov = LowRankPlusDiagonal(components, noise_variance)
+    n_samples, d = X.shape
+    k = cov.n_factors
+    mean = np.asarray(mean, dtype=np.float64)
+    step = chunk_size or _chunk_rows(d)
+    buffer = np.empty((min(step, n_samples), d))
+    cross = np.zeros((d, k))
+    qq = np.zeros((k, k))
+    sq_sum = np.zeros(d)
+    residual_sum = np.zeros(d)
+    mean_sum = np.zeros(k)
+    weight = 0.0
+    trace = 0.0
+    for start in range(0, n_samples, step):
+        stop = min(start + step, n_samples)
+        r = cov._whiten_chunk(X[start:stop], mean, buffer[: stop - start])
+        z = r @ cov._scaled
+        q = z @ cov._core_inv
+        if sample_weight is None:
+            w = None
+            weight += stop - start
+            wq = q
+        else:
+            w = np.asarray(sample_weight[start:stop], dtype=np.float64)
+            weight += float(w.sum())
+            wq = q * w[:, np.newaxis]
+        cross += r.T @ wq
+        qq += q.T @ wq
+        mean_sum += wq.sum(axis=0)
+        sq_rows = np.einsum("ij,ij->i", r, r) - np.einsum("ij,ij->i", z, q)
+        if w is None:
+            residual_sum += r.sum(axis=0)
+            trace += float(sq_rows.sum())
+            r *= r
+            sq_sum += r.sum(axis=0)
+        else:
+            residual_sum += w @ r
+            trace += float(w @ sq_rows)
+            r *= r
+            sq_sum += w @ r
+    value = 0.5 * (weight * (d * LOG_2PI + cov.logdet) + trace)
+    grads = _gradients_from_moments(
+        cov, weight, mean_sum, cross, 0.5 * (qq + qq.T), sq_sum, residual_sum
+    )
+    return (value, *grads)
+
+
+class PatternObjective:
+    """Observed-data negative log-likelihood of per-pattern statistics.
+
+    For a pattern with observed features ``o``, weight ``n_p``, mean ``m_p``
+    and scatter ``C_p = R_p^T R_p`` (root rows), the term is the NLL of
+    ``N(mu_o, W_o W_o^T + diag(psi_o))``: the seed's formulas on ``S_oo``,
+    with ``B_p = C_p + n_p (m_p - mu_o)(m_p - mu_o)^T`` entering through its
+    rows (the root rows with weight 1 and the mean row with weight ``n_p``).
+    Each pattern's ``M_o^{-1}`` (O(d_o k^2)) comes from one product of the
+    pattern masks with the outer products ``v_j v_j^T``; the rows are then
+    processed in chunks, with the chunked-pass formulas restricted to their
+    pattern's features.
+
+    Parameters
+    ----------
+    stats : PatternStats
+    """
+
+    def __init__(self, stats, chunk_size=None):
+        self.stats = stats
+        self._mask = stats.observed.astype(np.float64)
+        self._pattern_weight = np.asarray(stats.pattern_weight, dtype=np.float64)
+        # sum_p n_p [j in o_p]: the weight that sees feature j.
+        self._feature_weight = self._pattern_weight @ self._mask
+        self._n_observed = self._mask.sum(axis=1)
+        self._chunk = chunk_size or _chunk_rows(stats.n_features)
+
+    def __call__(self, mean, components, noise_variance):
+        st = self.stats
+        cov = LowRankPlusDiagonal(components, noise_variance)
+        d, k = cov.n_features, cov.n_factors
+        V, root, psi = cov._scaled, cov._root, cov.noise_variance
+        mean = np.asarray(mean, dtype=np.float64)
+        outer = (V[:, :, np.newaxis] * V[:, np.newaxis, :]).reshape(d, k * k)
+        cores = (self._mask @ outer).reshape(-1, k, k)
+        cores += np.eye(k)
+        core_inv, logdet_core = _chol_inverse(cores)
+        wp = self._pattern_weight
+        value = 0.5 * float(
+            wp @ (self._n_observed * LOG_2PI + logdet_core)
+            + self._feature_weight @ np.log(psi)
+        )
+        # n S^{-1} W and n diag(S^{-1}), summed over the patterns' blocks:
+        # row j: w_j^T N_j / psi_j with N_j = sum_{p: j in o_p} n_p M_p^{-1}.
+        weighted = (core_inv * wp[:, np.newaxis, np.newaxis]).reshape(-1, k * k)
+        N = (self._mask.T @ weighted).reshape(d, k, k)
+        NV = np.einsum("jkl,jl->jk", N, V)
+        grad_W = NV / root[:, np.newaxis]
+        grad_psi = 0.5 * (self._feature_weight - np.einsum("jk,jk->j", NV, V)) / psi
+        grad_mean = np.zeros(d)
+        # Rows: the pattern means (weight n_p, residual m_p - mu) and the
+        # scatter roots (weight 1, already centred).
+        sources = (
+            (st.means, wp, np.arange(st.n_patterns), True),
+            (st.roots, None, st.root_pattern, False),
+        )
+        for rows, weights, owner, is_mean in sources:
+            for start in range(0, rows.shape[0], self._chunk):
+                stop = min(start + self._chunk, rows.shape[0])
+                pat = owner[start:stop]
+                mask = self._mask[pat]
+                if is_mean:
+                    r = (rows[start:stop] - mean) * mask
+                else:
+                    r = rows[start:stop].copy()
+                r /= root
+                z = r @ V
+                q = np.einsum("ikl,il->ik", core_inv[pat], z)
+                maha = np.einsum("ij,ij->i", r, r) - np.einsum("ij,ij->i", z, q)
+                # y = S_oo^{-1} r, 0 outside o; W_o^T y_o = q.
+                y = r - (q @ V.T) * mask
+                y /= root
+                w = None if weights is None else weights[start:stop]
+                if w is None:
+                    value += 0.5 * float(maha.sum())
+                    grad_W -= y.T @ q
+                    grad_psi -= 0.5 * np.einsum("ij,ij->j", y, y)
+                else:
+                    value += 0.5 * float(w @ maha)
+                    grad_W -= y.T @ (q * w[:, np.newaxis])
+                    grad_psi -= 0.5 * (w @ (y * y))
+                    grad_mean -= w @ y
+        return value, grad_mean, grad_W, grad_psi
+
+
+def nll_grad_patterns(stats, mean, components, noise_variance):
+    """Observed-data negative log-likelihood and gradients (see
+    :class:`PatternObjective`)."""
+    return PatternObjective(stats)(mean, components, noise_variance)
+
+
+# ---------------------------------------------------------------------------
+# Standalone fit (L-BFGS-B in standardised coordinates)
+# ---------------------------------------------------------------------------
+
+
+class FactorFit:
+    """Result of :func:`fit_factor_model` (original units, canonical ``W``)."""
+
+    def __init__(
+        self,
+        mean,
+        components,
+        noise_variance,
+        objective,
+        n_iter,
+        converged,
+        heywood,
+        grad_norm,
+        message,
+    ):
+        self.mean = mean
+        self.components = components
+        self.noise_variance = noise_variance
+        self.objective = objective
+        self.n_iter = n_iter
+        self.converged = converged
+        self.heywood = heywood
+        self.grad_norm = grad_norm
+        self.message = message
+
+    @property
+    def covariance(self):
+        return LowRankPlusDiagonal(self.components, self.noise_variance)
+
+
+def _top_subspace(matvec, d, k, random_state, n_iter=4, oversample=10):
+    """Top-``k`` eigenpairs of a PSD operator by randomised subspace iteration."""
+    rng = np.random.default_rng(random_state)
+    width = min(d, k + oversample)
+    basis, _ = np.linalg.qr(rng.standard_normal((d, width)))
+    for _ in range(n_iter):
+        basis, _ = np.linalg.qr(matvec(basis))
+    small = basis.T @ matvec(basis)
+    eigval, eigvec = np.linalg.eigh(0.5 * (small + small.T))
+    order = np.argsort(eigval)[::-1][:k]
+    return eigval[order], basis @ eigvec[:, order]
+
+
+def ppca_start(matvec, diag, n_factors, random_state=0, floor=MIN_NOISE):
+    """Probabilistic-PCA start on a covariance given by products.
+
+    ``matvec(Q)`` returns ``C Q`` for the (standardised) covariance ``C`` whose
+    diagonal is ``diag``. The top eigenpairs ``(l_i, u_i)`` come from a
+    randomised subspace iteration (no ``d x d`` factorisation); ``W = U (L -
+    s^2)^{1/2}`` with ``s^2`` the mean of the other eigenvalues, ``psi =
+    diag - rowsum(W^2)`` floored.
+    """
+    d = diag.shape[0]
+    k = n_factors
+    eigval, eigvec = _top_subspace(matvec, d, k, random_state)
+    rest = max(float(np.sum(diag) - np.sum(eigval)), 0.0) / max(d - k, 1)
+    rest = max(rest, 1e-3 * float(np.mean(diag)))
+    W = eigvec * np.sqrt(np.clip(eigval - rest, 1e-3 * rest, None))
+    psi = np.maximum(diag - np.sum(W**2, axis=1), np.maximum(floor, 0.1 * rest))
+    return W, psi
+
+
+def fit_factor_model(
+    X=None,
+    n_factors=1,
+    *,
+    stats=None,
+    sample_weight=None,
+    path="auto",
+    tol=1e-9,
+    max_iter=1000,
+    min_noise=MIN_NOISE,
+    random_state=0,
+    init=None,
+):
+    """Maximum-likelihood factor model by L-BFGS-B (standalone).
+
+    The optimiser works in standardised coordinates: with the data's mean
+    ``c`` and standard deviations ``s``, ``mu = c + s mu'``, ``W = s W'``,
+    ``psi = s^2 exp(eta)``; the objective is the negative log-likelihood per
+    unit weight. ``psi'`` is bounded below by ``min_noise`` (a Heywood case
+    when reached).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features), default=None
+        Data (NaN = missing, which uses per-pattern statistics).
+    n_factors : int
+    stats : SufficientStats or PatternStats, default=None
+        Statistics instead of ``X``.
+    sample_weight : ndarray of shape (n_samples,), default=None
+    path : {'auto', 'stats', 'data'}
+        Complete data: the ``d x d`` scatter ('stats') or chunked passes
+        ('data'); 'auto' picks 'stats' for ``d <= 2048``.
+    tol : float
+        Gradient tolerance (largest entry) in standardised coordinates.
+    max_iter : int
+    min_noise : float
+        Lower bound of ``psi_j / s_j^2``.
+    random_state : int
+        Seed of the randomised start.
+    init : tuple (mean, components, noise_variance), default=None
+        Starting point in original units.
+
+    Returns
+    -------
+    result : FactorFit
+    """
+    from ._missing import PatternStats, build_stats
+
+    if stats is None:
+        X = np.asarray(X)
+        if path in ("auto", "stats") and not (path == "auto" and X.shape[1] > 2048):
+            stats = build_stats(X, sample_weight)
+        elif np.isnan(X).any():
+            stats = PatternStats.from_array(X, sample_weight)
+    if isinstance(stats, PatternStats):
+        mode = "patterns"
+        center, cov_avail, _ = stats.available_case()
+        var = np.diag(cov_avail).copy()
+        scale = np.sqrt(var)
+        weight = stats.weight_sum
+        corr = cov_avail / np.outer(scale, scale)
+
+        def matvec(Q):
+            return corr @ Q
+
+        objective = PatternObjective(stats)
+
+        def evaluate(mu, W, psi):
+            return objective(mu, W, psi)
+
+    elif stats is not None:
+        mode = "stats"
+        center = stats.mean
+        weight = stats.weight_sum
+        var = np.diag(stats.scatter) / weight
+        scale = np.sqrt(var)
+
+        def matvec(Q):
+            return (stats.scatter @ (Q / scale[:, np.newaxis])) / (
+                weight * scale[:, np.newaxis]
+            )
+
+        def evaluate(mu, W, psi):
+            return nll_grad_stats(stats, mu, W, psi)
+
+    else:
+        mode = "data"
+        X = np.asarray(X)
+        n, d = X.shape
+        w = None if sample_weight is None else np.asarray(sample_weight, float)
+        weight = float(n if w is None else w.sum())
+        step = _chunk_rows(d)
+        sums = np.zeros(d)
+        for start in range(0, n, step):
+            block = X[start : start + step]
+            sums += block.sum(axis=0) if w is None else w[start : start + step] @ block
+        center = sums / weight
+        sq = np.zeros(d)
+        for start in range(0, n, step):
+            block = X[start : start + step] - center
+            block *= block
+            sq += block.sum(axis=0) if w is None else w[start : start + step] @ block
+        var = sq / weight
+        scale = np.sqrt(var)
+
+        def matvec(Q):
+            out = np.zeros_like(Q)
+            Qs = Q / scale[:, np.newaxis]
+            for start in range(0, n, step):
+                block = X[start : start + step] - center
+                part = block @ Qs
+                if w is not None:
+                    part *= w[start : start + step, np.newaxis]
+                out += block.T @ part
+            return out / (weight * scale[:, np.newaxis])
+
+        def evaluate(mu, W, psi):
+            return nll_grad_data(X, mu, W, psi, w)
+
+    d = center.shape[0]
+    k = int(n_factors)
+    if init is None:
+        W0, psi0 = ppca_start(matvec, np.ones(d), k, random_state, min_noise)
+        mu0 = np.zeros(d)
+    else:
+        mu0 = (np.asarray(init[0]) - center) / scale
+        W0 = np.asarray(init[1]) / scale[:, np.newaxis]
+        psi0 = np.maximum(np.asarray(init[2]) / var, min_noise)
+    eta_lower = np.log(min_noise)
+    n_w = d * k
+
+    def unpack(theta):
+        mu = center + scale * theta[:d]
+        W = scale[:, np.newaxis] * theta[d : d + n_w].reshape(d, k)
+        psi = var * np.exp(theta[d + n_w :])
+        return mu, W, psi
+
+    def fun(theta):
+        mu, W, psi = unpack(theta)
+        value, g_mu, g_W, g_psi = evaluate(mu, W, psi)
+        grad = np.concatenate(
+            [
+                g_mu * scale,
+                (g_W * scale[:, np.newaxis]).ravel(),
+                g_psi * psi,
+            ]
+        )
+        return value / weight, grad / weight
+
+    theta0 = np.concatenate([mu0, W0.ravel(), np.log(np.maximum(psi0, min_noise))])
+    bounds = [(None, None)] * (d + n_w) + [(eta_lower, None)] * d
+    res = minimize(
+        fun,
+        theta0,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={
+            "maxiter": max_iter,
+            "maxfun": 20 * max_iter,
+            "gtol": tol,
+            "ftol": 0.0,
+            "maxcor": 20,
+        },
+    )
+    theta = res.x
+    grad = np.asarray(res.jac)
+    at_bound = np.zeros(theta.size, dtype=bool)
+    at_bound[d + n_w :] = theta[d + n_w :] <= eta_lower + 1e-12
+    proj = np.where(at_bound & (grad > 0), 0.0, grad)
+    grad_norm = float(np.max(np.abs(proj)))
+    mu, W, psi = unpack(theta)
+    W = canonical_rotation(W, psi)
+    heywood = heywood_features(psi / var, min_noise)
+    return FactorFit(
+        mu,
+        W,
+        psi,
+        float(res.fun),
+        int(res.nit),
+        bool(grad_norm <= 100 * tol),
+        heywood,
+        grad_norm,
+        str(res.message) + f" [{mode}]",
+    )
