@@ -51,8 +51,6 @@ standardised coordinates.
 import numpy as np
 from scipy.optimize import minimize
 
-from ._stats import SufficientStats
-
 LOG_2PI = np.log(2.0 * np.pi)
 
 # Bytes of one float64 row chunk: wide data get fewer rows, so the extra
@@ -382,7 +380,8 @@ def _gradients_from_moments(cov, weight, mean_sum, cross, qq, sq_sum, residual_s
         + np.einsum("jk,jk->j", V @ qq, V)
     ) / cov.noise_variance
     half = V @ core_inv  # V M^{-1}
-    # n S^{-1} W = n V M^{-1} / sqrt(psi); n diag(S^{-1}) = n (1 - rowsum(V M^-1 o V)) / psi
+    # n S^{-1} W = n V M^{-1} / sqrt(psi);
+    # n diag(S^{-1}) = n (1 - rowsum(V M^{-1} o V)) / psi
     s_w = weight * half / root[:, np.newaxis]
     s_diag = weight * (1.0 - np.einsum("jk,jk->j", half, V)) / cov.noise_variance
     grad_W = s_w - sbs_w
@@ -439,14 +438,137 @@ def nll_grad_stats(stats, mean, components, noise_variance):
     return (value, *grads)
 
 
+# Largest ``mean^2 / variance`` of a feature for which the chunked pass
+# multiplies ``X`` in place (no copy); beyond it each chunk is first centred
+# into a buffer (the products would otherwise lose digits to cancellation).
+_MAX_KAPPA_DIRECT = 15.0
+
+
+class DataPass:
+    """Negative log-likelihood and gradients by chunked passes over ``X``.
+
+    One preliminary pass computes the weight, the weighted mean ``c`` and
+    ``sum w (x - c)``, ``sum w (x - c)^2`` per feature (they do not depend on
+    the parameters). Each evaluation then reads ``X`` once, chunk by chunk,
+    with two products: ``P = (X_c - s) U`` with ``U = diag(psi)^{-1} W`` (so
+    ``z = P - (mu - s) U`` and ``q = z M^{-1}``) and ``(X_c - s)^T (w q)``, from
+    which ``sum w r~ q^T`` follows. The shift ``s`` is 0 (``X`` is multiplied
+    in place, without a copy) when every feature has ``mean^2 <= 15
+    variance``, and ``c`` otherwise (each chunk is centred into one reused
+    buffer). O(n d k) per evaluation; no ``d x d`` array, no ``n x d``
+    temporary.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Complete data.
+    sample_weight : ndarray of shape (n_samples,), default=None
+    chunk_size : int, default=None
+    """
+
+    def __init__(self, X, sample_weight=None, chunk_size=None):
+        self.X = X
+        n, d = X.shape
+        self.sample_weight = (
+            None
+            if sample_weight is None
+            else np.asarray(sample_weight, dtype=np.float64)
+        )
+        self.chunk = chunk_size or _chunk_rows(d)
+        w = self.sample_weight
+        self.weight = float(n if w is None else w.sum())
+        sums = np.zeros(d)
+        for block, wb in self._chunks():
+            sums += block.sum(axis=0) if wb is None else wb @ block
+        self.center = sums / self.weight
+        first = np.zeros(d)
+        second = np.zeros(d)
+        buffer = np.empty((min(self.chunk, n), d))
+        for block, wb in self._chunks():
+            r = np.subtract(block, self.center, out=buffer[: block.shape[0]])
+            first += r.sum(axis=0) if wb is None else wb @ r
+            r *= r
+            second += r.sum(axis=0) if wb is None else wb @ r
+        self.first, self.second = first, second
+        self.variance = second / self.weight
+        with np.errstate(divide="ignore", invalid="ignore"):
+            kappa = np.where(self.center == 0.0, 0.0, self.center**2 / self.variance)
+        self.shift = None if np.all(kappa <= _MAX_KAPPA_DIRECT) else self.center
+
+    def _chunks(self):
+        n = self.X.shape[0]
+        w = self.sample_weight
+        for start in range(0, n, self.chunk):
+            stop = min(start + self.chunk, n)
+            yield self.X[start:stop], (None if w is None else w[start:stop])
+
+    def covariance_products(self, Q):
+        """``C Q`` for the weighted covariance ``C`` (one pass)."""
+        out = np.zeros_like(Q)
+        buffer = np.empty((min(self.chunk, self.X.shape[0]), self.X.shape[1]))
+        for block, wb in self._chunks():
+            r = np.subtract(block, self.center, out=buffer[: block.shape[0]])
+            part = r @ Q
+            if wb is not None:
+                part *= wb[:, np.newaxis]
+            out += r.T @ part
+        return out / self.weight
+
+    def __call__(self, mean, components, noise_variance):
+        cov = LowRankPlusDiagonal(components, noise_variance)
+        d, k = cov.n_features, cov.n_factors
+        mean = np.asarray(mean, dtype=np.float64)
+        root = cov._root
+        U = cov._scaled / root[:, np.newaxis]
+        shift = np.zeros(d) if self.shift is None else self.shift
+        offset = (mean - shift) @ U
+        buffer = (
+            None
+            if self.shift is None
+            else np.empty((min(self.chunk, self.X.shape[0]), d))
+        )
+        product = np.zeros((d, k))
+        qq = np.zeros((k, k))
+        q_sum = np.zeros(k)
+        zq = 0.0
+        for block, wb in self._chunks():
+            if buffer is not None:
+                block = np.subtract(block, shift, out=buffer[: block.shape[0]])
+            z = block @ U
+            z -= offset
+            q = z @ cov._core_inv
+            zq_rows = np.einsum("ij,ij->i", z, q)
+            if wb is None:
+                wq = q
+                zq += float(zq_rows.sum())
+            else:
+                wq = q * wb[:, np.newaxis]
+                zq += float(wb @ zq_rows)
+            product += block.T @ wq
+            qq += q.T @ wq
+            q_sum += wq.sum(axis=0)
+        n = self.weight
+        # sum w r~ q^T = ((X - s)^T w q - (mu - s) sum w q^T) / sqrt(psi)
+        cross = (product - np.outer(mean - shift, q_sum)) / root[:, np.newaxis]
+        delta = mean - self.center
+        sq_sum = (self.second - 2.0 * delta * self.first + n * delta**2) / (
+            cov.noise_variance
+        )
+        residual_sum = (self.first - n * delta) / root
+        value = 0.5 * (n * (d * LOG_2PI + cov.logdet) + float(np.sum(sq_sum)) - zq)
+        grads = _gradients_from_moments(
+            cov, n, q_sum, cross, 0.5 * (qq + qq.T), sq_sum, residual_sum
+        )
+        return (value, *grads)
+
+
 def nll_grad_data(
     X, mean, components, noise_variance, sample_weight=None, chunk_size=None
 ):
-    """Negative log-likelihood and gradients by one chunked pass over ``X``.
+    """Negative log-likelihood and gradients by chunked passes over ``X``.
 
-    Per chunk: ``r~`` written into one reused buffer, ``z = r~ V`` and the
-    moments ``sum w r~ q^T`` (two ``(c, d) x (d, k)`` products), O(n d k) in
-    all; no ``d x d`` array and no ``n x d`` temporary.
+    See :class:`DataPass` (which keeps the parameter-free moments between
+    evaluations).
 
     Parameters
     ----------
@@ -463,51 +585,7 @@ def nll_grad_data(
     J, grad_mean, grad_components, grad_noise_variance
         As :func:`nll_grad_stats`.
     """
-    cov = LowRankPlusDiagonal(components, noise_variance)
-    n_samples, d = X.shape
-    k = cov.n_factors
-    mean = np.asarray(mean, dtype=np.float64)
-    step = chunk_size or _chunk_rows(d)
-    buffer = np.empty((min(step, n_samples), d))
-    cross = np.zeros((d, k))
-    qq = np.zeros((k, k))
-    sq_sum = np.zeros(d)
-    residual_sum = np.zeros(d)
-    mean_sum = np.zeros(k)
-    weight = 0.0
-    trace = 0.0
-    for start in range(0, n_samples, step):
-        stop = min(start + step, n_samples)
-        r = cov._whiten_chunk(X[start:stop], mean, buffer[: stop - start])
-        z = r @ cov._scaled
-        q = z @ cov._core_inv
-        if sample_weight is None:
-            w = None
-            weight += stop - start
-            wq = q
-        else:
-            w = np.asarray(sample_weight[start:stop], dtype=np.float64)
-            weight += float(w.sum())
-            wq = q * w[:, np.newaxis]
-        cross += r.T @ wq
-        qq += q.T @ wq
-        mean_sum += wq.sum(axis=0)
-        sq_rows = np.einsum("ij,ij->i", r, r) - np.einsum("ij,ij->i", z, q)
-        if w is None:
-            residual_sum += r.sum(axis=0)
-            trace += float(sq_rows.sum())
-            r *= r
-            sq_sum += r.sum(axis=0)
-        else:
-            residual_sum += w @ r
-            trace += float(w @ sq_rows)
-            r *= r
-            sq_sum += w @ r
-    value = 0.5 * (weight * (d * LOG_2PI + cov.logdet) + trace)
-    grads = _gradients_from_moments(
-        cov, weight, mean_sum, cross, 0.5 * (qq + qq.T), sq_sum, residual_sum
-    )
-    return (value, *grads)
+    return DataPass(X, sample_weight, chunk_size)(mean, components, noise_variance)
 
 
 class PatternObjective:
@@ -668,6 +746,54 @@ def ppca_start(matvec, diag, n_factors, random_state=0, floor=MIN_NOISE):
     return W, psi
 
 
+def _problem(X, stats, sample_weight, path, max_stats_features):
+    """The data form, its centre and scales, and covariance products."""
+    from ._missing import PatternStats, build_stats
+
+    if stats is None:
+        X = np.asarray(X)
+        use_stats = path == "stats" or (
+            path == "auto" and X.shape[1] <= max_stats_features
+        )
+        if use_stats:
+            stats = build_stats(X, sample_weight)
+        elif np.isnan(X).any():
+            stats = PatternStats.from_array(X, sample_weight)
+    if isinstance(stats, PatternStats):
+        center, cov_avail, _ = stats.available_case()
+        var = np.diag(cov_avail).copy()
+        scaled = cov_avail / np.sqrt(np.outer(var, var))
+        return (
+            "patterns",
+            PatternObjective(stats),
+            center,
+            var,
+            stats.weight_sum,
+            lambda Q: scaled @ Q,
+        )
+    if stats is not None:
+        weight = stats.weight_sum
+        var = np.diag(stats.scatter) / weight
+        scale = np.sqrt(var)
+
+        def products(Q):
+            return (stats.scatter @ (Q / scale[:, np.newaxis])) / (
+                weight * scale[:, np.newaxis]
+            )
+
+        def evaluate(mu, W, psi):
+            return nll_grad_stats(stats, mu, W, psi)
+
+        return "stats", evaluate, stats.mean, var, weight, products
+    data = DataPass(X, sample_weight)
+    scale = np.sqrt(data.variance)
+
+    def products(Q):
+        return data.covariance_products(Q / scale[:, np.newaxis]) / scale[:, np.newaxis]
+
+    return "data", data, data.center, data.variance, data.weight, products
+
+
 def fit_factor_model(
     X=None,
     n_factors=1,
@@ -675,19 +801,24 @@ def fit_factor_model(
     stats=None,
     sample_weight=None,
     path="auto",
-    tol=1e-9,
+    tol=1e-8,
     max_iter=1000,
     min_noise=MIN_NOISE,
     random_state=0,
     init=None,
+    max_stats_features=2048,
 ):
     """Maximum-likelihood factor model by L-BFGS-B (standalone).
 
     The optimiser works in standardised coordinates: with the data's mean
-    ``c`` and standard deviations ``s``, ``mu = c + s mu'``, ``W = s W'``,
-    ``psi = s^2 exp(eta)``; the objective is the negative log-likelihood per
-    unit weight. ``psi'`` is bounded below by ``min_noise`` (a Heywood case
-    when reached).
+    ``c`` and standard deviations ``s`` (available-case ones with missing
+    values), ``mu = c + s mu'``, ``W = s a W'`` and ``psi = s^2 exp(eta)``, where
+    ``a = sqrt(psi'_0)`` is the start's relative noise level (a fixed diagonal
+    preconditioner: the curvature in row ``j`` of ``W`` scales as
+    ``1 / psi_j``). The objective is the negative log-likelihood per unit
+    weight. ``psi_j / s_j^2`` is bounded below by ``min_noise``: a feature
+    reaching it is a Heywood case. With complete data the mean is the
+    weighted mean (the optimum whatever the covariance) and is not optimised.
 
     Parameters
     ----------
@@ -699,7 +830,7 @@ def fit_factor_model(
     sample_weight : ndarray of shape (n_samples,), default=None
     path : {'auto', 'stats', 'data'}
         Complete data: the ``d x d`` scatter ('stats') or chunked passes
-        ('data'); 'auto' picks 'stats' for ``d <= 2048``.
+        ('data'); 'auto' picks 'stats' for ``d <= max_stats_features``.
     tol : float
         Gradient tolerance (largest entry) in standardised coordinates.
     max_iter : int
@@ -709,116 +840,54 @@ def fit_factor_model(
         Seed of the randomised start.
     init : tuple (mean, components, noise_variance), default=None
         Starting point in original units.
+    max_stats_features : int
+        See ``path``.
 
     Returns
     -------
     result : FactorFit
     """
-    from ._missing import PatternStats, build_stats
-
-    if stats is None:
-        X = np.asarray(X)
-        if path in ("auto", "stats") and not (path == "auto" and X.shape[1] > 2048):
-            stats = build_stats(X, sample_weight)
-        elif np.isnan(X).any():
-            stats = PatternStats.from_array(X, sample_weight)
-    if isinstance(stats, PatternStats):
-        mode = "patterns"
-        center, cov_avail, _ = stats.available_case()
-        var = np.diag(cov_avail).copy()
-        scale = np.sqrt(var)
-        weight = stats.weight_sum
-        corr = cov_avail / np.outer(scale, scale)
-
-        def matvec(Q):
-            return corr @ Q
-
-        objective = PatternObjective(stats)
-
-        def evaluate(mu, W, psi):
-            return objective(mu, W, psi)
-
-    elif stats is not None:
-        mode = "stats"
-        center = stats.mean
-        weight = stats.weight_sum
-        var = np.diag(stats.scatter) / weight
-        scale = np.sqrt(var)
-
-        def matvec(Q):
-            return (stats.scatter @ (Q / scale[:, np.newaxis])) / (
-                weight * scale[:, np.newaxis]
-            )
-
-        def evaluate(mu, W, psi):
-            return nll_grad_stats(stats, mu, W, psi)
-
-    else:
-        mode = "data"
-        X = np.asarray(X)
-        n, d = X.shape
-        w = None if sample_weight is None else np.asarray(sample_weight, float)
-        weight = float(n if w is None else w.sum())
-        step = _chunk_rows(d)
-        sums = np.zeros(d)
-        for start in range(0, n, step):
-            block = X[start : start + step]
-            sums += block.sum(axis=0) if w is None else w[start : start + step] @ block
-        center = sums / weight
-        sq = np.zeros(d)
-        for start in range(0, n, step):
-            block = X[start : start + step] - center
-            block *= block
-            sq += block.sum(axis=0) if w is None else w[start : start + step] @ block
-        var = sq / weight
-        scale = np.sqrt(var)
-
-        def matvec(Q):
-            out = np.zeros_like(Q)
-            Qs = Q / scale[:, np.newaxis]
-            for start in range(0, n, step):
-                block = X[start : start + step] - center
-                part = block @ Qs
-                if w is not None:
-                    part *= w[start : start + step, np.newaxis]
-                out += block.T @ part
-            return out / (weight * scale[:, np.newaxis])
-
-        def evaluate(mu, W, psi):
-            return nll_grad_data(X, mu, W, psi, w)
-
+    mode, evaluate, center, var, weight, products = _problem(
+        X, stats, sample_weight, path, max_stats_features
+    )
+    scale = np.sqrt(var)
     d = center.shape[0]
     k = int(n_factors)
     if init is None:
-        W0, psi0 = ppca_start(matvec, np.ones(d), k, random_state, min_noise)
+        W0, psi0 = ppca_start(products, np.ones(d), k, random_state, min_noise)
         mu0 = np.zeros(d)
     else:
         mu0 = (np.asarray(init[0]) - center) / scale
         W0 = np.asarray(init[1]) / scale[:, np.newaxis]
         psi0 = np.maximum(np.asarray(init[2]) / var, min_noise)
+    fit_mean = mode == "patterns"
+    precond = scale * np.sqrt(psi0)
     eta_lower = np.log(min_noise)
+    n_mu = d if fit_mean else 0
     n_w = d * k
 
     def unpack(theta):
-        mu = center + scale * theta[:d]
-        W = scale[:, np.newaxis] * theta[d : d + n_w].reshape(d, k)
-        psi = var * np.exp(theta[d + n_w :])
+        mu = center + scale * theta[:n_mu] if fit_mean else center
+        W = precond[:, np.newaxis] * theta[n_mu : n_mu + n_w].reshape(d, k)
+        psi = var * np.exp(theta[n_mu + n_w :])
         return mu, W, psi
 
     def fun(theta):
         mu, W, psi = unpack(theta)
         value, g_mu, g_W, g_psi = evaluate(mu, W, psi)
-        grad = np.concatenate(
-            [
-                g_mu * scale,
-                (g_W * scale[:, np.newaxis]).ravel(),
-                g_psi * psi,
-            ]
-        )
-        return value / weight, grad / weight
+        parts = [(g_W * precond[:, np.newaxis]).ravel(), g_psi * psi]
+        if fit_mean:
+            parts.insert(0, g_mu * scale)
+        return value / weight, np.concatenate(parts) / weight
 
-    theta0 = np.concatenate([mu0, W0.ravel(), np.log(np.maximum(psi0, min_noise))])
-    bounds = [(None, None)] * (d + n_w) + [(eta_lower, None)] * d
+    theta0 = np.concatenate(
+        [
+            mu0[:n_mu],
+            (W0 / np.sqrt(psi0)[:, np.newaxis]).ravel(),
+            np.log(np.maximum(psi0, min_noise)),
+        ]
+    )
+    bounds = [(None, None)] * (n_mu + n_w) + [(eta_lower, None)] * d
     res = minimize(
         fun,
         theta0,
@@ -836,14 +905,14 @@ def fit_factor_model(
     theta = res.x
     grad = np.asarray(res.jac)
     at_bound = np.zeros(theta.size, dtype=bool)
-    at_bound[d + n_w :] = theta[d + n_w :] <= eta_lower + 1e-12
+    at_bound[n_mu + n_w :] = theta[n_mu + n_w :] <= eta_lower + 1e-12
     proj = np.where(at_bound & (grad > 0), 0.0, grad)
     grad_norm = float(np.max(np.abs(proj)))
     mu, W, psi = unpack(theta)
     W = canonical_rotation(W, psi)
     heywood = heywood_features(psi / var, min_noise)
     return FactorFit(
-        mu,
+        np.array(mu, dtype=np.float64),
         W,
         psi,
         float(res.fun),
@@ -851,5 +920,5 @@ def fit_factor_model(
         bool(grad_norm <= 100 * tol),
         heywood,
         grad_norm,
-        str(res.message) + f" [{mode}]",
+        f"{res.message} [{mode}, {res.nfev} evaluations]",
     )
