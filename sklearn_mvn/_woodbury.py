@@ -794,6 +794,38 @@ def _problem(X, stats, sample_weight, path, max_stats_features):
     return "data", data, data.center, data.variance, data.weight, products
 
 
+class _RootFactor:
+    """A square factor ``T`` of ``W W^T + diag(psi)`` applied in O(d k).
+
+    ``T = D^{1/2} (I + Q (G - I) Q^T)`` with ``D = diag(psi)``, ``V = D^{-1/2}
+    W = Q Sigma R^T`` (thin SVD) and ``G = (I + Sigma^2)^{1/2}``, so that
+    ``T T^T = D^{1/2} (I + V V^T) D^{1/2}``.
+    """
+
+    def __init__(self, components, noise_variance):
+        self.root = np.sqrt(noise_variance)
+        basis, sigma, _ = np.linalg.svd(
+            components / self.root[:, np.newaxis], full_matrices=False
+        )
+        self.basis = basis
+        self.gain = np.sqrt(1.0 + sigma**2)
+
+    def _inner(self, vector, gain):
+        return vector + self.basis @ ((gain - 1.0) * (self.basis.T @ vector))
+
+    def apply(self, vector):
+        """``T vector``."""
+        return self.root * self._inner(vector, self.gain)
+
+    def apply_t(self, vector):
+        """``T^T vector``."""
+        return self._inner(self.root * vector, self.gain)
+
+    def solve(self, vector):
+        """``T^{-1} vector``."""
+        return self._inner(vector / self.root, 1.0 / self.gain)
+
+
 def fit_factor_model(
     X=None,
     n_factors=1,
@@ -866,8 +898,12 @@ def fit_factor_model(
     n_mu = d if fit_mean else 0
     n_w = d * k
 
+    # The mean's curvature is S'^{-1}: it is preconditioned by the symmetric
+    # factor of the start's S'_0 = W_0 W_0^T + diag(psi_0) (O(d k)).
+    root_mean = _RootFactor(W0, psi0)
+
     def unpack(theta):
-        mu = center + scale * theta[:n_mu] if fit_mean else center
+        mu = center + scale * root_mean.apply(theta[:n_mu]) if fit_mean else center
         W = precond[:, np.newaxis] * theta[n_mu : n_mu + n_w].reshape(d, k)
         psi = var * np.exp(theta[n_mu + n_w :])
         return mu, W, psi
@@ -877,12 +913,12 @@ def fit_factor_model(
         value, g_mu, g_W, g_psi = evaluate(mu, W, psi)
         parts = [(g_W * precond[:, np.newaxis]).ravel(), g_psi * psi]
         if fit_mean:
-            parts.insert(0, g_mu * scale)
+            parts.insert(0, root_mean.apply_t(g_mu * scale))
         return value / weight, np.concatenate(parts) / weight
 
     theta0 = np.concatenate(
         [
-            mu0[:n_mu],
+            root_mean.solve(mu0)[:n_mu],
             (W0 / np.sqrt(psi0)[:, np.newaxis]).ravel(),
             np.log(np.maximum(psi0, min_noise)),
         ]
