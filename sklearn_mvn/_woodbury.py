@@ -844,7 +844,7 @@ def fit_factor_model(
 
     The optimiser works in standardised coordinates: with the data's mean
     ``c`` and standard deviations ``s`` (available-case ones with missing
-    values), ``mu = c + s mu'``, ``W = s a W'`` and ``psi = s^2 exp(eta)``, where
+    values), ``mu = c + s T_0 mu'``, ``W = s a W'`` and ``psi = s^2 psi'_0 t``, where
     ``a = sqrt(psi'_0)`` is the start's relative noise level (a fixed diagonal
     preconditioner: the curvature in row ``j`` of ``W`` scales as
     ``1 / psi_j``). The objective is the negative log-likelihood per unit
@@ -893,37 +893,94 @@ def fit_factor_model(
         W0 = np.asarray(init[1]) / scale[:, np.newaxis]
         psi0 = np.maximum(np.asarray(init[2]) / var, min_noise)
     fit_mean = mode == "patterns"
-    precond = scale * np.sqrt(psi0)
-    eta_lower = np.log(min_noise)
+    mu, W, psi = center + scale * mu0, scale[:, np.newaxis] * W0, var * psi0
+    n_iter = 0
+    n_fev = 0
+    value = None
+    for _ in range(_MAX_CYCLES):
+        res, mu, W, psi, grad_norm = _lbfgs_cycle(
+            evaluate,
+            weight,
+            center,
+            var,
+            mu,
+            W,
+            psi,
+            fit_mean,
+            max_iter - n_iter,
+            tol,
+            min_noise,
+        )
+        n_iter += int(res.nit)
+        n_fev += int(res.nfev)
+        improved = value is None or res.fun < value - 1e-15 * abs(value)
+        value = float(res.fun)
+        if grad_norm <= tol or n_iter >= max_iter or not improved:
+            break
+    W = canonical_rotation(W, psi)
+    heywood = heywood_features(psi / var, min_noise)
+    return FactorFit(
+        np.array(mu, dtype=np.float64),
+        W,
+        psi,
+        value,
+        n_iter,
+        bool(grad_norm <= 100 * tol),
+        heywood,
+        grad_norm,
+        f"{res.message} [{mode}, {n_fev} evaluations]",
+    )
+
+
+# L-BFGS-B runs at most this many times, each preconditioned at the point the
+# previous one stopped (a Heywood feature's row of W needs a scale of
+# sqrt(psi_j), which the start cannot know).
+_MAX_CYCLES = 5
+
+
+def _lbfgs_cycle(
+    evaluate, weight, center, var, mu, W, psi, fit_mean, max_iter, tol, min_noise
+):
+    """One L-BFGS-B run preconditioned at ``(mu, W, psi)`` (original units).
+
+    Coordinates: ``mu = mu_0 + s T_0 u`` with ``T_0`` a square factor of the
+    standardised ``S_0`` (the mean's curvature is ``S^{-1}``), ``W = sqrt(psi_0)
+    B`` row-wise (row ``j``'s curvature scales as ``1 / psi_j``) and ``psi =
+    psi_0 t``: ``psi`` enters linearly, relative to the start, so its
+    curvature is about one and, at a Heywood case, its gradient stays away
+    from zero and the bound ``psi_j >= min_noise s_j^2`` becomes active (a
+    log scale would make it vanish there).
+    """
+    d, k = W.shape
+    scale = np.sqrt(var)
+    root_mean = _RootFactor(W / scale[:, np.newaxis], psi / var)
+    mu_start = mu
+    precond = np.sqrt(psi)
+    t_lower = np.minimum(min_noise * var / psi, 1.0)
     n_mu = d if fit_mean else 0
     n_w = d * k
 
-    # The mean's curvature is S'^{-1}: it is preconditioned by the symmetric
-    # factor of the start's S'_0 = W_0 W_0^T + diag(psi_0) (O(d k)).
-    root_mean = _RootFactor(W0, psi0)
-
     def unpack(theta):
-        mu = center + scale * root_mean.apply(theta[:n_mu]) if fit_mean else center
-        W = precond[:, np.newaxis] * theta[n_mu : n_mu + n_w].reshape(d, k)
-        psi = var * np.exp(theta[n_mu + n_w :])
-        return mu, W, psi
+        mean = mu_start + scale * root_mean.apply(theta[:n_mu]) if fit_mean else mu
+        comp = precond[:, np.newaxis] * theta[n_mu : n_mu + n_w].reshape(d, k)
+        return mean, comp, psi * theta[n_mu + n_w :]
+
+    evaluated = {}
 
     def fun(theta):
-        mu, W, psi = unpack(theta)
-        value, g_mu, g_W, g_psi = evaluate(mu, W, psi)
+        mean, comp, noise = unpack(theta)
+        value, g_mu, g_W, g_psi = evaluate(mean, comp, noise)
         parts = [(g_W * precond[:, np.newaxis]).ravel(), g_psi * psi]
         if fit_mean:
             parts.insert(0, root_mean.apply_t(g_mu * scale))
-        return value / weight, np.concatenate(parts) / weight
+        grad = np.concatenate(parts) / weight
+        evaluated[theta.tobytes()] = grad
+        return value / weight, grad
 
     theta0 = np.concatenate(
-        [
-            root_mean.solve(mu0)[:n_mu],
-            (W0 / np.sqrt(psi0)[:, np.newaxis]).ravel(),
-            np.log(np.maximum(psi0, min_noise)),
-        ]
+        [np.zeros(n_mu), (W / precond[:, np.newaxis]).ravel(), np.ones(d)]
     )
-    bounds = [(None, None)] * (n_mu + n_w) + [(eta_lower, None)] * d
+    bounds = [(None, None)] * (n_mu + n_w) + [(low, None) for low in t_lower]
     res = minimize(
         fun,
         theta0,
@@ -931,30 +988,22 @@ def fit_factor_model(
         method="L-BFGS-B",
         bounds=bounds,
         options={
-            "maxiter": max_iter,
-            "maxfun": 20 * max_iter,
+            "maxiter": max(int(max_iter), 1),
+            "maxfun": 20 * max(int(max_iter), 1),
             "gtol": tol,
             "ftol": 0.0,
             "maxcor": 20,
         },
     )
     theta = res.x
-    grad = np.asarray(res.jac)
+    # The gradient at the returned point (after an abnormal line search
+    # ``res.jac`` may belong to a rejected trial point).
+    grad = evaluated.get(theta.tobytes())
+    if grad is None:
+        grad = fun(theta)[1]
     at_bound = np.zeros(theta.size, dtype=bool)
-    at_bound[n_mu + n_w :] = theta[n_mu + n_w :] <= eta_lower + 1e-12
+    at_bound[n_mu + n_w :] = theta[n_mu + n_w :] <= t_lower * (1.0 + 1e-12)
     proj = np.where(at_bound & (grad > 0), 0.0, grad)
-    grad_norm = float(np.max(np.abs(proj)))
-    mu, W, psi = unpack(theta)
-    W = canonical_rotation(W, psi)
-    heywood = heywood_features(psi / var, min_noise)
-    return FactorFit(
-        np.array(mu, dtype=np.float64),
-        W,
-        psi,
-        float(res.fun),
-        int(res.nit),
-        bool(grad_norm <= 100 * tol),
-        heywood,
-        grad_norm,
-        f"{res.message} [{mode}, {res.nfev} evaluations]",
-    )
+    grad_norm = float(np.max(np.abs(proj))) if proj.size else 0.0
+    mean, comp, noise = unpack(theta)
+    return res, np.array(mean, dtype=np.float64), comp, noise, grad_norm
