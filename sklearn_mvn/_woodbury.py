@@ -965,7 +965,10 @@ def _lbfgs_cycle(
         comp = precond[:, np.newaxis] * theta[n_mu : n_mu + n_w].reshape(d, k)
         return mean, comp, psi * theta[n_mu + n_w :]
 
-    evaluated = {}
+    # The gradient of the last evaluation and of the last accepted iterate
+    # (only these: a dict of every evaluation would grow with the run).
+    last = {}
+    accepted = {}
 
     def fun(theta):
         mean, comp, noise = unpack(theta)
@@ -974,8 +977,12 @@ def _lbfgs_cycle(
         if fit_mean:
             parts.insert(0, root_mean.apply_t(g_mu * scale))
         grad = np.concatenate(parts) / weight
-        evaluated[theta.tobytes()] = grad
+        last["theta"], last["grad"] = theta.copy(), grad
         return value / weight, grad
+
+    def callback(theta):
+        if "theta" in last and np.array_equal(theta, last["theta"]):
+            accepted["theta"], accepted["grad"] = last["theta"], last["grad"]
 
     theta0 = np.concatenate(
         [np.zeros(n_mu), (W / precond[:, np.newaxis]).ravel(), np.ones(d)]
@@ -987,6 +994,7 @@ def _lbfgs_cycle(
         jac=True,
         method="L-BFGS-B",
         bounds=bounds,
+        callback=callback,
         options={
             "maxiter": max(int(max_iter), 1),
             "maxfun": 20 * max(int(max_iter), 1),
@@ -998,7 +1006,11 @@ def _lbfgs_cycle(
     theta = res.x
     # The gradient at the returned point (after an abnormal line search
     # ``res.jac`` may belong to a rejected trial point).
-    grad = evaluated.get(theta.tobytes())
+    grad = None
+    for store in (last, accepted):
+        if "theta" in store and np.array_equal(theta, store["theta"]):
+            grad = store["grad"]
+            break
     if grad is None:
         grad = fun(theta)[1]
     at_bound = np.zeros(theta.size, dtype=bool)
