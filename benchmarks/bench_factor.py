@@ -41,7 +41,8 @@ from sklearn_mvn._woodbury import LowRankPlusDiagonal, fit_factor_model
 
 
 def load():
-    return "load average %.2f %.2f %.2f" % os.getloadavg()
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 def factor_data(rng, n, d, k, missing=0.0):
