@@ -2,8 +2,8 @@
 
 A Dask array is never gathered to the client. Its columns are rechunked into
 one chunk, each row block's statistics are computed where the block lives
-(one delayed :func:`~sklearn_mvn._stats.compute_stats` per block), and the
-statistics are tree-reduced with ``.merge`` as delayed tasks, so only one small
+(one delayed :func:`~sklearn_mvn._missing.compute_stats` per block), and the
+statistics are tree-reduced with ``merge_stats`` as delayed tasks, so only one small
 statistics object (O(n_features^2) numbers) comes back to the client. Scoring
 maps the log-density over row blocks and stays lazy.
 
@@ -15,15 +15,14 @@ Dask (an object cannot be a Dask array unless ``dask.array`` is loaded).
 # Authors: sklearn-mvn developers
 # License: BSD 3-Clause
 
-import copy
+import functools
 import math
 import sys
-import warnings
 
 import numpy as np
 from sklearn.utils import check_array
 
-from ._stats import compute_stats
+from ._missing import compute_stats, merge_stats
 from ._validation import check_sample_weight
 
 # Statistics merged per reduction task (the tree's fan-in).
@@ -41,15 +40,14 @@ def is_dask_array(X):
 # ---------------------------------------------------------------------------
 
 
-def _check_dask_X(estimator, X, reset):
+def _check_dask_X(X, n_features_in, name):
     """Check a Dask array's metadata; return it as float rows x one column chunk.
 
-    Checks the dimension, dtype and number of features, and sets (``reset``)
-    or checks ``n_features_in_``; the values themselves are checked by the
-    block tasks with the NumPy path's own checks, in the same pass that
-    computes their statistics.
+    Checks the dimension, dtype and, when ``n_features_in`` is not None, the
+    number of features; the values themselves are checked by the block tasks
+    with the NumPy path's own checks, in the same pass that computes their
+    statistics.
     """
-    name = type(estimator).__name__
     if X.ndim != 2:
         raise ValueError(
             f"Expected a 2-D Dask array, got a {X.ndim}-D array of shape "
@@ -79,14 +77,10 @@ def _check_dask_X(estimator, X, reset):
             f"X must have a numeric dtype, got a Dask array of dtype {X.dtype}; "
             "convert it with X.astype(float)."
         )
-    if reset:
-        estimator.n_features_in_ = n_features
-        if hasattr(estimator, "feature_names_in_"):
-            del estimator.feature_names_in_
-    elif n_features != estimator.n_features_in_:
+    if n_features_in is not None and n_features != n_features_in:
         raise ValueError(
             f"X has {n_features} features, but {name} is expecting "
-            f"{estimator.n_features_in_} features as input."
+            f"{n_features_in} features as input."
         )
     return X.rechunk({1: -1})
 
@@ -150,17 +144,14 @@ def _block_stats(block, weights, ensure_all_finite):
 
 def _merge_all(*parts):
     """Merge the statistics of several blocks (one node of the reduction tree)."""
-    total = parts[0]
-    for part in parts[1:]:
-        total = total.merge(part)
-    return total
+    return functools.reduce(merge_stats, parts)
 
 
-def _block_score_samples(block, estimator):
-    """The NumPy ``score_samples`` of one row block (validation included)."""
-    if block.shape[0] == 0:  # Dask allows empty blocks; validate_data does not
+def _block_scores(block, score):
+    """``score`` of one row block (Dask allows empty blocks, NumPy does not)."""
+    if block.shape[0] == 0:
         return np.empty(0)
-    return estimator.score_samples(block)
+    return score(block)
 
 
 # ---------------------------------------------------------------------------
@@ -169,11 +160,11 @@ def _block_score_samples(block, estimator):
 
 
 def dask_stats(
-    estimator,
     X,
     sample_weight=None,
     *,
-    reset=True,
+    n_features_in=None,
+    name="GradientGaussian",
     allow_zero_sum=False,
     ensure_all_finite=True,
 ):
@@ -181,14 +172,14 @@ def dask_stats(
 
     Parameters
     ----------
-    estimator : GradientGaussian
-        Receives (``reset``) or checks ``n_features_in_``.
     X : dask.array.Array of shape (n_samples, n_features)
         Data; its row chunks become the blocks.
     sample_weight : dask.array.Array or array-like of shape (n_samples,)
         Non-negative weights (rechunked to the row chunks of ``X``).
-    reset : bool, default=True
-        Whether this is a fresh fit (sets ``n_features_in_``).
+    n_features_in : int, default=None
+        The number of features ``X`` must have (None: any).
+    name : str, default="GradientGaussian"
+        The estimator's name, for messages.
     allow_zero_sum : bool, default=False
         Accept weights summing to zero (a ``partial_fit`` chunk).
     ensure_all_finite : bool or 'allow-nan', default=True
@@ -204,7 +195,7 @@ def dask_stats(
     import dask
     from dask import delayed
 
-    X = _check_dask_X(estimator, X, reset)
+    X = _check_dask_X(X, n_features_in, name)
     weights = _check_dask_weights(sample_weight, X, allow_zero_sum)
     blocks = X.to_delayed().ravel()
     if weights is None:
@@ -223,8 +214,7 @@ def dask_stats(
     (stats,) = dask.compute(parts[0])
     if stats.n_samples == 0:
         raise ValueError(
-            "Found array with 0 sample(s) while a minimum of 1 is required by "
-            f"{type(estimator).__name__}."
+            f"Found array with 0 sample(s) while a minimum of 1 is required by {name}."
         )
     if not allow_zero_sum and not stats.weight_sum > 0:
         raise ValueError(
@@ -233,31 +223,20 @@ def dask_stats(
     return stats
 
 
-def dask_score_samples(estimator, X):
-    """Lazy log-density of each row of a Dask array (one task per row block).
+def dask_score_samples(X, score, *, n_features_in, name):
+    """Lazy scores of each row of a Dask array (one task per row block).
 
-    Each block is scored by the estimator's own NumPy ``score_samples``, so
-    Dask and NumPy input share one scoring path.
+    Each block is scored by ``score``, the estimator's own NumPy scoring of a
+    validated block, so Dask and NumPy input share one scoring path.
 
     Returns
     -------
-    log_density : dask.array.Array of shape (n_samples,)
+    scores : dask.array.Array of shape (n_samples,)
     """
-    X = _check_dask_X(estimator, X, reset=False)
-    if hasattr(estimator, "feature_names_in_"):
-        # Blocks are plain arrays: warn once here, as validate_data would,
-        # rather than on the workers.
-        warnings.warn(
-            f"X does not have valid feature names, but {type(estimator).__name__} "
-            "was fitted with feature names",
-            UserWarning,
-            stacklevel=3,
-        )
-        estimator = copy.copy(estimator)
-        del estimator.feature_names_in_
+    X = _check_dask_X(X, n_features_in, name)
     return X.map_blocks(
-        _block_score_samples,
-        estimator,
+        _block_scores,
+        score,
         drop_axis=1,
         dtype=np.float64,
         meta=np.empty((0,), dtype=np.float64),

@@ -31,12 +31,9 @@ import warnings
 
 import numpy as np
 from scipy.linalg import LinAlgWarning, lu_factor, lu_solve
-from scipy.linalg.blas import dtrmm
 
-from ._stats import SufficientStats, chunk_rows, inverse_lower, solve_lower
-
-LOG_2PI = np.log(2.0 * np.pi)
-
+from ._linalg import LOG_2PI, solve_lower
+from ._stats import SufficientStats
 
 # ---------------------------------------------------------------------------
 # Solving with the factor
@@ -294,81 +291,3 @@ def penalty_stats(data_stats, *, shrinkage=0.0, reg_covar=0.0, target_var=None):
     if reg_covar > 0.0:
         terms.append(SufficientStats(0.0, data_stats.mean, reg_covar * eye))
     return terms
-
-
-# ---------------------------------------------------------------------------
-# Log-density of rows
-# ---------------------------------------------------------------------------
-
-
-def squared_mahalanobis(X, mean, factor, chunk_size=None):
-    """Squared Mahalanobis distance of each row of ``X`` to ``mean``.
-
-    ``|z|^2`` with ``z = Lambda^{-1}(x - mean)``, computed in chunks: the
-    residuals of a chunk are written into one reused float64 buffer (accurate
-    for large means, float64 also for float32 input), multiplied there in place
-    by the inverse triangular factor ``Lambda^{-1}`` (BLAS ``trmm``: half the
-    work of a dense product; the covariance is never inverted), and reduced to
-    their squared norms. The only temporary is one chunk.
-
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, n_features)
-    mean : ndarray of shape (n_features,)
-    factor : ndarray of shape (n_features, n_features)
-        Lower-triangular factor with a positive diagonal.
-    chunk_size : int, default=None
-        Rows per chunk.
-
-    Returns
-    -------
-    dist : ndarray of shape (n_samples,)
-    """
-    n_samples, n_features = X.shape
-    out = np.empty(n_samples)
-    if n_samples == 0:
-        return out
-    if chunk_size is None:
-        chunk_size = chunk_rows(n_features)
-    chunk_size = max(1, min(int(chunk_size), n_samples))
-    mean = np.asarray(mean, dtype=np.float64)
-    inverse = np.asfortranarray(inverse_lower(factor))
-    buffer = np.empty((chunk_size, n_features))
-    # NaN or infinity in X give NaN or infinity, which the estimator checks.
-    with np.errstate(invalid="ignore", over="ignore"):
-        for start in range(0, n_samples, chunk_size):
-            stop = min(start + chunk_size, n_samples)
-            block = buffer[: stop - start]
-            np.subtract(X[start:stop], mean, out=block)
-            # block.T (F-contiguous) holds the residuals as columns; trmm
-            # overwrites them with z = Lambda^{-1} (x - mean).
-            z = dtrmm(1.0, inverse, block.T, lower=1, overwrite_b=1)
-            np.einsum("ij,ij->j", z, z, out=out[start:stop])
-    return out
-
-
-def log_density(X, mean, factor, chunk_size=None):
-    """Log-density of each row of ``X`` under ``N(mean, factor factor^T)``.
-
-    ``-d/2 log 2 pi - log|det Lambda| - |z|^2 / 2`` with
-    ``z = Lambda^{-1}(x - mean)``, ``|z|^2`` from :func:`squared_mahalanobis`.
-
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, n_features)
-    mean : ndarray of shape (n_features,)
-    factor : ndarray of shape (n_features, n_features)
-        Lower-triangular factor with a positive diagonal.
-    chunk_size : int, default=None
-        Rows per chunk.
-
-    Returns
-    -------
-    log_density : ndarray of shape (n_samples,)
-    """
-    n_features = X.shape[1]
-    const = -0.5 * n_features * LOG_2PI - float(np.sum(np.log(np.diag(factor))))
-    out = squared_mahalanobis(X, mean, factor, chunk_size)
-    out *= -0.5
-    out += const
-    return out

@@ -37,10 +37,16 @@ path.
 
 import numpy as np
 from scipy import sparse
-from scipy.linalg import solve_triangular
 
-from ._gradients import LOG_2PI, log_density, nll_grad_stats
-from ._stats import SufficientStats, chunk_rows
+from ._gradients import nll_grad_stats
+from ._linalg import (
+    LOG_2PI,
+    log_density,
+    map_chunks,
+    precision_from_factor,
+    row_chunks,
+)
+from ._stats import SufficientStats
 
 # Largest missing-block size inverted by the vectorised sweep operator.
 _SWEEP_MAX = 6
@@ -59,10 +65,10 @@ def check_missing(X, *, what="X"):
     Works in chunks, so no boolean array of the size of ``X`` is created.
     """
     n_samples, n_features = X.shape
-    step = chunk_rows(n_features)
     has_nan = False
-    for start in range(0, n_samples, step):
-        block = X[start : start + step]
+    for rows in row_chunks(n_samples, n_features):
+        start = rows.start
+        block = X[rows]
         inf = np.isinf(block)
         if inf.any():
             row, col = np.argwhere(inf)[0]
@@ -289,15 +295,13 @@ class PatternStats:
         stats : PatternStats
         """
         n_samples, n_features = X.shape
-        if chunk_size is None:
-            chunk_size = chunk_rows(n_features)
         parts = []
-        for start in range(0, n_samples, chunk_size):
-            block = np.asarray(X[start : start + chunk_size], dtype=np.float64)
+        for rows in row_chunks(n_samples, n_features, chunk_size):
+            block = np.asarray(X[rows], dtype=np.float64)
             if sample_weight is None:
                 w = np.ones(block.shape[0])
             else:
-                w = np.asarray(sample_weight[start : start + chunk_size], np.float64)
+                w = np.asarray(sample_weight[rows], np.float64)
                 block, w = block[w > 0], w[w > 0]
             if block.shape[0]:
                 parts.append(_chunk_patterns(block, w))
@@ -469,12 +473,25 @@ def _chunk_patterns(block, w):
     return obs, weight, count, mean, np.concatenate(pieces), np.concatenate(owners)
 
 
-def build_stats(X, sample_weight=None):
-    """Statistics of ``X`` for fitting: the one entry point of ``fit``.
+def compute_stats(X, sample_weight=None):
+    """Statistics of a validated array: the one entry point that builds them.
 
-    Returns a plain :class:`SufficientStats` (the complete-data fast path,
-    unchanged) when ``X`` has no NaN, a :class:`PatternStats` otherwise.
-    Raises a ValueError on infinity or on a row without observed entry.
+    ``fit``, ``partial_fit`` and every Dask block build their statistics here
+    and combine them only with :func:`merge_stats`. Returns a plain
+    :class:`SufficientStats` (the complete-data fast path) when ``X`` has no
+    NaN, a :class:`PatternStats` otherwise. Raises a ValueError on infinity or
+    on a row without observed entry.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Validated data; NaN marks a missing entry.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Validated non-negative weights; ``None`` means unit weights.
+
+    Returns
+    -------
+    stats : SufficientStats or PatternStats
     """
     # Complete data are read once: NaN or infinity make the statistics
     # non-finite, and only then is X searched (finite data too large to square
@@ -487,16 +504,22 @@ def build_stats(X, sample_weight=None):
     return PatternStats.from_array(X, sample_weight)
 
 
+def merge_stats(first, second):
+    """Statistics of the union of two samples, complete or per pattern.
+
+    Two :class:`SufficientStats` merge as such; if either side has missing
+    values the result is a :class:`PatternStats`.
+    """
+    if isinstance(first, SufficientStats) and isinstance(second, SufficientStats):
+        return first.merge(second)
+    if isinstance(first, SufficientStats):
+        first, second = second, first
+    return first.merge(second)
+
+
 # ---------------------------------------------------------------------------
 # Conditioning on the observed entries
 # ---------------------------------------------------------------------------
-
-
-def _precision(factor):
-    """``Lambda^{-1}`` and ``P = Lambda^{-T} Lambda^{-1}``."""
-    d = factor.shape[0]
-    inv = solve_triangular(factor, np.eye(d), lower=True, check_finite=False)
-    return inv, inv.T @ inv
 
 
 def _batches(n_items, per_item):
@@ -567,7 +590,7 @@ def conditional_fill(X, mean, factor):
     n_missing : ndarray of shape (n_samples,)
     """
     X = np.array(X, dtype=np.float64)
-    _, precision = _precision(factor)
+    _, precision = precision_from_factor(factor)
     missing_mask = np.isnan(X)
     n_missing = missing_mask.sum(axis=1)
     log_det = np.zeros(X.shape[0])
@@ -588,15 +611,6 @@ def conditional_fill(X, mean, factor):
     return X, log_det, n_missing
 
 
-def _by_chunks(X, func):
-    """``func`` applied to row chunks of ``X`` (no temporary of X's size)."""
-    step = chunk_rows(X.shape[1])
-    out = np.empty(X.shape[0])
-    for start in range(0, X.shape[0], step):
-        out[start : start + step] = func(X[start : start + step])
-    return out
-
-
 def marginal_log_density(X, mean, factor):
     """Log-density of each row's observed entries under ``N(mean, S)``.
 
@@ -610,7 +624,7 @@ def marginal_log_density(X, mean, factor):
         filled, log_det, n_missing = conditional_fill(block, mean, factor)
         return log_density(filled, mean, factor) + 0.5 * (n_missing * LOG_2PI - log_det)
 
-    return _by_chunks(X, chunk)
+    return map_chunks(X, chunk)
 
 
 def marginal_mahalanobis(X, mean, factor):
@@ -620,13 +634,13 @@ def marginal_mahalanobis(X, mean, factor):
     ``x_hat`` the row completed by its conditional expectation. Computed in
     chunks of rows.
     """
-    inv, _ = _precision(factor)
+    inv, _ = precision_from_factor(factor)
 
     def chunk(block):
         z = (conditional_fill(block, mean, factor)[0] - mean) @ inv.T
         return np.einsum("ij,ij->i", z, z)
 
-    return _by_chunks(X, chunk)
+    return map_chunks(X, chunk)
 
 
 # ---------------------------------------------------------------------------
@@ -690,7 +704,7 @@ class MissingObjective:
         st = self.stats
         d = st.n_features
         w = st.pattern_weight
-        _, precision = _precision(factor)
+        _, precision = precision_from_factor(factor)
         fill = np.empty(self._miss_cols.size)
         root_fill = np.empty(self._root_cols.size)
         cond = np.zeros(d * d)

@@ -12,17 +12,16 @@ the objective the optimiser calls sees statistics, never ``X``.
 # License: BSD 3-Clause
 
 import numpy as np
-from scipy.linalg.blas import dgemv, dsyrk, dtrmm, dtrsm
-from scipy.linalg.lapack import dtrtri
+from scipy.linalg.blas import dgemv, dsyrk
 
-# Rows per chunk are chosen so that one float64 chunk takes about this many
-# bytes: small enough to stay in a core's cache (the chunk is written once and
-# read by the BLAS product while still cached) and to keep fit's extra memory
-# far below the size of X, large enough for efficient BLAS calls and a small
-# Python overhead per chunk. Wide data get at least ``_MIN_CHUNK_ROWS`` rows,
-# so that the rank-k update stays efficient.
-_CHUNK_BYTES = 2**20
-_MIN_CHUNK_ROWS = 2048
+from ._linalg import (  # noqa: F401 (re-exported for the tests)
+    chunk_rows,
+    inverse_lower,
+    multiply_lower,
+    row_chunks,
+    solve_lower,
+)
+
 # Largest matrix-vector product (in elements) for the column sums: OpenBLAS
 # runs smaller ones on one thread.
 _SUM_ELEMENTS = 2**18
@@ -41,62 +40,6 @@ _MAX_KAPPA_UNSHIFTED = 16.0
 _MAX_KAPPA = 1e4
 # Rows of X that choose the shift.
 _PROBE_ROWS = 1024
-
-
-def chunk_rows(n_features, chunk_bytes=_CHUNK_BYTES):
-    """Number of rows of a float64 chunk of about ``chunk_bytes`` bytes."""
-    return max(_MIN_CHUNK_ROWS, int(chunk_bytes // (8 * max(n_features, 1))))
-
-
-def solve_lower(factor, rhs, trans=False):
-    """``factor^{-1} rhs``, or ``factor^{-T} rhs``, for a lower-triangular factor.
-
-    Calls BLAS ``trsm`` directly: LAPACK ``trtrs``, behind
-    :func:`scipy.linalg.solve_triangular`, is threaded in OpenBLAS and can take
-    milliseconds even for 10 x 10 systems when the cores are busy. The factor
-    must have a non-zero diagonal (not checked).
-
-    Parameters
-    ----------
-    factor : ndarray of shape (n, n)
-        Lower triangular (the strict upper triangle is ignored).
-    rhs : ndarray of shape (n,) or (n, k)
-    trans : bool, default=False
-        Solve with the transpose of ``factor``.
-
-    Returns
-    -------
-    solution : ndarray of the shape of ``rhs``
-    """
-    rhs = np.asarray(rhs, dtype=np.float64)
-    matrix = rhs[:, np.newaxis] if rhs.ndim == 1 else rhs
-    solution = dtrsm(
-        1.0, np.asarray(factor, dtype=np.float64), matrix, lower=1, trans_a=int(trans)
-    )
-    return solution[:, 0] if rhs.ndim == 1 else solution
-
-
-def inverse_lower(factor):
-    """Inverse of a lower-triangular factor with a non-zero diagonal.
-
-    LAPACK ``trtri``: a third of the work of solving against the identity.
-    """
-    inverse, info = dtrtri(np.asarray(factor, dtype=np.float64), lower=1)
-    if info != 0:
-        raise ValueError(
-            "factor is singular; the covariance factor must be invertible."
-        )
-    return np.tril(inverse)
-
-
-def multiply_lower(factor, other):
-    """``factor @ other`` for a lower-triangular ``factor`` (BLAS ``trmm``)."""
-    return dtrmm(
-        1.0,
-        np.asarray(factor, dtype=np.float64),
-        np.asarray(other, dtype=np.float64),
-        lower=1,
-    )
 
 
 class SufficientStats:
@@ -191,16 +134,12 @@ class SufficientStats:
 
         Parameters
         ----------
-        other : SufficientStats or PatternStats
-            Statistics per missingness pattern merge on their side (the union
-            is commutative), so code that only calls ``merge`` accepts both.
+        other : SufficientStats
 
         Returns
         -------
-        merged : SufficientStats or PatternStats
+        merged : SufficientStats
         """
-        if not isinstance(other, SufficientStats):
-            return other.merge(self)
         w_a, w_b = self.weight_sum, other.weight_sum
         n_samples = self.n_samples + other.n_samples
         if w_b == 0.0:
@@ -250,33 +189,6 @@ class SufficientStats:
             f"SufficientStats(weight_sum={self.weight_sum!r}, "
             f"n_features={self.n_features}, n_samples={self.n_samples})"
         )
-
-
-def compute_stats(X, sample_weight=None):
-    """Statistics of a validated array: the one entry point that builds them.
-
-    ``fit``, ``partial_fit`` and every Dask block build their statistics here
-    and combine them only with ``.merge``, so a richer statistics object (for
-    example per-pattern statistics of data with missing values) flows through
-    all of them by changing this function alone.
-
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, n_features)
-        Validated data.
-    sample_weight : ndarray of shape (n_samples,), default=None
-        Validated non-negative weights; ``None`` means unit weights.
-
-    Returns
-    -------
-    stats : SufficientStats or PatternStats
-        Mergeable statistics of ``X``: per missingness pattern when ``X`` has
-        NaN.
-    """
-    # Imported here: ``_missing`` builds on this module.
-    from ._missing import build_stats
-
-    return build_stats(X, sample_weight)
 
 
 # ---------------------------------------------------------------------------
@@ -336,8 +248,8 @@ def _shifted_moments(X, sample_weight, shift, chunk_size):
         if sample_weight is not None:
             root = np.empty(chunk_size)
     weight_sum = 0.0
-    for start in range(0, n_samples, chunk_size):
-        stop = min(start + chunk_size, n_samples)
+    for chunk in row_chunks(n_samples, chunk_size=chunk_size):
+        start, stop = chunk.start, chunk.stop
         rows = stop - start
         vector = ones[:rows]
         if shift is None:

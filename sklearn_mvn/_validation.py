@@ -8,9 +8,14 @@ in scikit-learn touches one module.
 # Authors: sklearn-mvn developers
 # License: BSD 3-Clause
 
+import os
+import sys
+import warnings
 from numbers import Integral, Real
 
+import joblib
 import numpy as np
+import sklearn
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -22,7 +27,28 @@ __all__ = [
     "_fit_context",
     "check_numeric_input",
     "check_sample_weight",
+    "warn_at_caller",
 ]
+
+# Frames in these folders are not the user's: a warning skips them.
+_LIBRARY_DIRS = tuple(
+    os.path.dirname(path) + os.sep
+    for path in (__file__, sklearn.__file__, joblib.__file__)
+)
+
+
+def warn_at_caller(message, category=UserWarning):
+    """Warn with the file and line of the first caller outside the library.
+
+    Frames of this package, of scikit-learn (meta-estimators such as
+    ``Pipeline`` or ``GridSearchCV`` calling ``fit``) and of joblib (which
+    runs their fits) are skipped, so the warning points at the user's line
+    whatever the call path.
+    """
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(_LIBRARY_DIRS):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def check_numeric_input(X):

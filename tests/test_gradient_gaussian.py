@@ -151,8 +151,10 @@ def test_float32_input():
 
 def test_density_estimator_tag_and_mixin_order():
     assert GradientGaussian().__sklearn_tags__().estimator_type == "density_estimator"
-    bases = GradientGaussian.__bases__
-    assert bases[0].__name__ == "DensityMixin" and bases[1].__name__ == "BaseEstimator"
+    # The shared base class is BaseDensity(DensityMixin, BaseEstimator): the
+    # mixin stays on the left of BaseEstimator in the method resolution order.
+    names = [cls.__name__ for cls in GradientGaussian.__mro__]
+    assert names.index("DensityMixin") < names.index("BaseEstimator")
 
 
 def test_pipeline_gridsearch_and_cross_val_score():
@@ -250,3 +252,18 @@ def test_nan_inf_and_sparse_input_errors():
         GradientGaussian().fit(X_inf)
     with pytest.raises(TypeError, match="dense"):
         GradientGaussian().fit(sparse.csr_matrix(X))
+
+
+def test_reg_covar_is_honoured_next_to_a_large_constant_feature():
+    """Issue 14, defect 6: a constant timestamp-like column with reg_covar."""
+    rng = np.random.RandomState(0)
+    X = np.c_[rng.randn(100, 2), np.full(100, 1.7e12)]
+    model = GradientGaussian(reg_covar=1e-6).fit(X)
+    assert model.covariance_[2, 2] == pytest.approx(1e-6, rel=1e-9)
+    expected = np.cov(X[:, :2].T, bias=True) + 1e-6 * np.eye(2)
+    assert_allclose(model.covariance_[:2, :2], expected, rtol=1e-9)
+    # too small to be represented: the message names a value that works
+    with pytest.raises(ValueError, match=r"reg_covar >= ([0-9.e+-]+) works") as info:
+        GradientGaussian(reg_covar=1e-12).fit(X)
+    works = float(str(info.value).split("reg_covar >= ")[1].split(" ")[0])
+    GradientGaussian(reg_covar=works).fit(X)

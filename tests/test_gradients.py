@@ -6,13 +6,13 @@ from numpy.testing import assert_allclose
 from scipy.stats import multivariate_normal
 
 from sklearn_mvn._gradients import (
-    log_density,
     nll,
     nll_grad,
     nll_grad_stats,
     nll_stats,
     penalty_stats,
 )
+from sklearn_mvn._linalg import log_density
 from sklearn_mvn._stats import SufficientStats
 
 

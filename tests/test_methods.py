@@ -8,7 +8,7 @@ from sklearn.covariance import EmpiricalCovariance
 from sklearn.mixture import GaussianMixture
 
 from sklearn_mvn import GradientGaussian
-from sklearn_mvn._gradients import LOG_2PI, squared_mahalanobis
+from sklearn_mvn._linalg import LOG_2PI, squared_mahalanobis
 
 COVARIANCE_TYPES = ["full", "diag", "spherical"]
 

@@ -11,10 +11,11 @@ from sklearn_mvn._gradients import penalty_stats
 from sklearn_mvn._missing import (
     MissingObjective,
     PatternStats,
-    build_stats,
+    compute_stats,
     marginal_mahalanobis,
+    merge_stats,
 )
-from sklearn_mvn._optimize import FactorStructure
+from sklearn_mvn._representations import TriangularCovariance
 from sklearn_mvn._stats import SufficientStats
 
 # ---------------------------------------------------------------------------
@@ -148,13 +149,14 @@ def test_pattern_stats_merge_equals_whole():
     X = _mcar(rng, 400, 5, 0.2)
     whole = PatternStats.from_array(X)
     halves = PatternStats.from_array(X[:150]).merge(PatternStats.from_array(X[150:]))
-    # A complete block merges as plain SufficientStats, from either side.
+    # A complete block merges as plain SufficientStats, from either side
+    # (merge_stats, the one function that merges any two statistics).
     complete = ~np.isnan(X).any(axis=1)
     mixed = PatternStats.from_array(X[~complete]).merge(
         SufficientStats.from_array(X[complete])
     )
-    mixed_left = SufficientStats.from_array(X[complete]).merge(
-        PatternStats.from_array(X[~complete])
+    mixed_left = merge_stats(
+        SufficientStats.from_array(X[complete]), PatternStats.from_array(X[~complete])
     )
     for merged in (halves, mixed, mixed_left):
         assert merged.n_patterns == whole.n_patterns
@@ -176,13 +178,13 @@ def test_pattern_stats_merge_equals_whole():
 def test_without_nan_the_plain_path_is_identical():
     rng = np.random.RandomState(2)
     X = rng.randn(200, 4) @ rng.randn(4, 4)
-    assert isinstance(build_stats(X), SufficientStats)
+    assert isinstance(compute_stats(X), SufficientStats)
     model = GradientGaussian().fit(X)
     plain = GradientGaussian()._fit_stats(SufficientStats.from_array(X))
     for attr in ("mean_", "covariance_", "factor_", "precision_"):
         assert_array_equal(getattr(model, attr), getattr(plain, attr))
     assert model.n_iter_ == plain.n_iter_ == 0
-    assert isinstance(build_stats(np.where(X > 2, np.nan, X)), PatternStats)
+    assert isinstance(compute_stats(np.where(X > 2, np.nan, X)), PatternStats)
 
 
 # ---------------------------------------------------------------------------
@@ -291,7 +293,7 @@ def test_gradients_finite_differences(covariance_type, shrinkage, reg_covar, wei
     penalties = penalty_stats(available, shrinkage=shrinkage, reg_covar=reg_covar)
     scale = (1.0 - shrinkage) / W
     objective = MissingObjective(stats, penalties, scale)
-    structure = FactorStructure(covariance_type, d)
+    structure = TriangularCovariance(covariance_type, d)
     mean = rng.randn(d)
     factor = structure.project(np.tril(rng.randn(d, d)) + 2.0 * np.eye(d))
 
@@ -318,11 +320,11 @@ def test_gradients_finite_differences(covariance_type, shrinkage, reg_covar, wei
         assert_allclose(g_mean, ref_mean, rtol=1e-9, atol=1e-12)
         assert_allclose(np.tril(g_factor), np.tril(ref_factor), rtol=1e-9, atol=1e-12)
     # Central finite differences over the free parameters.
-    theta = np.concatenate([mean, structure.pack_factor(factor)])
+    theta = np.concatenate([mean, structure.pack(factor)])
     grad = np.concatenate([g_mean, structure.restrict_grad(g_factor)])
 
     def f(t):
-        return objective(t[:d], structure.unpack_factor(t[d:]))[0]
+        return objective(t[:d], structure.unpack(t[d:]))[0]
 
     h = 1e-6
     fd = np.array(

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from sklearn_mvn import GradientGaussian
 
@@ -166,16 +167,35 @@ def test_failed_chunk_leaves_statistics_unchanged():
     assert_same_gaussian(model, GradientGaussian().fit(X))
 
 
-def test_singular_first_chunk_raises_and_is_not_kept():
-    """The MLE of too few rows does not exist; the next call starts afresh."""
+def test_singular_first_chunk_is_kept_until_the_model_is_determined():
+    """The MLE of too few rows does not exist: the chunk is kept (issue 14,
+    defect 4), the call warns, the estimator is not fitted, and it fits as
+    soon as the rows determine a model."""
     X, _ = ill_conditioned()
     model = GradientGaussian()
-    with pytest.raises(ValueError, match="singular"):
+    with pytest.warns(UserWarning, match="1 rows seen so far") as record:
         model.partial_fit(X[:1])
-    assert not hasattr(model, "n_samples_seen_")
+    assert record[0].filename == __file__
+    assert model.n_samples_seen_ == 1
+    with pytest.raises(NotFittedError):
+        model.score_samples(X[:3])
     model.partial_fit(X[1:])
-    assert model.n_samples_seen_ == N_SAMPLES - 1
-    assert_same_gaussian(model, GradientGaussian().fit(X[1:]), tol=1e-14)
+    assert model.n_samples_seen_ == N_SAMPLES
+    assert_same_gaussian(model, GradientGaussian().fit(X), tol=1e-12)
+
+
+def test_rows_one_at_a_time_lose_nothing():
+    """Streaming single rows: every row is kept, the fit equals fit(X)."""
+    X, _ = ill_conditioned(n_samples=40)
+    model = GradientGaussian()
+    d = X.shape[1]
+    with pytest.warns(UserWarning, match="do not determine a model"):
+        for i in range(d):
+            model.partial_fit(X[i : i + 1])
+    for i in range(d, X.shape[0]):
+        model.partial_fit(X[i : i + 1])
+    assert model.n_samples_seen_ == X.shape[0]
+    assert_same_gaussian(model, GradientGaussian().fit(X), tol=1e-10)
 
 
 def test_single_row_chunks_with_regularisation_from_the_start():

@@ -11,8 +11,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.linalg import solve_triangular
 from scipy.stats import multivariate_normal
 
-from sklearn_mvn import GradientGaussian, _stats
-from sklearn_mvn._gradients import log_density
+from sklearn_mvn import GradientGaussian, _linalg, _stats
+from sklearn_mvn._linalg import log_density
 from sklearn_mvn._stats import (
     SufficientStats,
     _chunk_stats,
@@ -202,9 +202,9 @@ def test_chunk_stats_and_empty():
 def test_chunk_rows():
     for n_features in [1, 10, 50, 500, 5000]:
         rows = chunk_rows(n_features)
-        assert rows >= _stats._MIN_CHUNK_ROWS
-        assert rows == _stats._MIN_CHUNK_ROWS or (
-            8 * rows * n_features <= _stats._CHUNK_BYTES
+        assert rows >= _linalg._MIN_CHUNK_ROWS
+        assert rows == _linalg._MIN_CHUNK_ROWS or (
+            8 * rows * n_features <= _linalg._CHUNK_BYTES
         )
 
 

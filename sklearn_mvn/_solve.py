@@ -1,0 +1,420 @@
+"""The solver: objective + representation + start -> one result.
+
+Plain functions, no estimator. :func:`solve` runs cycles of preconditioned
+L-BFGS-B. Each cycle works in coordinates whitened at its starting point,
+
+    mean = shift + chol @ u,    factor = chol @ T,
+
+where ``chol chol^T`` is that point's covariance restricted to the
+representation's structure (the pilot for the first cycle), so the problem is
+close to isotropic whatever the scales and correlations of the data and the
+iteration count does not depend on them. For exact objectives (complete-data
+statistics) one cycle normally suffices (the pilot is the optimum); inexact
+ones (missing values) are re-whitened every ``_CYCLE_ITER`` iterations, and
+polished by EM steps when the line search stalls at their round-off floor.
+
+Each concern lives in one place: the start point (pilot, warm start, or the
+better of the two for ``partial_fit``) in :func:`_start`, the convergence rule
+in :func:`_verdict`, progress output in :class:`Progress`.
+"""
+
+# Authors: sklearn-mvn developers
+# License: BSD 3-Clause
+
+import time
+
+import numpy as np
+from scipy.optimize import minimize
+
+from ._linalg import multiply_lower, solve_lower
+
+_EPS = np.finfo(np.float64).eps
+# L-BFGS-B iterations between re-whitenings of an inexact objective.
+_CYCLE_ITER = 10
+# EM steps at most that polish an inexact fit below round-off.
+_POLISH_STEPS = 30
+
+
+class SolveResult:
+    """Outcome of :func:`solve`, in the user's units.
+
+    Attributes
+    ----------
+    mean : ndarray of shape (n_features,)
+    factor : ndarray
+        The representation's factor.
+    objective : float
+        The minimised objective (the estimator's ``objective_``).
+    grad_norm : float
+        Largest entry of the projected gradient in whitened coordinates.
+    n_iter : int
+        L-BFGS-B iterations over all cycles.
+    converged : bool
+    message : str
+        Why the solver stopped.
+    history : list of tuple of (float, float)
+        Objective (scale of ``objective``) and gradient norm at the start and
+        after every iteration.
+    """
+
+    def __init__(self, mean, factor, objective, grad_norm, n_iter, converged, message):
+        self.mean = mean
+        self.factor = factor
+        self.objective = float(objective)
+        self.grad_norm = float(grad_norm)
+        self.n_iter = int(n_iter)
+        self.converged = bool(converged)
+        self.message = message
+        self.history = []
+
+
+class Progress:
+    """``verbose`` output: one line per iteration, phases, a summary.
+
+    Iterations are numbered across cycles; objective values are on the scale
+    of ``objective_``.
+    """
+
+    def __init__(self, verbose, name):
+        self.verbose = verbose
+        self.name = name
+        self.history = []
+        self.iteration = 0
+        self._start = time.perf_counter()
+
+    def phase(self, label):
+        if self.verbose:
+            print(f"-- {label} (after iteration {self.iteration})")
+
+    def record(self, value, grad_norm, step=True):
+        self.iteration += int(step)
+        self.history.append((float(value), float(grad_norm)))
+        if self.verbose:
+            print(
+                f"Iteration {self.iteration}: objective = {value:.12g}, "
+                f"|grad| = {grad_norm:.3e}"
+            )
+
+    def summary(self, result):
+        if self.verbose:
+            state = "converged" if result.converged else "did not converge"
+            print(
+                f"{self.name} {state}: {result.n_iter} iterations, "
+                f"objective = {result.objective:.12g}, "
+                f"|grad| = {result.grad_norm:.3e}, "
+                f"{time.perf_counter() - self._start:.3f} s ({result.message})"
+            )
+
+
+# ---------------------------------------------------------------------------
+# One cycle: L-BFGS-B in whitened coordinates
+# ---------------------------------------------------------------------------
+
+
+def _projected_norm(representation, theta, grad):
+    """Infinity norm of the gradient projected on the feasible box."""
+    n_features = theta.size - representation.n_theta
+    lower = np.r_[np.full(n_features, -np.inf), representation.lower_bounds()]
+    proj = np.where((theta <= lower) & (grad > 0), 0.0, grad)
+    return float(np.max(np.abs(proj))) if proj.size else 0.0
+
+
+def minimize_whitened(
+    evaluate,
+    representation,
+    mean0,
+    factor0,
+    *,
+    max_iter,
+    tol,
+    record=None,
+    record_start=None,
+):
+    """Minimise ``evaluate(mean, factor)`` over the representation with L-BFGS-B.
+
+    Parameters
+    ----------
+    evaluate : callable
+        ``evaluate(mean, factor) -> (value, grad_mean, grad_factor)``.
+    representation : covariance representation
+        Which entries of the factor are free, and their bounds.
+    mean0, factor0 : ndarray
+        Starting point; ``factor0`` is projected on the structure.
+    max_iter : int
+        Maximum number of L-BFGS-B iterations.
+    tol : float
+        Stop when the largest entry of the projected gradient is at most tol.
+    record : callable, default=None
+        ``record(value, grad_norm)`` after every iteration.
+    record_start : callable, default=None
+        ``record_start(value, grad_norm)`` at the starting point.
+
+    Returns
+    -------
+    mean, factor : ndarray
+    value, grad_norm : float
+    n_iter : int
+    status : int
+        0 converged, 1 iteration limit, 2 the line search failed.
+    message : str
+    """
+    d = mean0.shape[0]
+    rep = representation
+    last = {}
+
+    def fun(theta):
+        value, grad_mean, grad_factor = evaluate(theta[:d], rep.unpack(theta[d:]))
+        grad = np.concatenate([grad_mean, rep.restrict_grad(grad_factor)])
+        last["theta"], last["value"], last["grad"] = theta.copy(), value, grad
+        return value, grad
+
+    def callback(theta):
+        if not np.array_equal(theta, last.get("theta")):
+            fun(theta)
+        if record is not None:
+            record(last["value"], _projected_norm(rep, theta, last["grad"]))
+
+    lower = np.r_[np.full(d, -np.inf), rep.lower_bounds()]
+    theta0 = np.maximum(np.concatenate([mean0, rep.pack(factor0)]), lower)
+    value0, grad0 = fun(theta0)
+    norm0 = _projected_norm(rep, theta0, grad0)
+    if record_start is not None:
+        record_start(value0, norm0)
+    if norm0 <= tol:
+        theta, value, grad, n_iter, status = theta0, value0, grad0, 0, 0
+        message = "the starting point satisfies the tolerance"
+    elif max_iter == 0:
+        theta, value, grad, n_iter, status = theta0, value0, grad0, 0, 1
+        message = "max_iter = 0"
+    else:
+        bounds = list(zip(lower, np.full(lower.size, np.inf), strict=True))
+        res = minimize(
+            fun,
+            theta0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            callback=callback,
+            options={
+                "maxiter": max_iter,
+                "maxfun": max(15000, 20 * max_iter),
+                "gtol": tol,
+                # Convergence is decided by the gradient: at small gradients
+                # the objective's decrease is below its rounding error, so a
+                # test on it would stop early.
+                "ftol": 0.0,
+                "maxcor": 20,
+            },
+        )
+        theta, value, n_iter = res.x, float(res.fun), int(res.nit)
+        grad, message = np.asarray(res.jac), str(res.message)
+        status = min(int(res.status), 2)
+    return (
+        theta[:d].copy(),
+        rep.unpack(theta[d:]),
+        float(value),
+        _projected_norm(rep, theta, grad),
+        n_iter,
+        status,
+        message,
+        (value0, norm0),
+    )
+
+
+# ---------------------------------------------------------------------------
+# The convergence rule, the start point, polishing
+# ---------------------------------------------------------------------------
+
+
+def _verdict(grad_norm, tol, *, stalled, floor):
+    """``'converged'``, ``'floor'`` or ``'short'``: the one convergence rule.
+
+    Converged when the largest whitened gradient entry is at most ``tol``.
+    When the line search stalls (it cannot decrease the objective within
+    floating-point resolution), a gradient within ``floor`` (the objective's
+    noise floor) is ``'floor'``: at the optimum to working precision. Anything
+    else is short of the optimum.
+    """
+    if grad_norm <= tol:
+        return "converged"
+    if stalled and grad_norm <= floor:
+        return "floor"
+    return "short"
+
+
+def _start(objective, representation, pilot, start, compare_pilot):
+    """The starting mean and covariance, in the objective's coordinates.
+
+    The ``pilot``; or ``start`` (a previous solution, as mean and covariance
+    in the user's units), or, with ``compare_pilot``, the better of the two.
+    """
+    if start is None:
+        return pilot
+    previous = objective.internal(*start)
+    if not compare_pilot:
+        return previous
+
+    def value(point):
+        mean, covariance = point
+        factor = representation.preconditioner(
+            covariance, mean, objective.n_samples, objective.regularised
+        )
+        return objective(mean, factor)[0]
+
+    return pilot if value(pilot) < value(previous) else previous
+
+
+def _polish(objective, representation, mean, factor, tol, n_samples):
+    """EM steps until the whitened gradient meets ``tol`` (inexact objectives).
+
+    EM steps need no objective values, so they work below the line search's
+    noise floor. The M-step is restricted to the representation's structure.
+    Returns the last point, its objective value and whether ``tol`` was met.
+    """
+    for _ in range(_POLISH_STEPS):
+        value, grad_mean, grad_factor, new_mean, new_cov = objective.em_step(
+            mean, factor
+        )
+        grad = max(
+            np.max(np.abs(grad_mean)),
+            np.max(np.abs(representation.restrict_grad(grad_factor))),
+        )
+        if grad <= tol:
+            return mean, factor, value, grad, True
+        try:
+            new_factor = representation.preconditioner(
+                new_cov, new_mean, n_samples, objective.regularised
+            )
+        except (ValueError, np.linalg.LinAlgError):
+            break
+        evaluated, (mean, factor) = (mean, factor), (new_mean, new_factor)
+    else:
+        mean, factor = evaluated
+    # The last point evaluated, with its value and gradient.
+    return mean, factor, value, grad, False
+
+
+# ---------------------------------------------------------------------------
+# The solver
+# ---------------------------------------------------------------------------
+
+
+def solve(
+    objective,
+    representation,
+    *,
+    start=None,
+    compare_pilot=False,
+    max_iter=200,
+    tol=1e-8,
+    verbose=0,
+    name="GradientGaussian",
+):
+    """Minimise an objective over a covariance representation.
+
+    Parameters
+    ----------
+    objective : objective (see :mod:`._likelihoods`)
+    representation : covariance representation
+    start : tuple of (ndarray, ndarray), default=None
+        A previous solution as mean and covariance in the user's units.
+    compare_pilot : bool, default=False
+        Start from the better of ``start`` and the pilot (``partial_fit``).
+    max_iter : int, default=200
+        L-BFGS-B iterations over all cycles.
+    tol : float, default=1e-8
+        Largest whitened gradient entry at convergence.
+    verbose : int, default=0
+        Print progress (see :class:`Progress`).
+    name : str, default="GradientGaussian"
+        Estimator name for the summary line.
+
+    Returns
+    -------
+    result : SolveResult
+    """
+    rep = representation
+    progress = Progress(verbose, name)
+    n_samples = objective.n_samples
+    # The pilot's preconditioner checks that the data determine a covariance.
+    pilot = objective.pilot()
+    pilot_mean, pilot_cov = pilot
+    pilot_chol = rep.preconditioner(
+        pilot_cov, pilot_mean, n_samples, objective.regularised
+    )
+    start_mean, start_cov = _start(objective, rep, pilot, start, compare_pilot)
+    cycle_iter = max_iter if objective.exact else _CYCLE_ITER
+    n_iter, previous, cycle = 0, np.inf, 0
+    # The first cycle is whitened at the pilot for exact objectives (where the
+    # pilot is the optimum, so the problem is isotropic there) and at the
+    # starting point for inexact ones; later cycles at the current estimate.
+    if objective.exact or start_cov is pilot_cov:
+        mean, covariance, chol = pilot_mean, pilot_cov, pilot_chol
+    else:
+        mean, covariance, chol = start_mean, start_cov, None
+    while True:
+        if chol is None:
+            try:
+                chol = rep.preconditioner(
+                    covariance, mean, n_samples, objective.regularised
+                )
+            except (ValueError, np.linalg.LinAlgError):
+                if cycle == 0:
+                    raise
+                break
+            if cycle > 0:
+                progress.phase(f"re-whitened at the current estimate (cycle {cycle})")
+        if cycle == 0 and start_cov is not covariance:
+            u0 = solve_lower(chol, start_mean - mean)
+            start_chol = rep.preconditioner(
+                start_cov, start_mean, n_samples, objective.regularised
+            )
+            t0 = np.tril(solve_lower(chol, start_chol))
+        else:
+            u0, t0 = np.zeros_like(mean), np.eye(mean.shape[0])
+        offset = objective.weight * float(np.sum(np.log(np.diag(chol))))
+        offset += objective.constant
+
+        def record(value, grad_norm, offset=offset):
+            progress.record(value + offset, grad_norm)
+
+        def record_start(value, grad_norm, offset=offset, first=cycle == 0):
+            if first:
+                progress.record(value + offset, grad_norm, step=False)
+
+        u, t, value, grad_norm, steps, status, message, _ = minimize_whitened(
+            objective.whitened(mean, chol),
+            rep,
+            u0,
+            rep.project(t0),
+            max_iter=min(max_iter - n_iter, cycle_iter),
+            tol=tol,
+            record=record,
+            record_start=record_start,
+        )
+        n_iter += steps
+        floor = 100.0 * tol
+        if not objective.exact:
+            floor = 10.0 * np.sqrt(_EPS * max(1.0, abs(value)))
+        verdict = _verdict(grad_norm, tol, stalled=status != 1, floor=floor)
+        value += offset
+        mean = mean + chol @ u
+        factor = multiply_lower(chol, t)
+        covariance = factor @ factor.T
+        chol, cycle = None, cycle + 1
+        if verdict != "short" or n_iter >= max_iter or not value < previous:
+            break
+        previous = value
+    converged = verdict != "short"
+    if verdict == "floor" and not objective.exact:
+        progress.phase("EM polish below the line search's noise floor")
+        mean, factor, value, grad_norm, converged = _polish(
+            objective, rep, mean, factor, tol, n_samples
+        )
+        value += objective.constant
+        message = "EM polish " + ("met tol" if converged else "did not meet tol")
+    mean, factor = objective.to_original(mean, factor)
+    result = SolveResult(mean, factor, value, grad_norm, n_iter, converged, message)
+    result.history = progress.history
+    progress.summary(result)
+    return result
