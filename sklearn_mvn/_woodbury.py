@@ -414,20 +414,53 @@ def nll_grad_stats(stats, mean, components, noise_variance):
     grad_components : ndarray of shape (n_features, n_factors)
     grad_noise_variance : ndarray of shape (n_features,)
     """
+    return _nll_grad_moments(
+        stats.weight_sum,
+        stats.mean,
+        lambda Q: stats.scatter @ Q,
+        np.diag(stats.scatter),
+        mean,
+        components,
+        noise_variance,
+    )
+
+
+def nll_grad_diagonal(
+    weight, data_mean, scatter_diag, mean, components, noise_variance
+):
+    """:func:`nll_grad_stats` for statistics with a diagonal scatter (O(d k^2)).
+
+    The penalty terms (shrinkage prior, ``reg_covar``) are such statistics.
+    """
+    scatter_diag = np.asarray(scatter_diag, dtype=np.float64)
+    return _nll_grad_moments(
+        float(weight),
+        np.asarray(data_mean, dtype=np.float64),
+        lambda Q: scatter_diag[:, np.newaxis] * Q,
+        scatter_diag,
+        mean,
+        components,
+        noise_variance,
+    )
+
+
+def _nll_grad_moments(
+    n, data_mean, scatter_dot, scatter_diag, mean, components, noise_variance
+):
+    """NLL and gradients from weight, mean and the scatter's action."""
     cov = LowRankPlusDiagonal(components, noise_variance)
-    n = stats.weight_sum
-    d = stats.n_features
+    d = cov.n_features
     V, root = cov._scaled, cov._root
-    delta = (stats.mean - np.asarray(mean, dtype=np.float64)) / root  # r~ of m
+    delta = (data_mean - np.asarray(mean, dtype=np.float64)) / root  # r~ of m
     # The moments of the data pass, from the statistics:
     # sum w r~ r~^T = C~ + n delta delta^T with C~ = C / (root root^T).
-    cv = stats.scatter @ (V / root[:, np.newaxis]) / root[:, np.newaxis]  # C~ V
+    cv = scatter_dot(V / root[:, np.newaxis]) / root[:, np.newaxis]  # C~ V
     dv = delta @ V
     z_sum_outer = cv + n * np.outer(delta, dv)  # sum w r~ z^T  (d, k)
     cross = z_sum_outer @ cov._core_inv  # sum w r~ q^T
     zz = V.T @ cv + n * np.outer(dv, dv)  # sum w z z^T
     qq = cov._core_inv @ zz @ cov._core_inv
-    sq_sum = np.diag(stats.scatter) / cov.noise_variance + n * delta**2
+    sq_sum = scatter_diag / cov.noise_variance + n * delta**2
     residual_sum = n * delta
     mean_sum = n * (cov._core_inv @ dv)
     trace = float(np.sum(sq_sum) - np.sum(cov._core_inv * zz))
@@ -813,7 +846,7 @@ def ppca_start(matvec, diag, n_factors, random_state=0, floor=MIN_NOISE):
 
 def _problem(X, stats, sample_weight, path, max_stats_features):
     """The data form, its centre and scales, and covariance products."""
-    from ._missing import PatternStats, build_stats
+    from ._missing import PatternStats, compute_stats
 
     if stats is None:
         X = np.asarray(X)
@@ -821,7 +854,7 @@ def _problem(X, stats, sample_weight, path, max_stats_features):
             path == "auto" and X.shape[1] <= max_stats_features
         )
         if use_stats:
-            stats = build_stats(X, sample_weight)
+            stats = compute_stats(X, sample_weight)
         elif np.isnan(X).any():
             stats = PatternStats.from_array(X, sample_weight)
     if isinstance(stats, PatternStats):
@@ -959,9 +992,64 @@ def fit_factor_model(
         psi0 = np.maximum(np.asarray(init[2]) / var, min_noise)
     fit_mean = mode == "patterns"
     mu, W, psi = center + scale * mu0, scale[:, np.newaxis] * W0, var * psi0
+    mu, W, psi, value, n_iter, grad_norm, message = run_cycles(
+        evaluate,
+        weight,
+        center,
+        var,
+        mu,
+        W,
+        psi,
+        fit_mean,
+        max_iter,
+        tol,
+        min_noise * var,
+    )
+    res_message = f"{message} [{mode}]"
+    W = canonical_rotation(W, psi)
+    heywood = heywood_features(psi / var, min_noise)
+    return FactorFit(
+        np.array(mu, dtype=np.float64),
+        W,
+        psi,
+        value,
+        n_iter,
+        bool(grad_norm <= 100 * tol),
+        heywood,
+        grad_norm,
+        res_message,
+    )
+
+
+def run_cycles(
+    evaluate,
+    weight,
+    center,
+    var,
+    mu,
+    W,
+    psi,
+    fit_mean,
+    max_iter,
+    tol,
+    psi_lower,
+    history=None,
+):
+    """Preconditioned L-BFGS-B cycles from ``(mu, W, psi)`` (original units).
+
+    Each cycle is preconditioned at the point where the previous one stopped
+    (see :func:`_lbfgs_cycle`); cycling stops at ``100 tol``, at
+    ``max_iter`` iterations in all, or when a cycle does not decrease the
+    objective.
+
+    Returns
+    -------
+    mu, W, psi, value, n_iter, grad_norm, message
+    """
     n_iter = 0
     n_fev = 0
     value = None
+    psi = np.maximum(psi, psi_lower)
     for _ in range(_MAX_CYCLES):
         res, mu, W, psi, grad_norm = _lbfgs_cycle(
             evaluate,
@@ -974,7 +1062,8 @@ def fit_factor_model(
             fit_mean,
             max_iter - n_iter,
             tol,
-            min_noise,
+            psi_lower,
+            history,
         )
         n_iter += int(res.nit)
         n_fev += int(res.nfev)
@@ -982,19 +1071,8 @@ def fit_factor_model(
         value = float(res.fun)
         if grad_norm <= 100 * tol or n_iter >= max_iter or not improved:
             break
-    W = canonical_rotation(W, psi)
-    heywood = heywood_features(psi / var, min_noise)
-    return FactorFit(
-        np.array(mu, dtype=np.float64),
-        W,
-        psi,
-        value,
-        n_iter,
-        bool(grad_norm <= 100 * tol),
-        heywood,
-        grad_norm,
-        f"{res.message} [{mode}, {n_fev} evaluations]",
-    )
+    message = f"{res.message} ({n_fev} evaluations)"
+    return mu, W, psi, value, n_iter, grad_norm, message
 
 
 # L-BFGS-B runs at most this many times, each preconditioned at the point the
@@ -1004,7 +1082,18 @@ _MAX_CYCLES = 5
 
 
 def _lbfgs_cycle(
-    evaluate, weight, center, var, mu, W, psi, fit_mean, max_iter, tol, min_noise
+    evaluate,
+    weight,
+    center,
+    var,
+    mu,
+    W,
+    psi,
+    fit_mean,
+    max_iter,
+    tol,
+    psi_lower,
+    history=None,
 ):
     """One L-BFGS-B run preconditioned at ``(mu, W, psi)`` (original units).
 
@@ -1021,7 +1110,7 @@ def _lbfgs_cycle(
     root_mean = _RootFactor(W / scale[:, np.newaxis], psi / var)
     mu_start = mu
     precond = np.sqrt(psi)
-    t_lower = np.minimum(min_noise * var / psi, 1.0)
+    t_lower = np.minimum(psi_lower / psi, 1.0)
     n_mu = d if fit_mean else 0
     n_w = d * k
 
@@ -1043,11 +1132,14 @@ def _lbfgs_cycle(
             parts.insert(0, root_mean.apply_t(g_mu * scale))
         grad = np.concatenate(parts) / weight
         last["theta"], last["grad"] = theta.copy(), grad
+        last["value"] = value / weight
         return value / weight, grad
 
     def callback(theta):
         if "theta" in last and np.array_equal(theta, last["theta"]):
             accepted["theta"], accepted["grad"] = last["theta"], last["grad"]
+            if history is not None:
+                history.append((last["value"], float(np.max(np.abs(last["grad"])))))
 
     theta0 = np.concatenate(
         [np.zeros(n_mu), (W / precond[:, np.newaxis]).ravel(), np.ones(d)]
