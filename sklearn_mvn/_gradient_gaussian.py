@@ -382,7 +382,8 @@ class GradientGaussian(BaseDensity):
         if k >= n_samples - 1 and self.shrinkage == 0.0 and self.reg_covar == 0.0:
             raise ValueError(
                 f"n_factors={k} is not below the rank of the data (at most "
-                f"n_samples - 1 = {n_samples - 1}): the factors would reproduce "
+                f"n_samples - 1 with n_samples={n_samples}): the factors would "
+                "reproduce "
                 "the sample exactly and the likelihood is unbounded. Set "
                 "n_factors below n_samples - 1, or shrinkage > 0."
             )
