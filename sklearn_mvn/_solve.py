@@ -525,7 +525,12 @@ def solve_factor(
         message,
     )
     result.history = progress.history
-    result.heywood = heywood_features(psi, psi_lower)
+    # A noise variance at the relative bound (not at a reg_covar floor, which
+    # is the user's choice) is a Heywood case.
+    result.heywood = heywood_features(psi, np.maximum(min_noise * var, 0.0))
+    result.heywood = result.heywood[
+        min_noise * var[result.heywood] >= objective.psi_floor
+    ]
     result.factor_scales = np.linalg.norm(W / np.sqrt(psi)[:, np.newaxis], axis=0)
     progress.summary(result)
     return result
