@@ -59,6 +59,15 @@ class GradientGaussian(BaseDensity):
     ``dask.array.Array``, whose statistics are computed block by block on the
     Dask workers (install the ``dask`` extra).
 
+    ``covariance_type='factor'`` fits the factor model ``S = W W^T +
+    diag(psi)`` with ``n_factors`` columns in ``W`` (the model of
+    :class:`~sklearn.decomposition.FactorAnalysis`) through the Woodbury
+    identity: no ``d x d`` matrix is inverted or factorised, an iteration
+    costs O(d^2 k) on the statistics, and when a ``d x d`` scatter is not
+    affordable (``n_features > 2048`` and ``4 n_features > n_samples``)
+    ``fit`` reads ``X`` in chunked passes instead, O(n d k) per iteration
+    (see the user guide's "factor model" section).
+
     Missing values (NaN, assumed missing at random) are supported: ``fit``
     maximises the likelihood of each row's observed entries (the marginal
     normal of those entries) with the same gradients, working on statistics
