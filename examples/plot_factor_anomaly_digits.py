@@ -1,7 +1,7 @@
 """
-=====================================================
+======================================================
 Anomaly detection in 64 dimensions: full, factor, diag
-=====================================================
+======================================================
 
 A density fitted to one kind of sample flags the others by their low
 log-density. On scikit-learn's digits (8 x 8 images, 64 features) we fit

@@ -45,7 +45,7 @@ X_hetero = X + rng.randn(n_samples, n_features) * sigmas
 
 # %%
 # Cross-validated log-likelihood over ``n_factors``
-# ------------------------------------------------
+# -------------------------------------------------
 #
 # :meth:`~sklearn_mvn.GradientGaussian.score` is the mean log-likelihood, so
 # :class:`~sklearn.model_selection.GridSearchCV` maximises the held-out
