@@ -168,8 +168,13 @@ def _assemble(observed, weights, counts, means, roots, owner, n_samples):
 
     weight = np.bincount(seg_pat, weights=weights, minlength=n_pat)
     count = np.bincount(seg_pat, weights=counts, minlength=n_pat).astype(np.int64)
-    sums = np.zeros((n_pat, n_features))
-    np.add.at(sums, seg_pat, means * weights[:, np.newaxis])
+    # Sum of the segments' weighted means per pattern, as one sparse product
+    # (np.add.at is unbuffered and slow when nearly every row is a pattern).
+    segment_of = sparse.csr_matrix(
+        (np.ones(seg_pat.size), (seg_pat, np.arange(seg_pat.size))),
+        shape=(n_pat, seg_pat.size),
+    )
+    sums = np.asarray(segment_of @ (means * weights[:, np.newaxis]))
     mean = sums / weight[:, np.newaxis]
 
     n_seg = np.bincount(seg_pat, minlength=n_pat)

@@ -535,17 +535,28 @@ class DataPass:
             stop = min(start + self.chunk, n)
             yield self.X[start:stop], (None if w is None else w[start:stop])
 
-    def covariance_products(self, Q):
-        """``C Q`` for the weighted covariance ``C`` (one pass)."""
+    def covariance_products(self, Q, max_rows=None):
+        """``C Q`` for the weighted covariance ``C`` (one pass).
+
+        With ``max_rows``, an estimate from every ``s``-th row only
+        (``s = ceil(n / max_rows)``; for a start point, not for the fit).
+        """
+        X, w = self.X, self.sample_weight
+        step = 1 if max_rows is None else max(1, -(-X.shape[0] // int(max_rows)))
+        if step > 1:
+            X = X[::step]
+            w = None if w is None else w[::step]
+        weight = float(X.shape[0] if w is None else w.sum())
         out = np.zeros_like(Q)
-        buffer = np.empty((min(self.chunk, self.X.shape[0]), self.X.shape[1]))
-        for block, wb in self._chunks():
+        buffer = np.empty((min(self.chunk, X.shape[0]), X.shape[1]))
+        for start in range(0, X.shape[0], self.chunk):
+            block = X[start : start + self.chunk]
             r = np.subtract(block, self.center, out=buffer[: block.shape[0]])
             part = r @ Q
-            if wb is not None:
-                part *= wb[:, np.newaxis]
+            if w is not None:
+                part *= w[start : start + self.chunk, np.newaxis]
             out += r.T @ part
-        return out / self.weight
+        return out / weight
 
     def __call__(self, mean, components, noise_variance):
         cov = LowRankPlusDiagonal(components, noise_variance)
