@@ -154,7 +154,6 @@ def _assemble(observed, weights, counts, means, roots, owner, n_samples):
     (extra rows ``sqrt(W_s) (m_s - m)``) and compressed (:func:`_compress`) to
     at most ``d`` rows. Patterns are ordered by their number of missing entries.
     """
-    n_features = observed.shape[1]
     keys = _pattern_keys(observed)
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     inverse = inverse.ravel()
