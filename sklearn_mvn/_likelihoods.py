@@ -240,10 +240,6 @@ def make_objective(stats, representation, *, shrinkage=0.0, reg_covar=0.0):
 # ---------------------------------------------------------------------------
 
 
-# Rows read by the start point of the factor model's chunked-pass path.
-_START_ROWS = 4096
-
-
 class RowSource:
     """Complete rows of ``X`` read in chunks at every evaluation.
 
@@ -374,13 +370,9 @@ class FactorObjective:
                     return corr @ Q
 
             else:
-                # The start (a randomised subspace iteration) needs only an
-                # approximate covariance: every s-th row, at most
-                # _START_ROWS of them, make its passes cheap.
+
                 def products(Q):
-                    out = data.covariance_products(
-                        Q / scale[:, np.newaxis], max_rows=_START_ROWS
-                    )
+                    out = data.covariance_products(Q / scale[:, np.newaxis])
                     out *= keep
                     out += (shrinkage * target + reg_covar) * (Q / scale[:, np.newaxis])
                     return out / scale[:, np.newaxis]
