@@ -1,11 +1,33 @@
-"""Benchmark: maximum likelihood with missing values (MCAR), versus EM.
+"""Benchmark: maximum likelihood with missing values, versus EM.
 
-Prints a Markdown table. Cases:
+Two Markdown tables.
 
-- n = 1e5, d = 20, 10% of the entries missing completely at random: time of
-  ``GradientGaussian().fit`` (target: under 5 s) and of an EM reference run to
-  the same tolerance (target: slower than the gradient fit);
-- n = 2e4, d = 200, 5% missing: time and iterations (target: it works).
+1. Versus R's EM implementations (``--peers``, the default): on the same data
+   in the same run, ``GradientGaussian().fit`` (default settings; the time
+   includes building the statistics), ``norm`` (Schafer's Fortran EM;
+   ``prelim.norm`` + ``em.norm``, at most 30 variables here since it breaks
+   above 31) and ``norm2`` (``emNorm``), both with criterion ``1e-10`` (largest
+   change of a parameter between iterations, in norm's standardised units;
+   norm2's relative change). The runs are interleaved (fit, norm, norm2,
+   fit, ...) so that changes of the machine's load hit every method alike;
+   times are medians over ``--repeats`` rounds, the R ones measured inside R
+   (start-up and reading the data excluded), and each ratio is the median of
+   the ratios within a round. Each time is given as wall-clock and as CPU time
+   (user + system, of the process): on a shared machine the wall-clock time
+   includes the waits for a core, the CPU time does not. The
+   log-likelihood per sample of every method's estimate is computed by the
+   same function (``marginal_log_density``), so the columns compare the
+   answers as well as the times. Cases: n = 5000, d = 20, 10% MCAR;
+   n = 1e5, d = 20, 10%; n = 2000, d = 40, 20%; n = 2e4, d = 100, 5%.
+   R and the packages come from ``install-r-peers.sh`` (the project's
+   ``shared/peers``); the library folder is ``--r-lib`` (default: the
+   environment variable ``SKLEARN_MVN_R_LIB``, else ``/tmp/r-peers``). Without
+   ``Rscript`` or a package the column is skipped with a note.
+2. Versus a Python EM on the same statistics (``--python-em``):
+   - n = 1e5, d = 20, 10% of the entries missing completely at random: time of
+     ``GradientGaussian().fit`` (target: under 5 s) and of an EM reference run
+     to the same tolerance (target: slower than the gradient fit);
+   - n = 2e4, d = 200, 5% missing: time and iterations (target: it works).
 
 The EM reference works on the same per-pattern statistics: its E-step is the
 expected complete-data statistics (``MissingObjective.expected_stats``, the
@@ -23,21 +45,42 @@ statistics built beforehand (the optimisation alone).
 An E-step (the expected statistics at one parameter value) is the unit of
 work of both methods: the gradient fit spends one per L-BFGS-B evaluation.
 
-Run with ``python benchmarks/bench_missing.py``; on a shared machine set
-``OPENBLAS_NUM_THREADS=1`` to avoid thread over-subscription.
+Run with ``python benchmarks/bench_missing.py [--python-em] [--repeats 3]``;
+BLAS runs single-threaded (``OPENBLAS_NUM_THREADS=1``, set here for Python and
+for R unless already set). The load average of the machine is printed before
+and after.
 """
 
 # Authors: sklearn-mvn developers
 # License: BSD 3-Clause
 
-import time
+import argparse
+import os
 
-import numpy as np
-from scipy.linalg import cholesky
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from sklearn_mvn import GradientGaussian
-from sklearn_mvn._gradients import nll_grad_stats
-from sklearn_mvn._missing import MissingObjective, PatternStats
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from scipy.linalg import cholesky  # noqa: E402
+
+from sklearn_mvn import GradientGaussian  # noqa: E402
+from sklearn_mvn._gradients import nll_grad_stats  # noqa: E402
+from sklearn_mvn._missing import (  # noqa: E402
+    MissingObjective,
+    PatternStats,
+    marginal_log_density,
+)
+
+PEER_SCRIPT = Path(__file__).with_name("peers_missing.R")
+# EM's stopping criterion for the R peers.
+PEER_CRITERION = 1e-10
+# norm's Fortran fails above 31 variables.
+NORM_MAX_FEATURES = 30
 
 
 def make_data(n, d, rate, seed=0):
@@ -135,7 +178,192 @@ def compare_with_em(n, d, rate, tol):
     )
 
 
-def main():
+# ---------------------------------------------------------------------------
+# Versus R's norm and norm2
+# ---------------------------------------------------------------------------
+
+
+def r_library(option):
+    return option or os.environ.get("SKLEARN_MVN_R_LIB", "/tmp/r-peers")
+
+
+def peer_status(lib):
+    """``{package: None if usable else the reason}`` for norm and norm2."""
+    rscript = shutil.which("Rscript")
+    if rscript is None:
+        reason = "Rscript not found (run install-r-peers.sh)"
+        return {"norm": reason, "norm2": reason}
+    status = {}
+    for package in ("norm", "norm2"):
+        code = (
+            f".libPaths(c('{lib}', .libPaths())); "
+            f"cat(requireNamespace('{package}', quietly = TRUE))"
+        )
+        out = subprocess.run(
+            [rscript, "-e", code], capture_output=True, text=True, check=False
+        )
+        ok = out.stdout.strip().endswith("TRUE")
+        status[package] = None if ok else f"R package {package} not in {lib}"
+    return status
+
+
+def run_peer(method, path, lib, repeats):
+    """Median wall-clock and CPU times (s), iterations (or None), mean and
+    covariance of a peer."""
+    d = int(np.fromfile(path, dtype=np.int32, count=2)[1])
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.bin"
+        subprocess.run(
+            [
+                "Rscript",
+                str(PEER_SCRIPT),
+                lib,
+                str(path),
+                method,
+                repr(PEER_CRITERION),
+                str(repeats),
+                str(out),
+            ],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
+        values = np.fromfile(out)
+    iterations = None if values[2] < 0 else int(values[2])
+    mean = values[3 : 3 + d]
+    cov = values[3 + d :].reshape(d, d)
+    return (values[0], values[1]), iterations, mean, cov
+
+
+def log_likelihood(X, mean, cov):
+    """Observed-data log-likelihood per sample (the same code for every
+    method)."""
+    try:
+        factor = cholesky(cov, lower=True)
+    except np.linalg.LinAlgError:
+        return float("nan")
+    return float(np.mean(marginal_log_density(X, mean, factor)))
+
+
+def time_fit(X):
+    """Wall-clock and CPU seconds of ``GradientGaussian().fit(X)``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    model = GradientGaussian().fit(X)
+    return (time.perf_counter() - wall, time.process_time() - cpu), model
+
+
+def compare_with_peers(n, d, rate, repeats, lib, status):
+    """One row: the repeats are interleaved (fit, norm, norm2, fit, ...), so
+    a change of the machine's load hits all methods alike; the ratio is the
+    median of the ratios within a round."""
+    X = make_data(n, d, rate)
+    n_patterns = PatternStats.from_array(X).n_patterns
+    time_fit(X)  # warm-up
+    methods = []
+    peers = {}
+    for method in ("norm", "norm2"):
+        if status[method] is not None:
+            peers[method] = status[method]
+        elif method == "norm" and d > NORM_MAX_FEATURES:
+            peers[method] = f"d > {NORM_MAX_FEATURES}"
+        else:
+            methods.append(method)
+    times = {"fit": [], "norm": [], "norm2": []}
+    loglik = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "X.bin"
+        with open(path, "wb") as f:
+            np.array(X.shape, dtype=np.int32).tofile(f)
+            np.ascontiguousarray(X).tofile(f)
+        for _ in range(repeats):
+            t, model = time_fit(X)
+            times["fit"].append(t)
+            for method in list(methods):
+                try:
+                    t, iterations, mean, cov = run_peer(method, path, lib, 1)
+                except subprocess.CalledProcessError as exc:
+                    peers[method] = f"failed: {exc.stderr.decode()[-200:]!r}"
+                    methods.remove(method)
+                    continue
+                times[method].append(t)
+                peers[method] = iterations
+                loglik[method] = log_likelihood(X, mean, cov)
+    loglik["fit"] = log_likelihood(X, model.mean_, model.covariance_)
+    t_fit = np.median(times["fit"], axis=0)
+    best = max(v for v in loglik.values() if np.isfinite(v))
+    row = [
+        f"n={n:.0e}, d={d}, {rate:.0%} MCAR",
+        n_patterns,
+        f"{t_fit[0]:.3f} / {t_fit[1]:.3f}",
+        f"{model.n_iter_}",
+        f"{loglik['fit']:.10f}",
+        f"{loglik['fit'] - best:.1e}",
+    ]
+    notes = []
+    for method in ("norm", "norm2"):
+        result = peers[method]
+        if isinstance(result, str):
+            row += ["-", "-", "-", "-"]
+            notes.append(f"{method} skipped at n={n:.0e}, d={d}: {result}")
+            continue
+        peer = np.array(times[method])
+        ratios = np.median(np.array(times["fit"][: len(peer)]) / peer, axis=0)
+        t_peer = np.median(peer, axis=0)
+        row += [
+            f"{t_peer[0]:.3f} / {t_peer[1]:.3f}",
+            "-" if result is None else str(result),
+            f"{loglik[method] - best:.1e}",
+            f"{ratios[0]:.3f} / {ratios[1]:.3f}",
+        ]
+    return row, notes
+
+
+def print_table(header, rows):
+    print("| " + " | ".join(header) + " |")
+    print("|" + " --- |" * len(header))
+    for row in rows:
+        print("| " + " | ".join(str(x) for x in row) + " |")
+
+
+def load():
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main_peers(repeats, lib):
+    status = peer_status(lib)
+    rows, notes = [], []
+    for n, d, rate in [
+        (5000, 20, 0.10),
+        (100_000, 20, 0.10),
+        (2000, 40, 0.20),
+        (20_000, 100, 0.05),
+    ]:
+        row, note = compare_with_peers(n, d, rate, repeats, lib, status)
+        rows.append(row)
+        notes += note
+    header = (
+        "case",
+        "patterns",
+        "fit (s, wall / CPU)",
+        "fit iterations",
+        "fit log-lik / sample",
+        "fit - best",
+        "norm (s, wall / CPU)",
+        "norm iterations",
+        "norm - best",
+        "fit / norm (wall / CPU)",
+        "norm2 (s, wall / CPU)",
+        "norm2 iterations",
+        "norm2 - best",
+        "fit / norm2 (wall / CPU)",
+    )
+    print_table(header, rows)
+    for note in dict.fromkeys(notes):
+        print(f"\nNote: {note}")
+
+
+def main_python_em():
     tol = 1e-8
     rows = []
 
@@ -168,7 +396,7 @@ def main():
         "case",
         "patterns",
         "stats (s)",
-        "fit (s)",
+        "fit (s, wall / CPU)",
         "fit L-BFGS-B iterations",
         "fit E-steps",
         "EM (s)",
@@ -178,10 +406,25 @@ def main():
         "optimisation only: fit / EM (s) (ratio)",
         "max |fit - EM| (sd units)",
     )
-    print("| " + " | ".join(header) + " |")
-    print("|" + " --- |" * len(header))
-    for row in rows:
-        print("| " + " | ".join(str(x) for x in row) + " |")
+    print_table(header, rows)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--r-lib", default=None, help="R library of norm, norm2")
+    parser.add_argument(
+        "--python-em", action="store_true", help="also the Python EM table"
+    )
+    args = parser.parse_args()
+    print(
+        f"Start: {load()}; OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}\n"
+    )
+    main_peers(args.repeats, r_library(args.r_lib))
+    if args.python_em:
+        print()
+        main_python_em()
+    print(f"\nEnd: {load()}")
 
 
 if __name__ == "__main__":

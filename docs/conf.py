@@ -4,6 +4,9 @@ Build with ``sphinx-build -W -b html docs docs/_build/html`` after
 ``pip install ".[docs]"``. The build needs no network: there is no intersphinx;
 references to scikit-learn, SciPy and NumPy objects and to scikit-learn's
 glossary are turned into plain links by :func:`_external_reference` below.
+The built site needs no network either: the maths is typeset in the browser
+by a copy of MathJax that the ``sphinx-mathjax-offline`` package ships and
+copies into ``_static/mathjax`` (see :func:`_offline_mathjax`).
 """
 
 # Authors: sklearn-mvn developers
@@ -35,6 +38,8 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    # Ships MathJax 3 and copies it into the built site (_static/mathjax).
+    "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
@@ -107,8 +112,14 @@ _EXTERNAL = {
 }
 _SKLEARN_GLOSSARY = "https://scikit-learn.org/stable/glossary.html#term-{term}"
 # Labels of scikit-learn's user guide used by docstrings we inherit from it.
+_SKLEARN_SET_OUTPUT = (
+    "https://scikit-learn.org/stable/auto_examples/miscellaneous/plot_set_output.html"
+)
 _SKLEARN_LABELS = {
     "metadata_routing": "https://scikit-learn.org/stable/metadata_routing.html",
+    # set_output (GaussianImputer): its user-guide label and its example.
+    "df_output_transform": _SKLEARN_SET_OUTPUT,
+    "sphx_glr_auto_examples_miscellaneous_plot_set_output.py": _SKLEARN_SET_OUTPUT,
 }
 
 
@@ -146,5 +157,26 @@ def _external_reference(app, env, node, contnode):
     return reference
 
 
+# -- Maths without network ------------------------------------------------------
+
+# MathJax's SVG output draws every glyph as a path: unlike its CHTML output it
+# loads no web fonts, which browsers refuse to load from file:// pages.
+_MATHJAX_PATH = "mathjax/tex-svg.js"
+
+
+def _offline_mathjax(app, config):
+    """Point ``mathjax_path`` at the local copy, never at a CDN.
+
+    ``sphinx-mathjax-offline`` copies MathJax into ``_static/mathjax`` and sets
+    ``mathjax_path`` to its CHTML component; we use the SVG component of the
+    same copy. A remote path is refused, so a configuration change cannot
+    silently bring the CDN back.
+    """
+    config.mathjax_path = _MATHJAX_PATH
+    if "://" in config.mathjax_path:  # pragma: no cover
+        raise ValueError("mathjax_path must be local: the docs must read offline")
+
+
 def setup(app):
     app.connect("missing-reference", _external_reference)
+    app.connect("config-inited", _offline_mathjax)

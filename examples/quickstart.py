@@ -8,7 +8,9 @@ Run with ``python examples/quickstart.py``. It
 2. tunes ``shrinkage`` and ``covariance_type`` of a ``StandardScaler`` +
    ``GradientGaussian`` pipeline with ``GridSearchCV`` on held-out
    log-likelihood;
-3. uses ``score_samples`` as an anomaly score to flag malignant tumours.
+3. flags malignant tumours with ``GaussianOutlierDetector`` (the tuned
+   pipeline's log-density, thresholded at its 1% training quantile);
+4. fills in entries removed from held-out tumours with ``GaussianImputer``.
 """
 
 import numpy as np
@@ -18,7 +20,7 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sklearn_mvn import GradientGaussian
+from sklearn_mvn import GaussianImputer, GaussianOutlierDetector, GradientGaussian
 
 X, y = load_breast_cancer(return_X_y=True)  # y == 1: benign, 0: malignant
 benign, malignant = X[y == 1], X[y == 0]
@@ -59,17 +61,33 @@ for params, score in zip(
 best = grid.best_estimator_
 print(f"   best: {best[-1]}")
 
-# 3. Anomaly detection: low log-density means unusual.
-scores = np.concatenate(
-    [best.score_samples(test_benign), best.score_samples(malignant)]
-)
+# 3. Anomaly detection: low log-density means unusual. The detector's
+#    threshold (offset_) is the 1% quantile of the training log-densities.
+detector = make_pipeline(
+    StandardScaler(),
+    GaussianOutlierDetector(estimator=best[-1], contamination=0.01),
+).fit(train)
+X_test = np.concatenate([test_benign, malignant])
 is_malignant = np.r_[np.zeros(len(test_benign)), np.ones(len(malignant))]
-auc = roc_auc_score(is_malignant, -scores)
-threshold = np.quantile(best.score_samples(train), 0.01)
-flagged = scores < threshold
-print("\n3. Anomaly detection with score_samples (threshold: 1% quantile of training)")
+auc = roc_auc_score(is_malignant, -detector.decision_function(X_test))
+flagged = detector.predict(X_test) == -1
+print("\n3. GaussianOutlierDetector (threshold: 1% quantile of training)")
 print(f"   ROC AUC malignant vs held-out benign: {auc:.3f}")
 print(
     f"   flagged {flagged[is_malignant == 1].mean():.0%} of malignant and "
     f"{flagged[is_malignant == 0].mean():.0%} of held-out benign tumours"
 )
+
+# 4. Imputation: remove 20% of the entries of the held-out benign tumours and
+#    fill them in from the fitted normal (conditional expectations) or with
+#    the training means.
+rng = np.random.RandomState(0)
+mask = rng.uniform(size=test_benign.shape) < 0.2
+X_missing = np.where(mask, np.nan, test_benign)
+scale = train.std(axis=0)
+filled = GaussianImputer().fit(train).transform(X_missing)
+means = np.where(mask, train.mean(axis=0), test_benign)
+print("\n4. GaussianImputer on 20% missing entries of held-out benign tumours")
+for name, values in [("GaussianImputer", filled), ("training means", means)]:
+    rmse = np.sqrt(np.mean((((values - test_benign) / scale)[mask]) ** 2))
+    print(f"   {name:16s} RMSE {rmse:.2f} (standard deviations)")

@@ -1,12 +1,24 @@
 """sklearn-mvn: multivariate normal density estimation by gradient-based ML.
 
-The public surface is :class:`GradientGaussian`.
+The public surface is the density estimators :class:`GradientGaussian` and
+:class:`GradientStudentT` (a robust, heavy-tailed density) and the pipeline
+tools built on them: :class:`GaussianImputer` (a transformer) and
+:class:`GaussianOutlierDetector` (an outlier detector).
 """
 
 # Authors: sklearn-mvn developers
 # License: BSD 3-Clause
 
 from ._gradient_gaussian import GradientGaussian
+from ._imputer import GaussianImputer
+from ._outlier import GaussianOutlierDetector
+from ._student_t import GradientStudentT
 from ._version import __version__
 
-__all__ = ["GradientGaussian", "__version__"]
+__all__ = [
+    "GaussianImputer",
+    "GaussianOutlierDetector",
+    "GradientGaussian",
+    "GradientStudentT",
+    "__version__",
+]

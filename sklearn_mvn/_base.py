@@ -14,6 +14,7 @@ implements :meth:`BaseDensity._representation` and :meth:`BaseDensity._solve`.
 # License: BSD 3-Clause
 
 import numpy as np
+from scipy.stats import chi2
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils import check_random_state
@@ -241,6 +242,10 @@ class BaseDensity(DensityMixin, BaseEstimator):
                 "features): set shrinkage > 0 or reg_covar > 0.",
                 ConvergenceWarning,
             )
+
+    def _squared_distance_quantile(self, tail):
+        """The ``1 - tail`` quantile of :meth:`mahalanobis` under the model."""
+        return float(chi2(self.n_features_in_).isf(tail))
 
     def _n_parameters(self):
         """Number of free parameters of the fitted model."""

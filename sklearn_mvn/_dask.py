@@ -129,8 +129,13 @@ def _check_dask_weights(sample_weight, X, allow_zero_sum):
 # ---------------------------------------------------------------------------
 
 
-def _block_stats(block, weights, ensure_all_finite):
-    """Statistics of one row block, validated as NumPy input is by ``fit``."""
+def _block_stats(block, weights, ensure_all_finite, row_offset=0):
+    """Statistics of one row block, validated as NumPy input is by ``fit``.
+
+    ``row_offset`` is the index of the block's first row in the Dask array:
+    error messages name rows by their global index. Rows of zero weight
+    (even a block of them) are validated like any row.
+    """
     block = check_array(
         block,
         dtype=[np.float64, np.float32],
@@ -139,7 +144,7 @@ def _block_stats(block, weights, ensure_all_finite):
         input_name="X",
     )
     weights = check_sample_weight(weights, block.shape[0], allow_zero_sum=True)
-    return compute_stats(block, weights)
+    return compute_stats(block, weights, row_offset=row_offset)
 
 
 def _merge_all(*parts):
@@ -202,9 +207,13 @@ def dask_stats(
         block_weights = [None] * len(blocks)
     else:
         block_weights = weights.to_delayed().ravel()
+    if any(math.isnan(c) for c in X.chunks[0]):
+        offsets = [0] * len(blocks)  # unknown sizes: block-local row numbers
+    else:
+        offsets = np.r_[0, np.cumsum(X.chunks[0])[:-1]].tolist()
     parts = [
-        delayed(_block_stats, pure=True)(block, w, ensure_all_finite)
-        for block, w in zip(blocks, block_weights, strict=True)
+        delayed(_block_stats, pure=True)(block, w, ensure_all_finite, int(offset))
+        for block, w, offset in zip(blocks, block_weights, offsets, strict=True)
     ]
     while len(parts) > 1:
         parts = [

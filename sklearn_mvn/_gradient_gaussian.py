@@ -125,9 +125,9 @@ class GradientGaussian(BaseDensity):
         search that can no longer decrease the objective within floating-point
         resolution also counts as converged if the gradient is within
         ``100 * tol``. With missing values the objective is accurate to
-        round-off only: when the line search stalls at its noise floor,
-        ``10 sqrt(eps |J|)``, EM steps (which need no objective values) polish
-        the solution until the gradient meets ``tol``.
+        round-off only: when the line search stalls at its noise floor (or
+        makes slow progress), Newton steps, which need no objective values,
+        take the gradient below ``tol``; only then has the fit converged.
 
     verbose : int, default=0
         If positive, print the objective and the gradient norm at every

@@ -17,8 +17,8 @@ penalties. The solver (:mod:`._solve`) sees only this interface:
 - ``regularised``: whether penalties make the covariance the user's choice
   even where the data are constant;
 - ``exact``: whether values are accurate to full precision (statistics) or to
-  round-off of a sum over patterns only; inexact objectives provide
-  ``em_step`` for polishing below their noise floor.
+  round-off of a sum over patterns only (the solver then finishes with Newton
+  steps, which need no values).
 
 Two data sources exist for the normal likelihood: complete-data statistics
 (:class:`StatsObjective`, O(d^3) per evaluation) and statistics per
@@ -35,7 +35,7 @@ from functools import reduce
 import numpy as np
 
 from ._gradients import nll_grad_stats, penalty_stats
-from ._missing import MissingObjective, whitened_objective
+from ._missing import MissingObjective, warn_unobserved_pairs, whitened_objective
 from ._representations import TriangularCovariance
 from ._stats import SufficientStats
 
@@ -154,7 +154,9 @@ class PatternObjective:
         n_features = stats.n_features
         weight = stats.weight_sum
         self.n_samples = stats.n_samples
-        ac_mean, ac_cov, _ = stats.available_case()
+        ac_mean, ac_cov, pair_weight = stats.available_case()
+        if shrinkage == 0.0 and representation.covariance_type == "full":
+            warn_unobserved_pairs(pair_weight)
         available = SufficientStats(weight, ac_mean, weight * ac_cov, stats.n_samples)
         penalties = penalty_stats(available, shrinkage=shrinkage, reg_covar=reg_covar)
         self.regularised = bool(penalties)
@@ -206,24 +208,6 @@ class PatternObjective:
 
     def to_original(self, mean, factor):
         return self.shift + self.scale * mean, self.scale[:, np.newaxis] * factor
-
-    def em_step(self, mean, factor):
-        """One EM step: the objective, its gradient norm, and the M-step.
-
-        The E-step is the expected statistics merged with the penalties; the
-        gradient is taken in coordinates whitened at the current point, as the
-        optimiser's. Returns the objective value at ``(mean, factor)``, the
-        largest gradient entry (whitened, on the free entries of a full
-        factor), and the M-step's mean and covariance (unrestricted).
-        """
-        total, entropy = self._objective.total_stats(mean, factor)
-        whitened = total.whitened(mean, factor)
-        value, grad_mean, grad_factor = nll_grad_stats(
-            whitened, np.zeros_like(mean), np.eye(mean.shape[0])
-        )
-        # whitened value + log|det factor| * weight = value at (mean, factor)
-        value += total.weight_sum * np.sum(np.log(np.diag(factor))) - entropy
-        return value, grad_mean, grad_factor, total.mean, total.covariance()
 
 
 def make_objective(stats, representation, *, shrinkage=0.0, reg_covar=0.0):

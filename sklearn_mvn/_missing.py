@@ -46,7 +46,8 @@ from ._linalg import (
     precision_from_factor,
     row_chunks,
 )
-from ._stats import SufficientStats
+from ._stats import SufficientStats, normalise_weights
+from ._validation import warn_at_caller
 
 # Largest missing-block size inverted by the vectorised sweep operator.
 _SWEEP_MAX = 6
@@ -59,10 +60,11 @@ _BATCH_ENTRIES = 2**21
 # ---------------------------------------------------------------------------
 
 
-def check_missing(X, *, what="X"):
+def check_missing(X, *, what="X", row_offset=0):
     """Raise on infinity or an all-missing row; return whether ``X`` has NaN.
 
     Works in chunks, so no boolean array of the size of ``X`` is created.
+    Rows are numbered from ``row_offset`` (the position of a Dask block).
     """
     n_samples, n_features = X.shape
     has_nan = False
@@ -73,7 +75,8 @@ def check_missing(X, *, what="X"):
         if inf.any():
             row, col = np.argwhere(inf)[0]
             raise ValueError(
-                f"{what} contains infinity (row {start + row}, feature {col}); "
+                f"{what} contains infinity (row {row_offset + start + row}, "
+                f"feature {col}); "
                 "only NaN is accepted as a missing value. Replace infinite "
                 "entries by NaN or by finite values."
             )
@@ -82,12 +85,74 @@ def check_missing(X, *, what="X"):
             has_nan = True
             empty = np.flatnonzero(nan.all(axis=1))
             if empty.size:
-                rows = (start + empty[:10]).tolist()
+                rows = (row_offset + start + empty[:10]).tolist()
                 raise ValueError(
                     f"{what} has rows with no observed entry (all NaN), e.g. rows "
                     f"{rows}; such rows carry no information. Drop them."
                 )
     return has_nan
+
+
+# Variances below this are subnormal or close to it (as for complete data).
+_TINY_VARIANCE = 1e4 * np.finfo(np.float64).tiny
+
+
+def _overflow_error():
+    """The error for statistics beyond float64 (the complete-data message)."""
+    return ValueError(
+        "The mean or covariance of X overflows float64: the values of X are "
+        "too large in magnitude (the squared spread must stay below 1e308). "
+        "Rescale X, e.g. divide it by a power of ten or use "
+        "sklearn.preprocessing.StandardScaler, and fit again."
+    )
+
+
+def _tiny_variance_error(features):
+    return ValueError(
+        f"The variance of feature(s) {features[:10].tolist()} is below "
+        f"{_TINY_VARIANCE:.0e}, too small to be represented accurately in "
+        "float64. Rescale X, e.g. multiply it by a power of ten or use "
+        "sklearn.preprocessing.StandardScaler, and fit again."
+    )
+
+
+def unobserved_pairs(pair_weight):
+    """Pairs of features never observed together in a row of positive weight.
+
+    Parameters
+    ----------
+    pair_weight : ndarray of shape (n_features, n_features)
+        Weight of the rows observing each pair (from
+        :meth:`PatternStats.available_case`).
+
+    Returns
+    -------
+    pairs : list of tuple of int
+        ``(j, l)`` with ``j < l``, in row-major order.
+    """
+    upper = np.triu(pair_weight <= 0.0, 1)
+    return [(int(j), int(k)) for j, k in zip(*np.nonzero(upper), strict=True)]
+
+
+def warn_unobserved_pairs(pair_weight):
+    """Warn (at the user's line) when some covariances are not identified.
+
+    When features ``j`` and ``l`` are never observed together, the observed-data
+    likelihood does not depend on their covariance (it is flat along it, within
+    the positive-definite range): the fit returns an arbitrary value.
+    """
+    pairs = unobserved_pairs(pair_weight)
+    if not pairs:
+        return
+    shown = ", ".join(f"({j}, {k})" for j, k in pairs[:10])
+    more = f" and {len(pairs) - 10} more" if len(pairs) > 10 else ""
+    warn_at_caller(
+        f"Feature pair(s) {shown}{more} are never observed together (in rows "
+        "of positive weight): the data do not determine their covariance, the "
+        "likelihood is flat along it and the fitted value is arbitrary. Set "
+        "shrinkage > 0 for a defined answer, or use covariance_type='diag'.",
+        UserWarning,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -117,6 +182,8 @@ def _psd_roots(scatter):
         Eigenvalues of the equilibrated matrices (rows with ``eigval <= 0``
         are zero).
     """
+    if not np.all(np.isfinite(scatter)):
+        raise _overflow_error()
     diag = np.sqrt(np.clip(np.diagonal(scatter, axis1=1, axis2=2), 0.0, None))
     safe = np.where(diag > 0.0, diag, 1.0)
     unit = scatter / (safe[:, :, None] * safe[:, None, :])
@@ -125,12 +192,15 @@ def _psd_roots(scatter):
     return roots * diag[:, None, :], eigval
 
 
-def _compress(blocks, observed):
+def _compress(blocks, observed, full_rank=None):
     """Shorter roots of the scatters ``R^T R`` of several blocks of rows.
 
-    Each scatter (one matrix product per block) is factored by
-    :func:`_psd_roots`; the rows of positive eigenvalues form a root with at
-    most ``n_features`` rows, 0 at the block's unobserved features.
+    Each scatter (one matrix product per block) is factored: by a batched
+    Cholesky factorisation of ``C + diag(unobserved)`` (whose rows at the
+    observed features are a root of ``C``) where ``full_rank`` (default: all)
+    expects a non-singular scatter, else, or if the factorisation fails, by
+    :func:`_psd_roots` (the rows of positive eigenvalues). A root has at most
+    ``n_features`` rows, 0 at the block's unobserved features.
 
     Returns
     -------
@@ -138,10 +208,29 @@ def _compress(blocks, observed):
     block : ndarray of int of shape (n_rows,)
         Index of the block of each row.
     """
-    scatter = np.stack([rows.T @ rows for rows in blocks])
-    roots, eigval = _psd_roots(scatter)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scatter = np.stack([rows.T @ rows for rows in blocks])
+    if full_rank is None:
+        full_rank = np.ones(len(blocks), dtype=bool)
+    roots = np.empty_like(scatter)
+    keep = np.zeros(observed.shape, dtype=bool)
+    chol = np.flatnonzero(full_rank)
+    if chol.size:
+        # Cholesky is backward stable, invariant under feature scaling and
+        # much faster than eigh; it fails on (numerically) singular scatters.
+        shifted = scatter[chol] + (~observed[chol])[:, :, None] * np.eye(
+            observed.shape[1]
+        )
+        try:
+            roots[chol] = np.swapaxes(np.linalg.cholesky(shifted), 1, 2)
+            keep[chol] = observed[chol]
+        except np.linalg.LinAlgError:
+            full_rank = np.zeros(len(blocks), dtype=bool)
+    rest = np.flatnonzero(~full_rank)
+    if rest.size:
+        roots[rest], eigval = _psd_roots(scatter[rest])
+        keep[rest] = eigval > 0.0
     roots *= observed[:, None, :]
-    keep = eigval > 0.0
     block = np.broadcast_to(np.arange(len(blocks))[:, None], keep.shape)
     return roots[keep], block[keep]
 
@@ -167,14 +256,11 @@ def _assemble(observed, weights, counts, means, roots, owner, n_samples):
 
     weight = np.bincount(seg_pat, weights=weights, minlength=n_pat)
     count = np.bincount(seg_pat, weights=counts, minlength=n_pat).astype(np.int64)
-    # Sum of the segments' weighted means per pattern, as one sparse product
-    # (np.add.at is unbuffered and slow when nearly every row is a pattern).
-    segment_of = sparse.csr_matrix(
-        (np.ones(seg_pat.size), (seg_pat, np.arange(seg_pat.size))),
-        shape=(n_pat, seg_pat.size),
+    # Sums per pattern: one sparse (pattern x segment) product.
+    member = sparse.csr_matrix(
+        (weights, (seg_pat, np.arange(seg_pat.size))), shape=(n_pat, seg_pat.size)
     )
-    sums = np.asarray(segment_of @ (means * weights[:, np.newaxis]))
-    mean = sums / weight[:, np.newaxis]
+    mean = (member @ means) / weight[:, np.newaxis]
 
     n_seg = np.bincount(seg_pat, minlength=n_pat)
     multi = n_seg[seg_pat] > 1
@@ -193,7 +279,9 @@ def _assemble(observed, weights, counts, means, roots, owner, n_samples):
         bounds = np.r_[0, np.cumsum(n_rows)]
         targets = np.flatnonzero(big)
         blocks = [all_roots[bounds[p] : bounds[p + 1]] for p in targets]
-        new_roots, block = _compress(blocks, uniq_obs[targets])
+        new_roots, block = _compress(
+            blocks, uniq_obs[targets], count[targets] > n_obs[targets]
+        )
         rest = ~big[all_owner]
         all_roots = np.concatenate([all_roots[rest], new_roots])
         all_owner = np.concatenate([all_owner[rest], targets[block]])
@@ -230,6 +318,9 @@ class PatternStats:
         Pattern of each root row (non-decreasing).
     n_samples : int
         Number of rows summarised, including rows of zero weight.
+    weight_unit : float, default=1.0
+        Power of four the weights were divided by (as
+        :attr:`SufficientStats.weight_unit`).
     """
 
     __slots__ = (
@@ -240,6 +331,7 @@ class PatternStats:
         "roots",
         "root_pattern",
         "n_samples",
+        "weight_unit",
     )
 
     def __init__(
@@ -251,6 +343,7 @@ class PatternStats:
         roots,
         root_pattern,
         n_samples,
+        weight_unit=1.0,
     ):
         self.observed = observed
         self.pattern_weight = pattern_weight
@@ -259,6 +352,20 @@ class PatternStats:
         self.roots = roots
         self.root_pattern = root_pattern
         self.n_samples = int(n_samples)
+        self.weight_unit = float(weight_unit)
+
+    @classmethod
+    def empty(cls, n_features, n_samples=0):
+        """Statistics of rows of zero weight only (no pattern)."""
+        return cls(
+            np.zeros((0, n_features), dtype=bool),
+            np.zeros(0),
+            np.zeros(0, dtype=np.int64),
+            np.zeros((0, n_features)),
+            np.zeros((0, n_features)),
+            np.zeros(0, dtype=np.int64),
+            n_samples,
+        )
 
     @property
     def n_features(self):
@@ -309,8 +416,8 @@ class PatternStats:
                 block, w = block[w > 0], w[w > 0]
             if block.shape[0]:
                 parts.append(_chunk_patterns(block, w))
-        if not parts:
-            raise ValueError("sample_weight is zero for every row.")
+        if not parts:  # every row has zero weight: only the count is kept
+            return cls.empty(n_features, n_samples)
         observed, weights, counts, means, roots = (
             np.concatenate([p[i] for p in parts]) for i in range(5)
         )
@@ -324,6 +431,8 @@ class PatternStats:
     def from_sufficient_stats(cls, stats):
         """The one-pattern (complete) form of a :class:`SufficientStats`."""
         d = stats.n_features
+        if stats.weight_sum == 0.0:
+            return cls.empty(d, stats.n_samples)
         roots, eigval = _psd_roots(stats.scatter[np.newaxis])
         roots, keep = roots[0], eigval[0] > 0.0
         return cls(
@@ -334,6 +443,32 @@ class PatternStats:
             roots[keep],
             np.zeros(int(keep.sum()), dtype=np.int64),
             stats.n_samples,
+            stats.weight_unit,
+        )
+
+    def in_unit(self, unit):
+        """The same statistics with weights in units of ``unit`` (at least
+        ``weight_unit``); patterns whose weight underflows to 0 are dropped."""
+        if unit == self.weight_unit:
+            return self
+        ratio = self.weight_unit / unit
+        weight = self.pattern_weight * ratio
+        keep = weight > 0.0
+        roots = self.roots * np.sqrt(ratio)
+        root_pattern = self.root_pattern
+        if not np.all(keep):
+            new_index = np.cumsum(keep) - 1
+            kept_roots = keep[root_pattern]
+            roots, root_pattern = roots[kept_roots], new_index[root_pattern[kept_roots]]
+        return PatternStats(
+            self.observed[keep],
+            weight[keep],
+            self.pattern_count[keep],
+            self.means[keep],
+            roots,
+            root_pattern,
+            self.n_samples,
+            unit,
         )
 
     # -- combining -----------------------------------------------------------
@@ -350,23 +485,41 @@ class PatternStats:
         merged : PatternStats
         """
         if isinstance(other, SufficientStats):
-            if other.weight_sum == 0.0:
-                return self
             other = PatternStats.from_sufficient_stats(other)
         if other.n_features != self.n_features:
             raise ValueError(
                 f"Cannot merge statistics of {self.n_features} and "
                 f"{other.n_features} features."
             )
-        return _assemble(
+        n_samples = self.n_samples + other.n_samples
+        # Rows of zero weight (no pattern) only add to the count of rows seen;
+        # so do patterns negligible in the common unit of the weights.
+        unit = max(self.weight_unit, other.weight_unit)
+        if self.n_patterns and other.n_patterns:
+            self, other = self.in_unit(unit), other.in_unit(unit)
+        if not (self.n_patterns and other.n_patterns):
+            kept = self if self.n_patterns else other
+            return PatternStats(
+                kept.observed,
+                kept.pattern_weight,
+                kept.pattern_count,
+                kept.means,
+                kept.roots,
+                kept.root_pattern,
+                n_samples,
+                kept.weight_unit,
+            )
+        merged = _assemble(
             np.concatenate([self.observed, other.observed]),
             np.concatenate([self.pattern_weight, other.pattern_weight]),
             np.concatenate([self.pattern_count, other.pattern_count]),
             np.concatenate([self.means, other.means]),
             np.concatenate([self.roots, other.roots]),
             np.concatenate([self.root_pattern, other.root_pattern + self.n_patterns]),
-            self.n_samples + other.n_samples,
+            n_samples,
         )
+        merged.weight_unit = unit
+        return merged
 
     def standardised(self, shift, scale):
         """Statistics of ``(x - shift) / scale`` (feature-wise).
@@ -383,6 +536,7 @@ class PatternStats:
             self.roots / scale,
             self.root_pattern,
             self.n_samples,
+            self.weight_unit,
         )
 
     # -- summaries -----------------------------------------------------------
@@ -411,6 +565,8 @@ class PatternStats:
         The mean of feature ``j`` uses every row where ``j`` is observed; the
         covariance of ``j`` and ``l`` every row where both are, centred on the
         available-case means. Pairs never observed together get covariance 0.
+        Raises the complete-data errors when the moments are beyond float64
+        (values too large to square, or variances too small to represent).
 
         Returns
         -------
@@ -428,12 +584,18 @@ class PatternStats:
                 "or only in rows of zero weight); their distribution cannot be "
                 "estimated. Drop these features."
             )
-        mean = (w @ self.means) / feature_weight
-        delta = (self.means - mean) * obs
-        scatter = self.roots.T @ self.roots + (delta * w[:, None]).T @ delta
-        pair_weight = (obs * w[:, None]).T @ obs
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            mean = (w @ self.means) / feature_weight
+            delta = (self.means - mean) * obs
+            scatter = self.roots.T @ self.roots + (delta * w[:, None]).T @ delta
+            pair_weight = (obs * w[:, None]).T @ obs
             cov = np.where(pair_weight > 0, scatter / pair_weight, 0.0)
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(cov))):
+            raise _overflow_error()
+        variances = np.diag(cov)
+        tiny = np.flatnonzero((variances > 0) & (variances < _TINY_VARIANCE))
+        if tiny.size:
+            raise _tiny_variance_error(tiny)
         return mean, 0.5 * (cov + cov.T), pair_weight
 
     def __repr__(self):
@@ -477,7 +639,7 @@ def _chunk_patterns(block, w):
     return obs, weight, count, mean, np.concatenate(pieces), np.concatenate(owners)
 
 
-def compute_stats(X, sample_weight=None):
+def compute_stats(X, sample_weight=None, row_offset=0):
     """Statistics of a validated array: the one entry point that builds them.
 
     ``fit``, ``partial_fit`` and every Dask block build their statistics here
@@ -491,19 +653,35 @@ def compute_stats(X, sample_weight=None):
     X : ndarray of shape (n_samples, n_features)
         Validated data; NaN marks a missing entry.
     sample_weight : ndarray of shape (n_samples,), default=None
-        Validated non-negative weights; ``None`` means unit weights.
+        Validated non-negative weights; ``None`` means unit weights. They are
+        normalised (:func:`~sklearn_mvn._stats.normalise_weights`), so their
+        global scale does not matter; the statistics carry the unit.
+    row_offset : int, default=0
+        Index of the first row of ``X`` in the whole data set (a Dask block's
+        position), used in error messages that name rows.
 
     Returns
     -------
     stats : SufficientStats or PatternStats
     """
+    sample_weight, unit = normalise_weights(sample_weight)
+    stats = _build_stats(X, sample_weight, row_offset)
+    stats.weight_unit = unit
+    return stats
+
+
+def _build_stats(X, sample_weight, row_offset):
     # Complete data are read once: NaN or infinity make the statistics
-    # non-finite, and only then is X searched (finite data too large to square
-    # keep their overflowed statistics, which the estimator reports).
+    # non-finite (also in rows of zero weight: 0 * inf is NaN), and only then
+    # is X searched (finite data too large to square keep their overflowed
+    # statistics, which the estimator reports). Statistics of zero weight are
+    # zero whatever X holds, so then X is searched too: rows of zero weight
+    # are validated like any row.
     stats = SufficientStats.from_array(X, sample_weight)
-    if np.all(np.isfinite(stats.mean)) and np.all(np.isfinite(stats.scatter)):
+    finite = np.all(np.isfinite(stats.mean)) and np.all(np.isfinite(stats.scatter))
+    if finite and stats.weight_sum > 0.0:
         return stats
-    if not check_missing(X):
+    if not check_missing(X, row_offset=row_offset):
         return stats
     return PatternStats.from_array(X, sample_weight)
 
@@ -647,9 +825,145 @@ def marginal_mahalanobis(X, mean, factor):
     return map_chunks(X, chunk)
 
 
+def _precision_of(factor):
+    """``P = S^{-1}`` for ``S = factor @ factor.T``.
+
+    A square lower-triangular factor is inverted directly
+    (:func:`~sklearn_mvn._linalg.precision_from_factor`); any other factor
+    (not triangular, or not square) through the Cholesky factor of ``S``.
+    """
+    factor = np.asarray(factor, dtype=np.float64)
+    d = factor.shape[0]
+    if factor.shape != (d, d) or np.any(np.triu(factor, 1)):
+        factor = np.linalg.cholesky(factor @ factor.T)
+    return precision_from_factor(factor)[1]
+
+
+def conditional_draw(X, mean, factor, rng):
+    """Draw each row's missing entries from their conditional normal law.
+
+    Under ``N(mean, S)``, ``S = factor @ factor.T``, the missing entries ``m``
+    of a row given its observed entries ``o`` are normal with mean
+    ``mu_m + S_mo S_oo^{-1} (x_o - mu_o) = mu_m - P_mm^{-1} P_mo (x_o - mu_o)``
+    and covariance ``S_mm - S_mo S_oo^{-1} S_om = P_mm^{-1}`` (``P = S^{-1}``).
+    A draw is the conditional mean plus ``C z``, ``C C^T = P_mm^{-1}`` (the
+    Cholesky factor) and ``z`` standard normal. Rows with the same number
+    ``k`` of missing entries are processed together in batches of a few MiB,
+    chunk by chunk, so no ``n x d`` temporary is made besides the output. A
+    row with every entry missing is drawn from ``N(mean, S)``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Rows with NaN at the missing entries.
+    mean : ndarray of shape (n_features,)
+    factor : ndarray of shape (n_features, n_features_factor)
+        Any factor of the covariance, ``S = factor @ factor.T`` (e.g. the
+        lower-triangular ``factor_`` of the package's estimators).
+    rng : numpy.random.RandomState
+        Source of the standard normal draws, consumed chunk by chunk and,
+        within a chunk, in order of increasing ``k``.
+
+    Returns
+    -------
+    X_drawn : ndarray of shape (n_samples, n_features)
+        A float64 copy of ``X`` with the missing entries drawn; observed
+        entries are unchanged.
+    """
+    out = np.array(X, dtype=np.float64)
+    mean = np.asarray(mean, dtype=np.float64)
+    precision = _precision_of(factor)
+    n_samples, d = out.shape
+    for chunk in row_chunks(n_samples, d):
+        block = out[chunk]
+        mask = np.isnan(block)
+        n_missing = mask.sum(axis=1)
+        for k in np.unique(n_missing):
+            if k == 0:
+                continue
+            rows = np.flatnonzero(n_missing == k)
+            for part in _batches(rows.size, k * (d + k)):
+                r = rows[part]
+                miss = np.nonzero(mask[r])[1].reshape(r.size, k)
+                resid = np.where(mask[r], 0.0, block[r] - mean)
+                pmm_inv, _ = _inverse_pmm(precision, miss)
+                pull = _take_rows(resid @ precision, miss)
+                centre = mean[miss] - np.einsum("ikl,il->ik", pmm_inv, pull)
+                # The batched sweep leaves P_mm^{-1} symmetric to round-off.
+                pmm_inv = 0.5 * (pmm_inv + np.swapaxes(pmm_inv, 1, 2))
+                chol = np.linalg.cholesky(pmm_inv)
+                z = rng.standard_normal((r.size, k))
+                block[r[:, None], miss] = centre + np.einsum("ikl,il->ik", chol, z)
+    return out
+
+
 # ---------------------------------------------------------------------------
 # The observed-data objective
 # ---------------------------------------------------------------------------
+
+
+def _sweep_inverse(a):
+    """In-place inverse and log-determinant of a stack of SPD matrices stored
+    as ``a[i, j, p]`` (the stack on the last, contiguous axis).
+
+    The sweep operator on every pivot: sweeping all pivots of ``A`` gives
+    ``-A^{-1}``, and the product of the pivots is ``|A|``. Each of the ``k``
+    steps is a few array operations over the whole stack, which for small
+    ``k`` beats one LAPACK call per matrix. ``k = 1`` and ``k = 2`` use the
+    closed forms.
+    """
+    k = a.shape[0]
+    if k == 1:
+        logdet = np.log(a[0, 0])
+        np.reciprocal(a, out=a)
+        return a, logdet
+    if k == 2:
+        det = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
+        a[0, 0], a[1, 1] = a[1, 1].copy(), a[0, 0].copy()
+        a[0, 1] *= -1.0
+        a[1, 0] *= -1.0
+        a /= det
+        return a, np.log(det)
+    pivots = np.empty(a.shape[::2])
+    outer = np.empty_like(a)
+    for j in range(k):
+        piv = pivots[j]
+        piv[...] = a[j, j]
+        np.reciprocal(piv, out=piv)
+        row = a[j].copy()
+        col = a[:, j] * piv
+        np.multiply(col[:, None, :], row[None, :, :], out=outer)
+        a -= outer
+        a[:, j] = col
+        np.multiply(row, piv, out=a[j])
+        np.negative(piv, out=a[j, j])
+    np.negative(a, out=a)
+    # The pivots were replaced by their reciprocals: log|A| = -sum log(1/p).
+    return a, -np.log(pivots).sum(axis=0)
+
+
+class _Batch:
+    """Index tables of a batch of patterns with ``k`` missing entries each.
+
+    The patterns are on the last axis (arrays of shape ``(k, n)`` or
+    ``(k, k, n)``), so that the batched sweep works on contiguous rows.
+    """
+
+    def __init__(self, k, p0, p1, miss, d, fill_data, roots):
+        self.k = k
+        self.pattern = slice(p0, p1)
+        self.miss = miss
+        self.pull_idx = miss + d * np.arange(p0, p1)
+        self.pair_idx = miss[:, None, :] * d + miss[None, :, :]
+        self.fill_data = fill_data
+        self.has_roots = roots is not None
+        if self.has_roots:
+            r0, r1, owner, root_data = roots
+            self.root_owner = owner
+            root_miss = miss[:, owner]
+            self.root_pull_idx = root_miss + d * np.arange(r0, r1)
+            self.root_pair_idx = root_miss[:, None, :] * d + root_miss[None, :, :]
+            self.root_data = root_data
 
 
 class MissingObjective:
@@ -659,6 +973,14 @@ class MissingObjective:
     ``scale`` times the sum over patterns of the NLL of ``N(mu_o, S_oo)``
     (constant included) plus the NLL of the full-dimensional ``penalties``
     (pseudo-statistics, e.g. from :func:`penalty_stats`).
+
+    One evaluation costs one ``d x d`` inversion, one matrix product of the
+    pattern means and scatter roots with the precision ``P``, and per pattern
+    with ``k`` missing entries a ``k x k`` inversion (a sweep vectorised over
+    the patterns with the same ``k``) and O(k d) more: the completed
+    statistics are assembled from the statistics of the observed entries
+    (computed once), two sparse products with the fills, and one
+    ``bincount`` for the ``k x k`` blocks of all patterns.
 
     Parameters
     ----------
@@ -676,21 +998,77 @@ class MissingObjective:
         d = stats.n_features
         w = stats.pattern_weight
         obs = stats.observed
+        obs_f = obs.astype(np.float64)
+        obs_w = obs_f * w[:, None]
         n_missing = d - obs.sum(axis=1)
-        self._n_missing = n_missing
-        self._indptr = np.r_[0, np.cumsum(n_missing)]
-        self._miss_cols = np.nonzero(~obs)[1]
-        self._root_indptr = np.r_[0, np.cumsum(n_missing[stats.root_pattern])]
-        self._root_cols = np.nonzero(~obs[stats.root_pattern])[1]
-        self._groups = []
+        # Statistics of the observed entries, the same at every evaluation:
+        # with r_p = (m_p - mu) o_p (m_p is 0 at missing entries),
+        # sum_p w_p r_p r_p^T = A - B diag(mu) - diag(mu) B^T + O (mu mu^T).
+        wmeans = stats.means * w[:, None]
+        self._weight = float(w.sum())
+        self._first = w @ stats.means
+        self._obs_weight = w @ obs_f
+        self._A = stats.means.T @ wmeans + stats.roots.T @ stats.roots
+        self._B = wmeans.T @ obs_f
+        self._O = obs_w.T @ obs_f
+        # The fills (residuals of the conditional means at the missing
+        # entries) of the pattern means and then of the root rows: one sparse
+        # matrix whose data are overwritten at each evaluation. Patterns are
+        # sorted by k: a batch of patterns is one slice of the data. Its
+        # products with the pattern means (weighted), the weights and the
+        # root rows give the cross products with the observed entries.
+        miss_cols = np.nonzero(~obs)[1]
+        indptr = np.r_[0, np.cumsum(n_missing)]
+        root_pat = stats.root_pattern
+        root_indptr = indptr[-1] + np.r_[0, np.cumsum(n_missing[root_pat])]
+        n_roots = root_pat.size
+        self._fill = sparse.csr_matrix(
+            (
+                np.zeros(root_indptr[-1]),
+                np.concatenate([miss_cols, np.nonzero(~obs[root_pat])[1]]),
+                np.concatenate([indptr, root_indptr[1:]]),
+            ),
+            shape=(len(w) + n_roots, d),
+        )
+        # The transpose shares the data: it is updated with them.
+        self._fill_t = self._fill.T
+        self._fill_rhs = np.block(
+            [[wmeans, w[:, None]], [stats.roots, np.zeros((n_roots, 1))]]
+        )
+        root_bounds = np.searchsorted(root_pat, np.arange(len(w) + 1))
+        self._batches = []
         for k in np.unique(n_missing):
             if k == 0:
                 continue
             pats = np.flatnonzero(n_missing == k)
-            self._groups.append((int(k), pats[0], pats[-1] + 1))
-        self._wmeans = stats.means * w[:, None]
-        self._second = stats.roots.T @ stats.roots + stats.means.T @ self._wmeans
-        self._first = w @ stats.means
+            for part in _batches(pats.size, k * (k + 2)):
+                p0, p1 = pats[part.start], pats[part.stop - 1] + 1
+                miss = miss_cols[indptr[p0] : indptr[p1]].reshape(p1 - p0, k)
+                r0, r1 = root_bounds[p0], root_bounds[p1]
+                roots = None
+                if r1 > r0:
+                    roots = (
+                        r0,
+                        r1,
+                        root_pat[r0:r1] - p0,
+                        slice(root_indptr[r0], root_indptr[r1]),
+                    )
+                self._batches.append(
+                    _Batch(
+                        int(k),
+                        p0,
+                        p1,
+                        np.ascontiguousarray(miss.T),
+                        d,
+                        slice(indptr[p0], indptr[p1]),
+                        roots,
+                    )
+                )
+        self._pair_idx = np.concatenate(
+            [b.pair_idx.ravel() for b in self._batches]
+            + [b.root_pair_idx.ravel() for b in self._batches if b.has_roots]
+            + [np.zeros(0, dtype=np.intp)]
+        )
         # Entropy constant of the missing entries: sum_p W_p k_p (1 + log 2 pi) / 2.
         self._entropy0 = 0.5 * (1.0 + LOG_2PI) * float(w @ n_missing)
 
@@ -709,66 +1087,58 @@ class MissingObjective:
         d = st.n_features
         w = st.pattern_weight
         _, precision = precision_from_factor(factor)
-        fill = np.empty(self._miss_cols.size)
-        root_fill = np.empty(self._root_cols.size)
-        cond = np.zeros(d * d)
+        flat_p = precision.ravel()
+        # [P r_p]_m = [P m_p]_m - [P mu]_m + P_mm mu_m: the pattern means
+        # times P in one matrix product; the last term gives -mu_m once solved.
+        pull = (st.means @ precision).ravel()
+        root_pull = (st.roots @ precision).ravel()
+        p_mu = precision @ mean
+        fill = self._fill.data
+        pair_vals, root_vals = [], []
         log_det = 0.0
-        root_pat = st.root_pattern
-        root_bounds = np.searchsorted(root_pat, np.arange(st.n_patterns + 1))
-        # P (x - mu) for every pattern mean and root row: two matrix products.
-        pull = ((st.means - mean) * st.observed) @ precision
-        root_pull = st.roots @ precision
-        for k, lo, hi in self._groups:
-            for part in _batches(hi - lo, k * k):
-                p0, p1 = lo + part.start, lo + part.stop
-                miss = self._miss_cols[self._indptr[p0] : self._indptr[p1]]
-                miss = miss.reshape(p1 - p0, k)
-                pmm_inv, logdet = _inverse_pmm(precision, miss)
-                value = mean[miss] - np.einsum(
-                    "pkl,pl->pk", pmm_inv, _take_rows(pull[p0:p1], miss)
+        for b in self._batches:
+            inv, logdet = _sweep_inverse(flat_p[b.pair_idx])
+            wp = w[b.pattern]
+            log_det += float(wp @ logdet)
+            rhs = pull[b.pull_idx] - p_mu[b.miss]
+            mu_m = mean[b.miss]
+            f = -np.einsum("abp,bp->ap", inv, rhs) - mu_m
+            fill[b.fill_data] = f.T.ravel()
+            if b.has_roots:
+                rf = -np.einsum(
+                    "abj,bj->aj", inv[:, :, b.root_owner], root_pull[b.root_pull_idx]
                 )
-                fill[self._indptr[p0] : self._indptr[p1]] = value.ravel()
-                wp = w[p0:p1]
-                log_det += float(wp @ logdet)
-                idx = (miss[:, :, None] * d + miss[:, None, :]).ravel()
-                cond += np.bincount(
-                    idx, weights=(pmm_inv * wp[:, None, None]).ravel(), minlength=d * d
-                )
-                r0, r1 = root_bounds[p0], root_bounds[p1]
-                if r1 > r0:
-                    owner = root_pat[r0:r1] - p0
-                    rf = -np.einsum(
-                        "jkl,jl->jk",
-                        pmm_inv[owner],
-                        _take_rows(root_pull[r0:r1], miss[owner]),
-                    )
-                    root_fill[self._root_indptr[r0] : self._root_indptr[r1]] = (
-                        rf.ravel()
-                    )
-        fm = sparse.csr_matrix(
-            (fill, self._miss_cols, self._indptr), shape=(st.n_patterns, d)
-        )
-        fr = sparse.csr_matrix(
-            (root_fill, self._root_cols, self._root_indptr),
-            shape=(st.roots.shape[0], d),
-        )
-        cross = np.asarray(fm.T @ self._wmeans) + np.asarray(fr.T @ st.roots)
-        fmw = fm.multiply(w[:, None]).tocsr()
-        second = (
-            self._second
-            + cross
-            + cross.T
-            + (fm.T @ fmw).toarray()
-            + (fr.T @ fr).toarray()
-            + cond.reshape(d, d)
-        )
-        weight = float(w.sum())
-        first = self._first + np.asarray(fm.T @ w).ravel()
-        exp_mean = first / weight
-        scatter = second - np.outer(exp_mean, first)
+                fill[b.root_data] = rf.T.ravel()
+                root_vals.append((rf[:, None, :] * rf[None, :, :]).ravel())
+            # w_p (P_mm^{-1} + f f^T + f mu_m^T + mu_m f^T) at the (m, m)
+            # entries (the last two: the cross products of the fills with the
+            # -mu_m that the observed residuals lack at the missing entries).
+            inv += f[:, None, :] * (f + 2.0 * mu_m)[None, :, :]
+            inv *= wp
+            pair_vals.append(inv.ravel())
+        # Cross products of the fills with the observed residuals.
+        prod = np.asarray(self._fill_t @ self._fill_rhs)
+        fill_sum = prod[:, d]
+        cross = prod[:, :d] - np.outer(fill_sum, mean)
+        b_mu = self._B * mean
+        second = self._A - b_mu - b_mu.T + self._O * np.outer(mean, mean)
+        second += cross + cross.T
+        if self._pair_idx.size:
+            second += np.bincount(
+                self._pair_idx,
+                weights=np.concatenate(pair_vals + root_vals),
+                minlength=d * d,
+            ).reshape(d, d)
+        # First moment about mu, then the moments about the expected mean.
+        first = self._first - self._obs_weight * mean + fill_sum
+        weight = self._weight
+        scatter = second - np.outer(first, first / weight)
         scatter = 0.5 * (scatter + scatter.T)
         entropy = self._entropy0 - 0.5 * log_det
-        return SufficientStats(weight, exp_mean, scatter, st.n_samples), entropy
+        return (
+            SufficientStats(weight, mean + first / weight, scatter, st.n_samples),
+            entropy,
+        )
 
     def total_stats(self, mean, factor):
         """Scaled expected statistics merged with the penalties, and the

@@ -174,6 +174,12 @@ class TriangularCovariance:
         constant = np.flatnonzero(~(variances > floor))
         if constant.size:
             detail = f"zero variance in feature(s) {constant[:10].tolist()}"
+            if constant.size > 10:
+                detail += f" and {constant.size - 10} more, {constant.size} in total"
+            detail += (
+                "; sklearn.feature_selection.VarianceThreshold removes constant "
+                "features"
+            )
             magnitude = np.abs(mean[constant])
             if np.all((magnitude > 0) & (magnitude < 1e-150)):
                 detail += " (values below 1e-154 square to 0 in float64: rescale X)"

@@ -11,7 +11,8 @@ close to isotropic whatever the scales and correlations of the data and the
 iteration count does not depend on them. For exact objectives (complete-data
 statistics) one cycle normally suffices (the pilot is the optimum); inexact
 ones (missing values) are re-whitened every ``_CYCLE_ITER`` iterations, and
-polished by EM steps when the line search stalls at their round-off floor.
+switch to Newton steps (:func:`newton_steps`) when a cycle is slow, stalls at
+their round-off floor or stops decreasing the objective.
 
 Each concern lives in one place: the start point (pilot, warm start, or the
 better of the two for ``partial_fit``) in :func:`_start`, the convergence rule
@@ -31,8 +32,23 @@ from ._linalg import multiply_lower, solve_lower
 _EPS = np.finfo(np.float64).eps
 # L-BFGS-B iterations between re-whitenings of an inexact objective.
 _CYCLE_ITER = 10
-# EM steps at most that polish an inexact fit below round-off.
-_POLISH_STEPS = 30
+# A cycle that shrinks the gradient by less than this factor is slow: Newton
+# steps are tried next (inexact objectives).
+_SLOW = 1e-2
+# Newton steps at most per attempt.
+_NEWTON_STEPS = 10
+# Up to this many free parameters the Hessian is formed densely near the
+# optimum (as many evaluations as conjugate gradients may need, and exact
+# however ill-conditioned); above, or farther away, conjugate gradients.
+_DENSE_MAX = 64
+# Steps of the differences of the gradient (whitened units). Forward: error
+# ~h + noise / h, about 1e-8 relative, but the gradient's rounding noise
+# (~1e-14) divided by h swamps the curvature of a flat direction. Central:
+# error ~h^2 + noise / h, about 1e-9 absolute.
+_FD_STEP = 1e-8
+_FD_STEP_CENTRAL = 1e-5
+# Central differences (and the dense Hessian) once the gradient is below this.
+_CENTRAL_BELOW = 1e-4
 
 
 class SolveResult:
@@ -222,7 +238,7 @@ def minimize_whitened(
 
 
 # ---------------------------------------------------------------------------
-# The convergence rule, the start point, polishing
+# The convergence rule, the start point
 # ---------------------------------------------------------------------------
 
 
@@ -264,34 +280,173 @@ def _start(objective, representation, pilot, start, compare_pilot):
     return pilot if value(pilot) < value(previous) else previous
 
 
-def _polish(objective, representation, mean, factor, tol, n_samples):
-    """EM steps until the whitened gradient meets ``tol`` (inexact objectives).
+# ---------------------------------------------------------------------------
+# Newton steps without objective values (inexact objectives)
+# ---------------------------------------------------------------------------
 
-    EM steps need no objective values, so they work below the line search's
-    noise floor. The M-step is restricted to the representation's structure.
-    Returns the last point, its objective value and whether ``tol`` was met.
+
+class _Whitened:
+    """The objective as a function of ``x = (u, packed T)``, whitened at
+    ``(mean, factor)``: ``x0 = (0, I)`` is that point."""
+
+    def __init__(self, objective, representation, mean, factor):
+        self.rep = representation
+        self.d = mean.shape[0]
+        self.evaluate = objective.whitened(mean, factor)
+        self.x0 = np.concatenate(
+            [np.zeros(self.d), representation.pack(np.eye(self.d))]
+        )
+        self.n_eval = 0
+
+    def unpack(self, x):
+        return x[: self.d], self.rep.unpack(x[self.d :])
+
+    def __call__(self, x):
+        self.n_eval += 1
+        value, grad_u, grad_t = self.evaluate(*self.unpack(x))
+        return value, np.concatenate([grad_u, self.rep.restrict_grad(grad_t)])
+
+    def hessian_vector(self, v, grad0):
+        """``H v`` by differences of the gradient (``grad0`` at ``x0``):
+        forward differences while the gradient is large, central ones (twice
+        the cost, accurate also along flat directions) near the optimum."""
+        scale = float(np.max(np.abs(v)))
+        if np.max(np.abs(grad0)) > _CENTRAL_BELOW:
+            h = _FD_STEP / scale
+            return (self(self.x0 + h * v)[1] - grad0) / h
+        h = _FD_STEP_CENTRAL / scale
+        return (self(self.x0 + h * v)[1] - self(self.x0 - h * v)[1]) / (2.0 * h)
+
+
+def _dense_step(w, grad):
+    """Newton step from the Hessian formed column by column; None if it is not
+    positive definite."""
+    p = grad.size
+    hess = np.column_stack([w.hessian_vector(e, grad) for e in np.eye(p)])
+    eigval, eigvec = np.linalg.eigh(0.5 * (hess + hess.T))
+    if not eigval[0] > 1e3 * _EPS * max(eigval[-1], 1.0):
+        return None
+    return -(eigvec @ ((eigvec.T @ grad) / eigval))
+
+
+def _cg_step(w, grad, tol, max_iter):
+    """Newton step by conjugate gradients on Hessian-vector products; None on
+    a direction of negative curvature.
+
+    The relative residual sought is ``|g|`` (quadratic convergence), or
+    ``0.1 tol / |g|`` if larger (enough for the next gradient to meet
+    ``tol``), within ``[1e-6, 0.1]`` (the products are accurate to about
+    1e-7).
     """
-    for _ in range(_POLISH_STEPS):
-        value, grad_mean, grad_factor, new_mean, new_cov = objective.em_step(
-            mean, factor
-        )
-        grad = max(
-            np.max(np.abs(grad_mean)),
-            np.max(np.abs(representation.restrict_grad(grad_factor))),
-        )
-        if grad <= tol:
-            return mean, factor, value, grad, True
-        try:
-            new_factor = representation.preconditioner(
-                new_cov, new_mean, n_samples, objective.regularised
-            )
-        except (ValueError, np.linalg.LinAlgError):
+    step = np.zeros_like(grad)
+    resid = -grad.copy()
+    direction = resid.copy()
+    rr = float(resid @ resid)
+    norm = float(np.max(np.abs(grad)))
+    forcing = min(0.1, max(norm, 0.1 * tol / norm, 1e-6))
+    target = forcing**2 * rr
+    for _ in range(max_iter):
+        hd = w.hessian_vector(direction, grad)
+        curvature = float(direction @ hd)
+        if not curvature > 0.0:
+            # Not positive definite: far from a minimum, or none exists.
+            return None
+        alpha = rr / curvature
+        step += alpha * direction
+        resid -= alpha * hd
+        rr_new = float(resid @ resid)
+        if rr_new <= target:
             break
-        evaluated, (mean, factor) = (mean, factor), (new_mean, new_factor)
-    else:
-        mean, factor = evaluated
-    # The last point evaluated, with its value and gradient.
-    return mean, factor, value, grad, False
+        direction = resid + (rr_new / rr) * direction
+        rr = rr_new
+    return step
+
+
+def newton_steps(
+    objective, representation, mean, factor, tol, max_steps=_NEWTON_STEPS, record=None
+):
+    """Newton steps from ``(mean, factor)`` until the whitened gradient's
+    largest entry is at most ``tol``.
+
+    Near the optimum of an inexact objective the decrease along a step (of the
+    order of the squared gradient) falls below the rounding error of the
+    objective (about ``eps |J|``), so a line search on values stalls while
+    the gradient, computed to near machine precision, is still above ``tol``.
+    Newton steps need no values there. Each works in coordinates whitened at
+    the current point and solves ``H s = -g``: with the Hessian formed by
+    central differences of the gradient (few parameters, near the optimum),
+    else by conjugate gradients on Hessian-vector products (one or two
+    gradients each). A step of at most 0.5 per whitened entry is accepted when
+    it decreases the objective by half the predicted amount or, when that
+    amount is below the objective's resolution, when the gradient shrinks;
+    otherwise it is halved (at most 8 times). Their convergence is quadratic
+    whatever the fraction of missing information, which is what slows EM and
+    first-order methods down. On a Hessian that is not positive definite (far
+    from the optimum, or an unbounded likelihood) they stop.
+
+    Parameters
+    ----------
+    objective : objective (see :mod:`._likelihoods`)
+    representation : covariance representation
+    mean, factor : ndarray
+        Starting point, in the objective's coordinates.
+    tol : float
+    max_steps : int
+    record : callable, default=None
+        ``record(value, grad_norm)`` after every accepted step (value in the
+        objective's coordinates).
+
+    Returns
+    -------
+    mean, factor : ndarray
+        The last accepted point.
+    value : float
+        The objective there (objective's coordinates).
+    grad_norm : float
+        Largest entry of its whitened gradient.
+    n_steps : int
+        Accepted steps.
+    """
+    rep = representation
+    n_steps = 0
+    while True:
+        w = _Whitened(objective, rep, mean, factor)
+        value, grad = w(w.x0)
+        grad_norm = float(np.max(np.abs(grad)))
+        if grad_norm <= tol or n_steps >= max_steps or not np.isfinite(value):
+            break
+        if grad.size <= _DENSE_MAX and grad_norm <= _CENTRAL_BELOW:
+            step = _dense_step(w, grad)
+        else:
+            step = _cg_step(w, grad, tol, max_iter=grad.size)
+        if step is None:
+            break
+        # Well inside the domain (T's diagonal positive): whitened steps of at
+        # most 0.5 per entry.
+        alpha = min(1.0, 0.5 / max(float(np.max(np.abs(step))), _EPS))
+        predicted = -0.5 * alpha * float(grad @ step)
+        resolvable = predicted > 1e3 * _EPS * max(1.0, abs(value))
+        for _ in range(8):
+            value1, grad1 = w(w.x0 + alpha * step)
+            norm1 = float(np.max(np.abs(grad1)))
+            if np.isfinite(value1) and (
+                (resolvable and value1 <= value - 0.5 * predicted)
+                or (not resolvable and norm1 < grad_norm)
+            ):
+                break
+            alpha *= 0.5
+            predicted *= 0.5
+        else:
+            break
+        u, t = w.unpack(w.x0 + alpha * step)
+        offset = objective.weight * float(np.sum(np.log(np.diag(factor))))
+        mean = mean + factor @ u
+        factor = rep.project(multiply_lower(factor, t))
+        n_steps += 1
+        if record is not None:
+            record(value1 + offset, norm1)
+    value = float(objective(mean, factor)[0])
+    return mean, factor, value, grad_norm, n_steps
 
 
 # ---------------------------------------------------------------------------
@@ -345,6 +500,7 @@ def solve(
     start_mean, start_cov = _start(objective, rep, pilot, start, compare_pilot)
     cycle_iter = max_iter if objective.exact else _CYCLE_ITER
     n_iter, previous, cycle = 0, np.inf, 0
+    wait, backoff = 0, 1
     # The first cycle is whitened at the pilot for exact objectives (where the
     # pilot is the optimum, so the problem is isotropic there) and at the
     # starting point for inexact ones; later cycles at the current estimate.
@@ -382,7 +538,7 @@ def solve(
             if first:
                 progress.record(value + offset, grad_norm, step=False)
 
-        u, t, value, grad_norm, steps, status, message, _ = minimize_whitened(
+        u, t, value, grad_norm, steps, status, message, first = minimize_whitened(
             objective.whitened(mean, chol),
             rep,
             u0,
@@ -393,26 +549,67 @@ def solve(
             record_start=record_start,
         )
         n_iter += steps
+        stalled = status != 1
         floor = 100.0 * tol
         if not objective.exact:
             floor = 10.0 * np.sqrt(_EPS * max(1.0, abs(value)))
-        verdict = _verdict(grad_norm, tol, stalled=status != 1, floor=floor)
+        verdict = _verdict(grad_norm, tol, stalled=stalled, floor=floor)
         value += offset
         mean = mean + chol @ u
         factor = multiply_lower(chol, t)
         covariance = factor @ factor.T
         chol, cycle = None, cycle + 1
-        if verdict != "short" or n_iter >= max_iter or not value < previous:
-            break
+        decreased = value < previous
         previous = value
-    converged = verdict != "short"
-    if verdict == "floor" and not objective.exact:
-        progress.phase("EM polish below the line search's noise floor")
-        mean, factor, value, grad_norm, converged = _polish(
-            objective, rep, mean, factor, tol, n_samples
+        if verdict == "converged" or n_iter >= max_iter:
+            break
+        if objective.exact:
+            if verdict == "floor" or not decreased:
+                break
+            continue
+        # Inexact objectives: Newton steps when the cycle stalled (e.g. at the
+        # round-off floor), stopped decreasing the objective, or was slow.
+        wait -= 1
+        slow = grad_norm > _SLOW * first[1]
+        if not (stalled or not decreased or (slow and wait <= 0)):
+            continue
+        progress.phase("Newton steps")
+
+        def record(value, grad_norm):
+            progress.record(value + objective.constant, grad_norm)
+
+        new_mean, new_factor, new_value, new_norm, n_steps = newton_steps(
+            objective,
+            rep,
+            mean,
+            factor,
+            tol,
+            max_steps=min(_NEWTON_STEPS, max_iter - n_iter),
+            record=record,
         )
-        value += objective.constant
-        message = "EM polish " + ("met tol" if converged else "did not meet tol")
+        n_iter += n_steps
+        if n_steps:
+            mean, factor, grad_norm = new_mean, new_factor, new_norm
+            value = new_value + objective.constant
+            covariance = factor @ factor.T
+            message = f"{n_steps} Newton steps"
+            verdict = "converged" if grad_norm <= tol else "short"
+        if verdict == "converged" or n_iter >= max_iter:
+            break
+        if n_steps < 2:
+            # Not near a minimum yet, or none exists: back to cycles, and try
+            # again after twice as many cycles as last time.
+            backoff *= 2
+            wait = backoff
+            if not n_steps and (stalled or not decreased):
+                message += (
+                    "; Newton steps failed (the Hessian is not positive definite)"
+                )
+                break
+        previous = np.inf
+    # Exact objectives: a stall within 100 tol counts (see _verdict). Inexact
+    # ones converge only by the gradient: Newton steps get it below tol.
+    converged = verdict == "converged" or (objective.exact and verdict == "floor")
     mean, factor = objective.to_original(mean, factor)
     result = SolveResult(mean, factor, value, grad_norm, n_iter, converged, message)
     result.history = progress.history

@@ -32,14 +32,22 @@ _SUM_ELEMENTS = 2**18
 # c_j)^2 / C_jj``. Unweighted float64 data whose first ``_PROBE_ROWS`` rows have
 # ``kappa <= _MAX_KAPPA_UNSHIFTED`` for the shift 0 (e.g. centred or
 # standardised data) are multiplied in place, without any copy; otherwise each
-# chunk is first shifted by the mean of those rows (so ``kappa`` is about 1 for
-# data in random order) into a reused buffer. If the final ``kappa`` exceeds
-# ``_MAX_KAPPA`` (e.g. sorted data whose first rows are far from the overall
-# mean), the moments are recomputed about the mean found, in a second pass.
+# chunk is first shifted by the mean of the first ``_PROBE_ROWS`` rows of
+# positive weight (so ``kappa`` is about 1 for data in random order; rows of
+# zero weight, which may be anywhere, never choose it) into a reused buffer. If
+# the final ``kappa`` exceeds ``_MAX_KAPPA`` (e.g. sorted data whose first rows
+# are far from the overall mean), or a variance vanished or came out negative
+# while its raw moment did not (all digits lost), the moments are recomputed
+# about the mean found, in a second pass (and a third if that mean was itself
+# too inaccurate): the centred two-pass form, exact to rounding.
 _MAX_KAPPA_UNSHIFTED = 16.0
 _MAX_KAPPA = 1e4
-# Rows of X that choose the shift.
+# Passes about the mean found at most after the first one.
+_MAX_REPAIRS = 2
+# Rows of X (of positive weight) that choose the shift.
 _PROBE_ROWS = 1024
+# Weights are searched for rows of positive weight this many at a time.
+_PROBE_SEARCH = 2**16
 
 
 class SufficientStats:
@@ -57,15 +65,22 @@ class SufficientStats:
     n_samples : int, default=0
         Number of rows these statistics were built from (bookkeeping only; the
         likelihood uses ``weight_sum``).
+    weight_unit : float, default=1.0
+        The weights these statistics were built from, divided by this power of
+        four (see :func:`normalise_weights`): ``weight_sum`` and ``scatter`` are
+        in units of ``weight_unit``. The likelihood depends only on ratios of
+        weights, so the unit matters only when two samples are merged
+        (:meth:`merge` brings them to a common unit first).
     """
 
-    __slots__ = ("weight_sum", "mean", "scatter", "n_samples")
+    __slots__ = ("weight_sum", "mean", "scatter", "n_samples", "weight_unit")
 
-    def __init__(self, weight_sum, mean, scatter, n_samples=0):
+    def __init__(self, weight_sum, mean, scatter, n_samples=0, weight_unit=1.0):
         self.weight_sum = float(weight_sum)
         self.mean = np.asarray(mean, dtype=np.float64)
         self.scatter = np.asarray(scatter, dtype=np.float64)
         self.n_samples = int(n_samples)
+        self.weight_unit = float(weight_unit)
 
     @property
     def n_features(self):
@@ -84,12 +99,13 @@ class SufficientStats:
         input) with in-place BLAS products, chunk by chunk, and the scatter is
         ``A - W (m - c)(m - c)^T``. The shift ``c`` is 0 (then the chunks of
         ``X`` are multiplied in place, without any copy) when that is accurate
-        for the first chunk, and otherwise the mean of the first chunk, so the
-        result is accurate for data whose mean is large compared with its
-        spread. If the first chunk was not representative (sorted data) and the
-        subtraction would lose more than about four digits, a second pass
-        recomputes the moments about the mean found. The only temporary is one
-        chunk.
+        for the first rows, and otherwise the mean of the first rows of
+        positive weight, so the result is accurate for data whose mean is large
+        compared with its spread. If these rows were not representative
+        (sorted data) and the subtraction lost more than about four digits, or
+        a variance came out zero or negative while its raw moment did not, a
+        second pass recomputes the moments about the mean found. The only
+        temporary is one chunk.
 
         Parameters
         ----------
@@ -116,17 +132,26 @@ class SufficientStats:
         # here; the estimator checks them and raises an error that says what to
         # do.
         with np.errstate(over="ignore", invalid="ignore"):
-            shift = _choose_shift(X[:_PROBE_ROWS], sample_weight is None)
+            shift = _choose_shift(_probe_rows(X, sample_weight), sample_weight is None)
             weight_sum, second, sums = _shifted_moments(
                 X, sample_weight, shift, chunk_size
             )
             stats, kappa = _moments_to_stats(weight_sum, second, sums, shift, n_samples)
-            if kappa > _MAX_KAPPA and np.all(np.isfinite(stats.mean)):
+            # Any loss of precision the statistics show (a cancellation factor
+            # above _MAX_KAPPA, or a variance that came out negative) is
+            # repaired by recomputing the moments about the mean found: the
+            # centred (two-pass) form, exact to rounding. A second repair
+            # covers a first mean that was itself too inaccurate.
+            for _ in range(_MAX_REPAIRS):
+                if not (kappa > _MAX_KAPPA and np.all(np.isfinite(stats.mean))):
+                    break
                 shift = stats.mean
                 weight_sum, second, sums = _shifted_moments(
                     X, sample_weight, shift, chunk_size
                 )
-                stats, _ = _moments_to_stats(weight_sum, second, sums, shift, n_samples)
+                stats, kappa = _moments_to_stats(
+                    weight_sum, second, sums, shift, n_samples
+                )
         return stats
 
     def merge(self, other):
@@ -140,25 +165,65 @@ class SufficientStats:
         -------
         merged : SufficientStats
         """
-        w_a, w_b = self.weight_sum, other.weight_sum
         n_samples = self.n_samples + other.n_samples
-        if w_b == 0.0:
+        # Statistics of zero weight (a chunk of zero-weight rows, or the
+        # reg_covar pseudo-statistics) take the unit of the other side.
+        if other.weight_sum == 0.0:
             return SufficientStats(
-                w_a, self.mean, self.scatter + other.scatter, n_samples
+                self.weight_sum,
+                self.mean,
+                self.scatter + other.scatter,
+                n_samples,
+                self.weight_unit,
             )
-        if w_a == 0.0:
+        if self.weight_sum == 0.0:
             return SufficientStats(
-                w_b, other.mean, self.scatter + other.scatter, n_samples
+                other.weight_sum,
+                other.mean,
+                self.scatter + other.scatter,
+                n_samples,
+                other.weight_unit,
             )
+        unit = max(self.weight_unit, other.weight_unit)
+        a, b = self.in_unit(unit), other.in_unit(unit)
+        w_a, w_b = a.weight_sum, b.weight_sum
+        if w_b == 0.0 or w_a == 0.0:  # one side negligible in the common unit
+            kept = a if w_b == 0.0 else b
+            return SufficientStats(
+                kept.weight_sum, kept.mean, kept.scatter, n_samples, unit
+            )
+        self, other = a, b
         weight = w_a + w_b
         delta = other.mean - self.mean
         mean = self.mean + delta * (w_b / weight)
         scatter = self.scatter + other.scatter
         scatter += np.outer(delta, delta) * (w_a * w_b / weight)
-        return SufficientStats(weight, mean, scatter, n_samples)
+        return SufficientStats(weight, mean, scatter, n_samples, unit)
+
+    def in_unit(self, unit):
+        """The same statistics with weights in units of ``unit``.
+
+        ``unit`` must be at least ``weight_unit`` (both powers of four): the
+        weights are multiplied by ``weight_unit / unit <= 1``, exactly unless
+        they become subnormal (then they are negligible in the new unit).
+        """
+        if unit == self.weight_unit:
+            return self
+        ratio = self.weight_unit / unit
+        return SufficientStats(
+            self.weight_sum * ratio,
+            self.mean,
+            self.scatter * ratio,
+            self.n_samples,
+            unit,
+        )
 
     def scaled(self, factor):
-        """Statistics with every weight multiplied by ``factor`` (>= 0)."""
+        """Statistics with every weight multiplied by ``factor`` (>= 0).
+
+        The result is a set of pseudo-statistics in unit 1 (the objective's
+        terms are built this way, e.g. the data per unit weight).
+        """
         return SufficientStats(
             self.weight_sum * factor,
             self.mean,
@@ -178,7 +243,9 @@ class SufficientStats:
         half = solve_lower(chol, self.scatter)
         scatter = solve_lower(chol, half.T)
         scatter = 0.5 * (scatter + scatter.T)
-        return SufficientStats(self.weight_sum, mean, scatter, self.n_samples)
+        return SufficientStats(
+            self.weight_sum, mean, scatter, self.n_samples, self.weight_unit
+        )
 
     def covariance(self):
         """Weighted maximum-likelihood covariance ``scatter / weight_sum``."""
@@ -191,9 +258,65 @@ class SufficientStats:
         )
 
 
+def normalise_weights(sample_weight):
+    """Weights divided by a power of four near their maximum, and that power.
+
+    The likelihood depends only on ratios of weights, so a global scale of the
+    weights must not change a fit; but weights of 1e300 or 1e-320 overflow or
+    underflow the moments. Dividing by the power of four ``4^e <= max(w) <
+    4^(e+1)`` is exact (up to weights that become subnormal, which are then
+    negligible) and brings the largest weight into ``[1, 4)``; a power of four
+    (not two) keeps the ratio of two units an exact square, so scatter roots
+    (``sqrt(w) (x - m)``) are rescaled exactly too.
+
+    Parameters
+    ----------
+    sample_weight : ndarray of shape (n_samples,) or None
+        Non-negative finite weights.
+
+    Returns
+    -------
+    weights : ndarray of shape (n_samples,) or None
+    unit : float
+        The power of four (1.0 for None or all-zero weights).
+    """
+    if sample_weight is None or sample_weight.shape[0] == 0:
+        return sample_weight, 1.0
+    largest = float(np.max(sample_weight))
+    if not largest > 0.0:
+        return sample_weight, 1.0
+    _, exponent = np.frexp(largest)
+    unit = float(np.ldexp(1.0, 2 * ((int(exponent) - 1) // 2)))
+    if unit == 1.0:
+        return sample_weight, 1.0
+    return sample_weight / unit, unit
+
+
 # ---------------------------------------------------------------------------
 # One pass over the data
 # ---------------------------------------------------------------------------
+
+
+def _probe_rows(X, sample_weight):
+    """The first ``_PROBE_ROWS`` rows of ``X`` of positive weight.
+
+    Rows of zero weight do not belong to the sample: a shift chosen from them
+    (possibly far from the data) would cost the moments their precision.
+    """
+    if sample_weight is None:
+        return X[:_PROBE_ROWS]
+    found = []
+    count = 0
+    for start in range(0, sample_weight.shape[0], _PROBE_SEARCH):
+        index = np.flatnonzero(sample_weight[start : start + _PROBE_SEARCH] > 0)
+        index = index[: _PROBE_ROWS - count] + start
+        found.append(index)
+        count += index.size
+        if count >= _PROBE_ROWS:
+            break
+    if not count:  # no row of positive weight: the statistics are empty
+        return X[:1]
+    return X[np.concatenate(found)]
 
 
 def _choose_shift(first, unweighted):
@@ -300,12 +423,16 @@ def _moments_to_stats(weight_sum, second, sums, shift, n_samples):
     mean = delta if shift is None else shift + delta
     raw = np.diag(second)
     centred = np.diag(scatter)
-    # Features whose spread is at round-off level (constant ones) cannot lose
-    # more digits; they are left out of the cancellation test.
+    # The digits lost are about log10(raw / centred). A spread at round-off
+    # level (a constant feature) counts as that level, so a constant feature
+    # about an exact shift loses nothing, while one whose centred variance
+    # vanished (or came out negative) under a large raw moment lost all.
     noise = weight_sum * (64.0 * np.finfo(np.float64).eps * np.abs(mean)) ** 2
-    spread = centred > noise
     with np.errstate(divide="ignore", invalid="ignore"):
-        kappa = float(np.max(raw[spread] / centred[spread], initial=1.0))
+        ratio = np.where(raw > noise, raw / np.maximum(centred, noise), 1.0)
+        kappa = float(np.max(ratio, initial=1.0))
+    if np.any((raw > noise) & (centred <= 0.0)):
+        kappa = np.inf
     return SufficientStats(weight_sum, mean, scatter, n_samples), kappa
 
 

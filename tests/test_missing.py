@@ -1,5 +1,7 @@
 """Missing values: observed-data maximum likelihood, marginal scoring, imputation."""
 
+import warnings
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -519,3 +521,282 @@ def test_unbounded_likelihood_warns_and_shrinkage_fixes_it():
     assert model.converged_
     mean, cov = _em(X, shrinkage=0.1)
     assert_allclose(model.covariance_, cov, atol=1e-6 * np.abs(cov).max())
+
+
+# ---------------------------------------------------------------------------
+# The objective against row-wise references; the likelihood against EM
+# ---------------------------------------------------------------------------
+
+
+def _mar(rng, n, d, rate):
+    """Missing at random: feature 0 is always observed and the other entries
+    go missing with a probability increasing in it."""
+    X = rng.multivariate_normal(rng.randn(d), _random_cov(rng, d), size=n)
+    z = (X[:, 0] - X[:, 0].mean()) / X[:, 0].std()
+    prob = 2 * rate / (1.0 + np.exp(-2.0 * z))
+    mask = rng.rand(n, d) < prob[:, None]
+    mask[:, 0] = False
+    X[mask] = np.nan
+    return X
+
+
+def _monotone(rng, n, d, rate):
+    """Monotone pattern: each row observes its first ``c`` features (``c >= 1``),
+    about a fraction ``rate`` of the entries missing."""
+    X = rng.multivariate_normal(rng.randn(d), _random_cov(rng, d), size=n)
+    drop = rng.binomial(d - 1, 2 * rate * d / (d - 1) * 0.5, size=n)
+    for i, k in enumerate(drop):
+        if k:
+            X[i, d - k :] = np.nan
+    return X
+
+
+def _rowwise_e_step(X, w, mean, cov):
+    """Expected complete-data weight, mean and scatter, and the weighted
+    entropy of the missing entries, one row at a time."""
+    filled = np.where(np.isnan(X), 0.0, X)
+    cond = np.zeros_like(cov)
+    entropy = 0.0
+    for i, x in enumerate(X):
+        m = np.isnan(x)
+        if not m.any():
+            continue
+        o = ~m
+        reg = cov[np.ix_(m, o)] @ np.linalg.inv(cov[np.ix_(o, o)])
+        filled[i, m] = mean[m] + reg @ (x[o] - mean[o])
+        c = cov[np.ix_(m, m)] - reg @ cov[np.ix_(o, m)]
+        cond[np.ix_(m, m)] += w[i] * c
+        entropy += w[i] * 0.5 * np.linalg.slogdet(2 * np.pi * np.e * c)[1]
+    weight = w.sum()
+    exp_mean = w @ filled / weight
+    resid = filled - exp_mean
+    return weight, exp_mean, (resid * w[:, None]).T @ resid + cond, entropy
+
+
+def _repeated_patterns(rng, n, d, rate):
+    """MCAR data whose patterns repeat (scatter roots) with every number of
+    missing entries from 0 to d - 1."""
+    X = _mcar(rng, n, d, rate)
+    k = rng.randint(0, d, size=n // 3)
+    for i, ki in enumerate(k):
+        X[i] = rng.randn(d)
+        X[i, rng.permutation(d)[:ki]] = np.nan
+    return np.vstack([X, X[: n // 4] + rng.randn(n // 4, d)])
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("batch_entries", [None, 40])
+def test_expected_stats_equal_rowwise_e_step(weighted, batch_entries, monkeypatch):
+    """The batched E-step (all k, several batches per k, scatter roots)
+    equals the row-wise conditional moments."""
+    import sklearn_mvn._missing as missing
+
+    if batch_entries is not None:
+        monkeypatch.setattr(missing, "_BATCH_ENTRIES", batch_entries)
+    rng = np.random.RandomState(7)
+    d = 7
+    X = _repeated_patterns(rng, 300, d, 0.3)
+    w = rng.uniform(0.2, 3.0, X.shape[0]) if weighted else np.ones(X.shape[0])
+    stats = PatternStats.from_array(X, sample_weight=w if weighted else None)
+    assert (stats.root_pattern.size > 0) and stats.n_patterns > 50
+    mean = rng.randn(d)
+    cov = _random_cov(rng, d, cond=30.0)
+    objective = MissingObjective(stats)
+    expected, entropy = objective.expected_stats(mean, np.linalg.cholesky(cov))
+    weight, ref_mean, ref_scatter, ref_entropy = _rowwise_e_step(X, w, mean, cov)
+    assert_allclose(expected.weight_sum, weight, rtol=1e-13)
+    assert_allclose(expected.mean, ref_mean, rtol=1e-12, atol=1e-12)
+    assert_allclose(
+        expected.scatter, ref_scatter, rtol=0, atol=1e-12 * np.abs(ref_scatter).max()
+    )
+    assert_allclose(entropy, ref_entropy, rtol=1e-12)
+    # The objective is the observed-data NLL (SciPy, row by row).
+    value = objective(mean, np.linalg.cholesky(cov))[0]
+    assert_allclose(value, weight * _observed_nll(X, mean, cov, w), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "make, n, d, rate, seed",
+    [
+        (_mcar, 400, 5, 0.3, 0),
+        (_mcar, 300, 12, 0.15, 1),
+        (_mar, 400, 6, 0.3, 2),
+        (_mar, 300, 10, 0.2, 3),
+        (_monotone, 300, 8, 0.3, 4),
+        (_monotone, 500, 5, 0.4, 5),
+    ],
+)
+def test_log_likelihood_equals_em_to_1e9_per_sample(make, n, d, rate, seed):
+    """The fit's observed-data log-likelihood equals that of a plain EM run to
+    a change below 1e-12, to 1e-9 per sample, and the fit does not warn."""
+    rng = np.random.RandomState(seed)
+    X = make(rng, n, d, rate)
+    X = X[~np.isnan(X).all(axis=1)]
+    assert np.isnan(X).any()
+    mean, cov = _em(X, tol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = _fit(X)
+    ours = _observed_nll(X, model.mean_, model.covariance_)
+    reference = _observed_nll(X, mean, cov)
+    assert abs(ours - reference) <= 1e-9
+    assert_allclose(model.objective_, ours, rtol=1e-11)
+
+
+# ---------------------------------------------------------------------------
+# Convergence: no warning at the optimum, a warning when really short
+# ---------------------------------------------------------------------------
+
+# Two classic small data sets with missing values, as shipped with the CRAN
+# package mvnmle (data/apple.rda, data/missvals.rda, version 0.1-11.2).
+# apple: hundreds of apples on 18 trees and the percentage of wormy apples
+# (12 trees), from Snedecor and Cochran (1972), Statistical Methods, 6th ed.,
+# via Little and Rubin (1987), Statistical Analysis with Missing Data.
+APPLE = np.array(
+    [[8, 59], [6, 58], [11, 56], [22, 53], [14, 50], [17, 45], [18, 43]]
+    + [[24, 42], [19, 39], [23, 38], [26, 30], [40, 27]]
+    + [[4, np.nan], [4, np.nan], [5, np.nan], [6, np.nan], [8, np.nan]]
+    + [[10, np.nan]],
+    dtype=float,
+)
+# missvals: 13 rows, 5 variables (Hald's cement data) with entries removed,
+# from Draper and Smith (1966), Applied Regression Analysis, via Little and
+# Rubin (1987).
+_ = np.nan
+MISSVALS = np.array(
+    [
+        [7, 26, 6, 60, 78.5],
+        [1, 29, 15, 52, 74.3],
+        [11, 56, 8, 20, 104.3],
+        [11, 31, 8, 47, 87.6],
+        [7, 52, 6, 33, 95.9],
+        [11, 55, 9, 22, 109.2],
+        [3, 71, 17, _, 102.7],
+        [1, 31, 22, _, 72.5],
+        [2, 54, 18, _, 93.1],
+        [_, _, 4, _, 115.9],
+        [_, _, 23, _, 83.8],
+        [_, _, 9, _, 113.3],
+        [_, _, 8, _, 109.4],
+    ]
+)
+
+
+def _sparse_column(rng, n, d, rate):
+    """MCAR data whose last feature is observed in about 2% of the rows."""
+    X = _mcar(rng, n, d, rate, cond=100.0)
+    X[rng.rand(n) > 0.02, -1] = np.nan
+    X[np.isnan(X).all(axis=1), 0] = 0.0
+    return X
+
+
+def _em_by_pattern(X, tol=1e-12, max_iter=200000):
+    """Plain EM on per-pattern sums (the E-step of a pattern is linear in its
+    rows' sum and sum of products), stopped when no parameter changes by more
+    than ``tol``."""
+    d = X.shape[1]
+    obs = ~np.isnan(X)
+    keys, inverse = np.unique(obs, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    groups = []
+    for p, o in enumerate(keys):
+        rows = X[np.ix_(inverse == p, o)]
+        groups.append((o, rows.shape[0], rows.sum(axis=0), rows.T @ rows))
+    n = X.shape[0]
+    mean = np.nanmean(X, axis=0)
+    cov = np.diag(np.nanvar(X, axis=0))
+    for _ in range(max_iter):
+        first = np.zeros(d)
+        second = np.zeros((d, d))
+        for o, count, s1, s2 in groups:
+            m = ~o
+            reg = np.linalg.solve(cov[np.ix_(o, o)], cov[np.ix_(o, m)]).T
+            shift = mean[m] - reg @ mean[o]
+            # E[x_m | x_o] = shift + reg x_o, summed over the pattern's rows.
+            e1 = np.empty(d)
+            e1[o], e1[m] = s1, count * shift + reg @ s1
+            e2 = np.empty((d, d))
+            e2[np.ix_(o, o)] = s2
+            e2[np.ix_(m, o)] = np.outer(shift, s1) + reg @ s2
+            e2[np.ix_(o, m)] = e2[np.ix_(m, o)].T
+            e2[np.ix_(m, m)] = (
+                count * np.outer(shift, shift)
+                + np.outer(shift, reg @ s1)
+                + np.outer(reg @ s1, shift)
+                + reg @ s2 @ reg.T
+                + count * (cov[np.ix_(m, m)] - reg @ cov[np.ix_(o, m)])
+            )
+            first += e1
+            second += e2
+        new_mean = first / n
+        new_cov = second / n - np.outer(new_mean, new_mean)
+        change = max(np.abs(new_mean - mean).max(), np.abs(new_cov - cov).max())
+        mean, cov = new_mean, new_cov
+        if change < tol:
+            return mean, cov
+    raise AssertionError("EM reference did not converge")
+
+
+def test_em_by_pattern_equals_rowwise_em():
+    X = _mcar(np.random.RandomState(3), 150, 4, 0.3)
+    for a, b in zip(_em_by_pattern(X), _em(X), strict=True):
+        assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+
+
+def _assert_fit_is_the_mle(X):
+    """No ConvergenceWarning, and the log-likelihood of plain EM (run to a
+    change below 1e-12) to 1e-10 per sample, or better."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = _fit(X)
+    assert model.converged_
+    mean, cov = _em_by_pattern(X, tol=1e-12)
+    ours = _observed_nll(X, model.mean_, model.covariance_)
+    assert ours <= _observed_nll(X, mean, cov) + 1e-10
+    return model
+
+
+@pytest.mark.parametrize("name", ["apple", "missvals"])
+def test_mvnmle_data_sets_converge_without_warning(name):
+    X = {"apple": APPLE, "missvals": MISSVALS}[name]
+    model = _assert_fit_is_the_mle(X)
+    # The gradient at the solution is far below tol (Newton steps finish).
+    assert model.history_[-1][1] <= 1e-8
+
+
+@pytest.mark.parametrize(
+    "make, n, d, rate, seed",
+    [
+        (_mcar, 120, 8, 0.3, 0),
+        (_mcar, 200, 12, 0.25, 1),
+        (_mar, 300, 10, 0.2, 2),
+        (_monotone, 200, 5, 0.3, 3),
+        (_monotone, 300, 8, 0.3, 4),
+        (_monotone, 400, 20, 0.05, 5),
+        (_sparse_column, 2000, 4, 0.05, 6),
+    ],
+)
+def test_random_data_sets_converge_without_warning(make, n, d, rate, seed):
+    rng = np.random.RandomState(seed)
+    X = make(rng, n, d, rate)
+    X = X[~np.isnan(X).all(axis=1)]
+    _assert_fit_is_the_mle(X)
+
+
+def test_max_iter_far_from_the_optimum_warns():
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        model = GradientGaussian(max_iter=3).fit(MISSVALS)
+    assert not model.converged_
+    assert model.n_iter_ <= 3
+
+
+def test_unbounded_monotone_likelihood_warns():
+    """Monotone data whose last feature is observed in fewer rows than there
+    are features: the likelihood has no maximum."""
+    rng = np.random.RandomState(0)
+    d = 8
+    X = rng.multivariate_normal(np.zeros(d), _random_cov(rng, d), size=200)
+    X[5:, -1] = np.nan
+    with pytest.warns(ConvergenceWarning, match="shrinkage > 0"):
+        model = GradientGaussian().fit(X)
+    assert np.linalg.eigvalsh(model.covariance_)[0] < 1e-6

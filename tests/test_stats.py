@@ -135,12 +135,12 @@ def test_one_pass_for_data_in_random_order(monkeypatch):
 
 
 def test_unrepresentative_first_chunk_triggers_a_second_pass(monkeypatch):
-    # The first chunk (zero weight, far away) is a poor shift: the moments
-    # about it would lose about 12 digits, so they are recomputed.
+    # The first rows (small weight, far away) make a poor shift: the moments
+    # about it would lose about 6 digits, so they are recomputed.
     X = _correlated(4000, 3, seed=4)
-    X[:100] += 1e6
+    X[:200] += 1e6
     weights = np.ones(X.shape[0])
-    weights[:100] = 0.0
+    weights[:200] = 1e-6
     calls = []
     original = _stats._shifted_moments
 
@@ -151,7 +151,27 @@ def test_unrepresentative_first_chunk_triggers_a_second_pass(monkeypatch):
     monkeypatch.setattr(_stats, "_shifted_moments", counting)
     stats = SufficientStats.from_array(X, weights, chunk_size=100)
     assert len(calls) == 2
-    _assert_stats_close(stats, *_reference(X[100:]))
+    _assert_stats_close(stats, *_reference(X, weights))
+
+
+def test_zero_weight_rows_do_not_choose_the_shift(monkeypatch):
+    # Far-away rows of zero weight first: the shift comes from the rows of
+    # positive weight, so one pass is exact.
+    X = _correlated(4000, 3, seed=4)
+    X[:1500] += 1e9
+    weights = np.ones(X.shape[0])
+    weights[:1500] = 0.0
+    calls = []
+    original = _stats._shifted_moments
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(_stats, "_shifted_moments", counting)
+    stats = SufficientStats.from_array(X, weights, chunk_size=100)
+    assert len(calls) == 1
+    _assert_stats_close(stats, *_reference(X[1500:]))
 
 
 def test_zero_weight_chunks():

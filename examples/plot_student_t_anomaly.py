@@ -1,0 +1,188 @@
+"""
+==========================================================
+Anomaly detection with contaminated training data
+==========================================================
+
+Anomaly detectors are usually trained on data that already hold some
+anomalies. A Gaussian fitted by maximum likelihood spreads its covariance to
+cover them, which hides the next ones. The multivariate Student-t of
+:class:`~sklearn_mvn.GradientStudentT` has heavy tails: each row's pull on
+the fit is weighted by ``(nu + d) / (nu + delta)``, so far rows barely move
+it, and its degrees of freedom ``nu`` are estimated from the data.
+
+We train on contaminated sets, score held-out data and compare the ROC AUC
+of :class:`~sklearn_mvn.GradientStudentT`,
+:class:`~sklearn_mvn.GradientGaussian`,
+:class:`~sklearn.covariance.EllipticEnvelope` (the robust
+:class:`~sklearn.covariance.MinCovDet` plus a threshold) and
+:class:`~sklearn.ensemble.IsolationForest`, then check that ``nu`` is
+recovered on data of known ``nu``.
+"""
+
+# Authors: sklearn-mvn developers
+# License: BSD 3-Clause
+
+# %%
+# Contaminated training sets
+# --------------------------
+#
+# Each set splits inliers and outliers into a training part, where outliers
+# make up a given fraction, and a held-out test part. The breast-cancer data
+# take benign tumours as inliers and malignant ones as contamination (5% and
+# 15%); two simulated sets have heavy-tailed inliers (a t with 3 degrees of
+# freedom in 10 dimensions) with scattered outliers, or with a tight cluster
+# of outliers.
+import numpy as np
+from scipy.stats import multivariate_t
+from sklearn.datasets import load_breast_cancer
+
+rng = np.random.RandomState(0)
+
+
+def split(inliers, outliers, contamination, seed, train_frac=0.6):
+    """Training rows (inliers plus a fraction of outliers) and a test set."""
+    r = np.random.RandomState(seed)
+    inliers = inliers[r.permutation(len(inliers))]
+    outliers = outliers[r.permutation(len(outliers))]
+    n_in = int(train_frac * len(inliers))
+    n_out = int(round(contamination / (1 - contamination) * n_in))
+    train = np.vstack([inliers[:n_in], outliers[:n_out]])
+    test = np.vstack([inliers[n_in:], outliers[n_out:]])
+    y = np.r_[np.zeros(len(inliers) - n_in), np.ones(len(outliers) - n_out)]
+    return train, test, y
+
+
+X, target = load_breast_cancer(return_X_y=True)
+d = 10
+q, _ = np.linalg.qr(rng.randn(d, d))
+shape = (q * np.geomspace(1.0, 10.0, d)) @ q.T
+heavy = multivariate_t(np.zeros(d), shape, df=3.0).rvs(2000, random_state=rng)
+box = rng.uniform(-20, 20, size=(1000, d)) * np.sqrt(np.diag(shape))
+direction = rng.randn(d)
+direction /= np.sqrt(direction @ np.linalg.solve(shape, direction))
+cluster = 12.0 * direction + 0.5 * rng.multivariate_normal(np.zeros(d), shape, 1000)
+
+datasets = {
+    "breast cancer, 5%": (X[target == 1], X[target == 0], 0.05),
+    "breast cancer, 15%": (X[target == 1], X[target == 0], 0.15),
+    "t(3) + scattered, 10%": (heavy, box, 0.10),
+    "t(3) + cluster, 10%": (heavy, cluster, 0.10),
+}
+
+# %%
+# Fit every detector and score the held-out rows
+# ----------------------------------------------
+#
+# The outlier score is minus the log-density for the density models and
+# minus ``score_samples`` for the envelope and the forest.
+# :class:`~sklearn.covariance.EllipticEnvelope` fits a
+# :class:`~sklearn.covariance.MinCovDet` and its ``score_samples`` is minus
+# that fit's robust Mahalanobis distance, so its column is also MinCovDet's.
+# The AUC is averaged over two random splits.
+import warnings
+
+from sklearn.covariance import EllipticEnvelope
+from sklearn.ensemble import IsolationForest
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from sklearn_mvn import GradientGaussian, GradientStudentT
+
+
+def outlier_scores(train, test):
+    with warnings.catch_warnings():
+        # MinCovDet warns about singular subsets on discrete-looking data.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        t = GradientStudentT().fit(train)
+        return t.df_, {
+            "GradientStudentT": -t.score_samples(test),
+            "GradientGaussian": -GradientGaussian().fit(train).score_samples(test),
+            "EllipticEnvelope": -EllipticEnvelope(random_state=0)
+            .fit(train)
+            .score_samples(test),
+            "IsolationForest": -IsolationForest(random_state=0)
+            .fit(train)
+            .score_samples(test),
+        }
+
+
+methods = [
+    "GradientStudentT",
+    "GradientGaussian",
+    "EllipticEnvelope",
+    "IsolationForest",
+]
+auc = {name: {m: [] for m in methods} for name in datasets}
+estimated_df = {name: [] for name in datasets}
+curves = {}
+for name, (inliers, outliers, contamination) in datasets.items():
+    for seed in range(2):
+        train, test, y = split(inliers, outliers, contamination, seed)
+        df, scores = outlier_scores(train, test)
+        estimated_df[name].append(df)
+        for m in methods:
+            auc[name][m].append(roc_auc_score(y, scores[m]))
+        if seed == 0:
+            curves[name] = (y, scores)
+
+header = f"{'':24s}" + "".join(f"{m:>20s}" for m in methods) + f"{'df_':>8s}"
+print(header)
+for name in datasets:
+    row = "".join(f"{np.mean(auc[name][m]):20.3f}" for m in methods)
+    print(f"{name:24s}{row}{np.mean(estimated_df[name]):8.2f}")
+
+# %%
+# The t does better than the Gaussian, whose covariance the outliers inflate,
+# except on the tight cluster. Against the minimum covariance determinant
+# (EllipticEnvelope) the picture depends on the contamination: the t wins or
+# ties with few or scattered outliers, but a large or tight *cluster* of
+# outliers still pulls it. The t is a smooth M-estimator, whose breakdown
+# point is at most about ``1 / (d + nu)``, while the MCD ignores half the data
+# by construction (at the price of a combinatorial search, no missing values,
+# no sample weights, and a fit orders of magnitude slower on large data).
+import matplotlib.pyplot as plt
+
+fig, axes = plt.subplots(1, len(datasets), figsize=(16, 4), sharey=True)
+for ax, name in zip(axes, datasets, strict=True):
+    y, scores = curves[name]
+    for m in methods:
+        fpr, tpr, _ = roc_curve(y, scores[m])
+        ax.plot(fpr, tpr, label=f"{m} ({roc_auc_score(y, scores[m]):.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.5)
+    ax.set_title(name)
+    ax.set_xlabel("false positive rate")
+    ax.legend(fontsize=7, loc="lower right")
+axes[0].set_ylabel("true positive rate")
+fig.tight_layout()
+
+# %%
+# Estimated degrees of freedom on data of known ``nu``
+# ----------------------------------------------------
+#
+# ``df='auto'`` estimates ``nu`` by maximum likelihood. On samples of a t with
+# known ``nu`` the estimate lands near the truth; normal data (``nu`` infinite)
+# give a large ``df_`` (the upper bound is 1e6), and then the fit is the
+# Gaussian's.
+true_dfs = [1.0, 3.0, 10.0, 30.0, np.inf]
+fig, ax = plt.subplots(figsize=(5, 4))
+for k, true_df in enumerate(true_dfs):
+    estimates = []
+    for seed in range(4):
+        r = np.random.RandomState(seed)
+        if np.isinf(true_df):
+            sample = r.multivariate_normal(np.zeros(5), np.eye(5), 2000)
+        else:
+            sample = multivariate_t(np.zeros(5), np.eye(5), df=true_df).rvs(
+                2000, random_state=r
+            )
+        estimates.append(GradientStudentT().fit(sample).df_)
+    print(f"true nu = {true_df:>4}: estimates {np.round(estimates, 2)}")
+    ax.scatter(np.full(4, k), np.clip(estimates, None, 1e3), color="C0")
+    if np.isfinite(true_df):
+        ax.scatter([k], [true_df], marker="_", s=400, color="C3")
+ax.set_yscale("log")
+ax.set_xticks(range(len(true_dfs)), [str(v) for v in true_dfs])
+ax.set_xlabel("true nu (n = 2000, d = 5)")
+ax.set_ylabel("estimated df_ (clipped at 1e3)")
+fig.tight_layout()
+plt.show()

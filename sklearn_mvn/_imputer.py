@@ -1,0 +1,293 @@
+"""GaussianImputer: fill missing entries from a fitted multivariate density.
+
+The transformer wraps one of the package's density estimators and uses only
+its public API (``fit``, ``impute``, ``mean_`` and ``factor_``), so any of them
+fits in: the imputation is the conditional expectation (or a draw from the
+conditional law) of each row's missing entries given its observed entries.
+"""
+
+# Authors: sklearn-mvn developers
+# License: BSD 3-Clause
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.impute import MissingIndicator
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._gradient_gaussian import GradientGaussian
+from ._linalg import row_chunks
+from ._missing import conditional_draw
+from ._validation import (
+    HasMethods,
+    _check_feature_names_in,
+    _fit_context,
+    check_numeric_input,
+)
+
+# ---------------------------------------------------------------------------
+# Helpers on arrays
+# ---------------------------------------------------------------------------
+
+
+def _nan_rows(X):
+    """Which rows of ``X`` have some, and which have only, NaN entries.
+
+    Chunked, so no boolean array of the size of ``X`` is created.
+
+    Returns
+    -------
+    some : ndarray of bool of shape (n_samples,)
+    every : ndarray of bool of shape (n_samples,)
+    """
+    n_samples, n_features = X.shape
+    some = np.zeros(n_samples, dtype=bool)
+    every = np.zeros(n_samples, dtype=bool)
+    for rows in row_chunks(n_samples, n_features):
+        nan = np.isnan(X[rows])
+        some[rows] = nan.any(axis=1)
+        every[rows] = nan.all(axis=1)
+    return some, every
+
+
+def _posterior_draw(estimator, X, rng):
+    """Missing entries of ``X`` drawn from the fitted conditional laws.
+
+    The one place where the imputer needs more than the estimators' common
+    public API: an estimator that knows its own conditional laws (e.g. a
+    non-normal family) provides ``_conditional_draw(X, rng)``; otherwise the
+    fitted normal ``N(mean_, factor_ @ factor_.T)`` is conditioned by
+    :func:`~sklearn_mvn._missing.conditional_draw`.
+    """
+    if hasattr(estimator, "_conditional_draw"):
+        return estimator._conditional_draw(X, rng)
+    return conditional_draw(X, estimator.mean_, estimator.factor_, rng)
+
+
+# ---------------------------------------------------------------------------
+# The transformer
+# ---------------------------------------------------------------------------
+
+
+class GaussianImputer(TransformerMixin, BaseEstimator):
+    """Impute missing values from a multivariate density fitted with NaN.
+
+    ``fit`` fits a clone of ``estimator`` (by default a
+    :class:`~sklearn_mvn.GradientGaussian`) by maximum likelihood on the
+    observed entries, without imputing first. ``transform`` replaces each
+    missing entry (NaN) by its conditional expectation given the observed
+    entries of its row under the fitted model,
+    ``mean_m + S_mo S_oo^{-1} (x_o - mean_o)`` for a normal, or, with
+    ``sample_posterior=True``, by a draw from the conditional law of the
+    row's missing entries, for multiple imputation. Unlike the chained
+    regressions of :class:`~sklearn.impute.IterativeImputer`, which
+    approximate this conditioning, the fit is the exact observed-data
+    maximum-likelihood estimate and the imputation one closed-form step.
+
+    Parameters
+    ----------
+    estimator : estimator instance, default=None
+        Density estimator to fit, one of the package's estimators (anything
+        with ``fit``, ``score_samples`` and ``impute`` and the fitted
+        attributes ``mean_`` and ``factor_``). ``None`` means
+        ``GradientGaussian()``. It is cloned by ``fit``. To tune its parameters
+        as ``estimator__<name>`` (e.g. ``estimator__shrinkage``), pass an
+        estimator instance.
+
+    sample_posterior : bool, default=False
+        If True, draw each row's missing entries from their conditional
+        distribution given the row's observed entries and the fitted
+        parameters (as ``sample_posterior`` of
+        :class:`~sklearn.impute.IterativeImputer`), instead of filling in the
+        conditional expectation. Repeat with different ``random_state`` for
+        multiple imputation. The draws do not reflect the uncertainty of the
+        fitted parameters.
+
+    random_state : int, RandomState instance or None, default=None
+        Seed of the draws when ``sample_posterior=True``. With an int, every
+        call to ``transform`` gives the same draws (so ``fit_transform`` equals
+        ``fit`` then ``transform``); with a ``RandomState`` instance, each call
+        continues its stream.
+
+    add_indicator : bool, default=False
+        If True, append the binary indicators of a
+        :class:`~sklearn.impute.MissingIndicator` (one column per feature with
+        missing values in ``fit``) to the output, as ``add_indicator`` of
+        :class:`~sklearn.impute.SimpleImputer`.
+
+    Attributes
+    ----------
+    estimator_ : estimator instance
+        The fitted clone of ``estimator``.
+
+    indicator_ : :class:`~sklearn.impute.MissingIndicator`
+        Indicator of missing values, fitted when ``add_indicator=True``, else
+        None.
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X`
+        has feature names that are all strings.
+
+    See Also
+    --------
+    GradientGaussian : The default density estimator; its ``impute`` method
+        is the conditional expectation used here.
+    GaussianOutlierDetector : Outlier detection with the same estimators.
+    sklearn.impute.IterativeImputer : Imputation by chained regressions.
+    sklearn.impute.KNNImputer : Imputation from nearest neighbours.
+    sklearn.impute.SimpleImputer : Imputation by a column statistic.
+
+    Notes
+    -----
+    Rows with every entry missing carry no information: ``fit`` skips them,
+    and ``transform`` fills them with the fitted mean (or a draw from the
+    fitted distribution). A feature that is never observed in ``fit`` makes
+    the estimator's ``fit`` raise a ``ValueError``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_mvn import GaussianImputer
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.multivariate_normal([0, 0], [[1.0, 0.9], [0.9, 1.0]], size=500)
+    >>> X[rng.rand(500) < 0.2, 1] = np.nan
+    >>> imputer = GaussianImputer().fit(X)
+    >>> imputer.transform([[2.0, np.nan]]).round(2)
+    array([[2.  , 1.84]])
+    >>> draws = GaussianImputer(sample_posterior=True, random_state=0).fit_transform(X)
+    >>> bool(np.isnan(draws).any())
+    False
+    """
+
+    _parameter_constraints: dict = {
+        "estimator": [HasMethods(["fit", "score_samples", "impute"]), None],
+        "sample_posterior": ["boolean"],
+        "random_state": ["random_state"],
+        "add_indicator": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        *,
+        estimator=None,
+        sample_posterior=False,
+        random_state=None,
+        add_indicator=False,
+    ):
+        self.estimator = estimator
+        self.sample_posterior = sample_posterior
+        self.random_state = random_state
+        self.add_indicator = add_indicator
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    def _validate(self, X, reset):
+        X = check_numeric_input(X)
+        return validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            reset=reset,
+            ensure_all_finite="allow-nan",
+        )
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y=None):
+        """Fit the density estimator on the observed entries of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, NaN at the missing entries. Rows without any
+            observed entry are skipped.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : GaussianImputer
+            The fitted imputer.
+        """
+        X = self._validate(X, reset=True)
+        _, empty = _nan_rows(X)
+        if empty.all():
+            raise ValueError(
+                "X has no observed entry (every entry is NaN); GaussianImputer "
+                "needs observed values to fit the distribution."
+            )
+        estimator = GradientGaussian() if self.estimator is None else self.estimator
+        self.estimator_ = clone(estimator).fit(X[~empty] if empty.any() else X)
+        self.indicator_ = None
+        if self.add_indicator:
+            self.indicator_ = MissingIndicator(error_on_new=False).fit(X)
+        return self
+
+    def transform(self, X):
+        """Fill each missing entry of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data with NaN at the missing entries.
+
+        Returns
+        -------
+        X_imputed : ndarray of shape (n_samples, n_features_out)
+            A float64 copy of ``X`` with every NaN replaced by its conditional
+            expectation given the row's observed entries (or a draw from the
+            conditional law, if ``sample_posterior``), followed by the missing
+            indicators if ``add_indicator``. A data frame with ``X``'s index
+            after ``set_output(transform="pandas")``.
+        """
+        check_is_fitted(self)
+        X = self._validate(X, reset=False)
+        if self.sample_posterior:
+            rng = check_random_state(self.random_state)
+            X_imputed = _posterior_draw(self.estimator_, X, rng)
+        else:
+            X_imputed = self._impute(X)
+        if self.indicator_ is not None:
+            X_imputed = np.hstack(
+                [X_imputed, self.indicator_.transform(X).astype(np.float64)]
+            )
+        return X_imputed
+
+    def _impute(self, X):
+        """Conditional expectations; rows without observed entries get the mean."""
+        _, every = _nan_rows(X)
+        if not every.any():
+            # One call on X itself: no copy of X besides the output.
+            X_imputed = np.asarray(self.estimator_.impute(X), dtype=np.float64)
+            return X_imputed.copy() if np.may_share_memory(X_imputed, X) else X_imputed
+        X_imputed = np.empty(X.shape)
+        X_imputed[every] = self.estimator_.mean_
+        X_imputed[~every] = self.estimator_.impute(X[~every])
+        return X_imputed
+
+    def get_feature_names_out(self, input_features=None):
+        """Get the names of the output features.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Input feature names; by default ``feature_names_in_``, or
+            ``x0, x1, ...`` if ``fit`` saw no names.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str
+            The input names, then ``missingindicator_<name>`` for each
+            indicator column if ``add_indicator``.
+        """
+        check_is_fitted(self)
+        names = _check_feature_names_in(self, input_features)
+        if self.indicator_ is None:
+            return names
+        return np.concatenate([names, self.indicator_.get_feature_names_out(names)])

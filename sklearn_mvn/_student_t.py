@@ -1,0 +1,682 @@
+"""GradientStudentT: maximum-likelihood multivariate Student-t density.
+
+The estimator shares validation, all-or-nothing fitting, the predict-side
+methods and ``bic``/``aic`` with :class:`~._base.BaseDensity`, the covariance
+representation with :mod:`._representations` and the convergence rule with
+:mod:`._solve`. The t likelihood has no sufficient statistics, so ``fit``
+reads the data once per iteration (:mod:`._t_likelihood` for NumPy,
+:mod:`._t_dask` for Dask; the fitter is :mod:`._t_solve`) and has no
+``partial_fit``.
+"""
+
+# Authors: sklearn-mvn developers
+# License: BSD 3-Clause
+
+import math
+
+import numpy as np
+from scipy.stats import f as f_dist
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_array, check_random_state
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._base import BaseDensity, _AllOrNothing
+from ._dask import _check_dask_X, is_dask_array
+from ._linalg import precision_from_factor, row_chunks
+from ._missing import check_missing
+from ._representations import NotDeterminedError, make_representation
+from ._t_dask import dask_data_pass
+from ._t_likelihood import (
+    DF_MAX,
+    DF_MIN,
+    t_conditional_draw,
+    t_log_density,
+    t_sums,
+)
+from ._t_solve import fit_t, robust_start, start_point
+from ._validation import (
+    Integral,
+    Interval,
+    Real,
+    StrOptions,
+    _fit_context,
+    check_numeric_input,
+    check_sample_weight,
+    warn_at_caller,
+)
+
+# Starting degrees of freedom when they are estimated.
+_DF_START = 5.0
+# Rows of the subsample that gives the robust start.
+_START_ROWS = 8192
+
+
+def _singular_error(n_samples, n_features, detail):
+    return NotDeterminedError(
+        f"The scale matrix is singular ({detail}; n_samples={n_samples}, "
+        f"n_features={n_features}): this happens with too few samples (the t "
+        "needs more samples than features), or constant or collinear "
+        "features. Set reg_covar > 0 or shrinkage > 0, or remove the "
+        "redundant features."
+    )
+
+
+# Variances below this are subnormal or close to it: their square roots and
+# inverses lose precision or overflow (as for the normal's statistics).
+_TINY_VARIANCE = 1e4 * np.finfo(np.float64).tiny
+
+
+def _check_scale_range(spread):
+    """Raise a ValueError if the features' scales are not representable."""
+    with np.errstate(over="ignore"):
+        variances = spread**2
+    if not np.all(np.isfinite(variances)):
+        raise ValueError(
+            "The spread of X overflows float64: the values of X are too large "
+            "in magnitude (the squared spread must stay below 1e308). Rescale "
+            "X, e.g. divide it by a power of ten or use "
+            "sklearn.preprocessing.StandardScaler, and fit again."
+        )
+    tiny = np.flatnonzero((variances > 0) & (variances < _TINY_VARIANCE))
+    if tiny.size:
+        raise ValueError(
+            f"The variance of feature(s) {tiny[:10].tolist()} is below "
+            f"{_TINY_VARIANCE:.0e}, too small to be represented accurately in "
+            "float64. Rescale X, e.g. multiply it by a power of ten or use "
+            "sklearn.preprocessing.StandardScaler, and fit again."
+        )
+
+
+def _check_observed(observed_weight):
+    """Raise a ValueError for features never observed (with positive weight)."""
+    never = np.flatnonzero(~(observed_weight > 0))
+    if never.size:
+        raise ValueError(
+            f"Feature(s) {never[:10].tolist()} are never observed (all NaN, or "
+            "only in rows of zero weight); their distribution cannot be "
+            "estimated. Drop these features."
+        )
+
+
+class GradientStudentT(BaseDensity):
+    """Multivariate Student-t density fitted by maximum likelihood.
+
+    The model is the ``d``-variate t with location ``mean_``, scale matrix
+    ``shape_ = Lambda Lambda^T`` and ``df_`` degrees of freedom ``nu``: a
+    normal whose scale is divided by an independent ``sqrt(chi^2_nu / nu)``.
+    Small ``nu`` means heavy tails, so a few gross outliers barely move the
+    fit (each row's pull is weighted by ``(nu + d) / (nu + delta)``, with
+    ``delta`` its squared Mahalanobis distance); as ``nu -> inf`` the t
+    becomes the normal of :class:`GradientGaussian`. ``score_samples`` is the
+    t log-density, a robust anomaly score.
+
+    ``fit`` maximises the likelihood over ``(mean, Lambda, nu)``. The t has
+    no sufficient statistics: every iteration is one chunked pass over ``X``
+    (no temporary of the size of ``X``) that returns the objective and its
+    whole gradient (J. Rennie's gradient of the normal with each row weighted
+    by ``(nu + d) / (nu + delta)``, and the digamma gradient in ``nu``). It
+    starts at the coordinate-wise median and MAD, runs ECME iterations
+    (Liu & Rubin, 1995) while they make fast progress, and finishes with
+    L-BFGS-B in coordinates whitened at the last ECME point, until the
+    largest gradient entry is below ``tol``.
+
+    Missing values (NaN, missing at random) use the exact observed-data
+    likelihood: the marginal of a t on a row's observed entries is a t with
+    the same ``nu``. Sample weights multiply each row's log-likelihood
+    (integer weights equal repeated rows). A ``dask.array.Array`` is fitted
+    block by block on the Dask workers, one pass per iteration (persist it).
+
+    Parameters
+    ----------
+    df : 'auto' or float, default='auto'
+        Degrees of freedom ``nu``: ``'auto'`` estimates them by maximum
+        likelihood (within ``[0.01, 1e6]``; ``1e6`` means the data look
+        normal), a positive float fixes them (``1`` is the multivariate
+        Cauchy).
+
+    covariance_type : {'full', 'diag', 'spherical'}, default='full'
+        Structure of ``Lambda``: lower triangular, diagonal or ``c * I``.
+
+    shrinkage : float, default=0.0
+        Weight ``alpha`` in [0, 1] of an inverse-Wishart prior on the scale
+        matrix centred on ``tau I``, ``tau`` the mean squared robust scale
+        (``1.4826 MAD``) of the features: the objective is ``(1 - alpha)``
+        times the mean negative log-likelihood plus ``alpha (log|Sigma| / 2 +
+        tau / 2 tr(Sigma^{-1}))``. The location is not penalised.
+
+    reg_covar : float, default=0.0
+        Non-negative penalty ``reg_covar / 2 tr(Sigma^{-1})`` on the scale
+        matrix; set it (or ``shrinkage``) above 0 when the scale matrix is
+        singular.
+
+    max_iter : int, default=200
+        Maximum number of iterations (ECME and L-BFGS-B together; each is one
+        pass over the data).
+
+    tol : float, default=1e-8
+        Convergence tolerance on the largest entry of the gradient of the
+        mean negative log-likelihood in whitened coordinates (``log nu``
+        scaled by the root of its expected information). A line search that
+        stalls at the objective's round-off level also counts as converged.
+
+    verbose : int, default=0
+        If positive, print the objective and the gradient norm each
+        iteration.
+
+    warm_start : bool, default=False
+        If True and the estimator is fitted, start from the previous
+        solution.
+
+    Attributes
+    ----------
+    mean_ : ndarray of shape (n_features,)
+        Location ``mu`` (the mean when ``df_ > 1``).
+
+    shape_ : ndarray of shape (n_features, n_features)
+        Scale matrix ``Sigma = factor_ @ factor_.T``.
+
+    factor_ : ndarray of shape (n_features, n_features)
+        Lower-triangular ``Lambda`` with a positive diagonal.
+
+    df_ : float
+        Degrees of freedom (estimated, or the fixed ``df``).
+
+    covariance_ : ndarray of shape (n_features, n_features)
+        ``df_ / (df_ - 2) * shape_`` when ``df_ > 2``. For ``df_ <= 2`` the
+        covariance does not exist: the diagonal is ``inf`` (infinite
+        variances) and the off-diagonal entries are NaN.
+
+    precision_ : ndarray of shape (n_features, n_features)
+        Inverse of ``shape_`` (the matrix of :meth:`mahalanobis`).
+
+    n_iter_ : int
+        Number of iterations run (ECME and L-BFGS-B).
+
+    converged_ : bool
+        Whether the gradient tolerance was reached.
+
+    objective_ : float
+        Final value of the minimised objective: the mean negative
+        log-likelihood per unit weight, plus the penalty terms.
+
+    history_ : list of tuple of (float, float)
+        Objective and largest gradient entry at each iteration.
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X`
+        has feature names that are all strings.
+
+    See Also
+    --------
+    GradientGaussian : The normal model (the limit ``df -> inf``).
+    sklearn.covariance.MinCovDet : Robust covariance by the minimum
+        covariance determinant.
+    sklearn.covariance.EllipticEnvelope : Outlier detection with MinCovDet.
+    scipy.stats.multivariate_t : Multivariate t distribution.
+
+    References
+    ----------
+    C. Liu and D. B. Rubin, "ML estimation of the t distribution using EM and
+    its extensions, ECM and ECME", Statistica Sinica 5 (1995).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.stats import multivariate_t
+    >>> from sklearn_mvn import GradientStudentT
+    >>> X = multivariate_t([0, 1], [[1.0, 0.5], [0.5, 2.0]], df=4).rvs(
+    ...     2000, random_state=0)
+    >>> model = GradientStudentT().fit(X)
+    >>> bool(3 < model.df_ < 5.5)
+    True
+    >>> bool(np.allclose(model.shape_, [[1.0, 0.5], [0.5, 2.0]], atol=0.15))
+    True
+    >>> model.score_samples(X[:3]).shape
+    (3,)
+    """
+
+    _parameter_constraints: dict = {
+        "df": [StrOptions({"auto"}), Interval(Real, 0.0, None, closed="neither")],
+        "covariance_type": [StrOptions({"full", "diag", "spherical"})],
+        "shrinkage": [Interval(Real, 0.0, 1.0, closed="both")],
+        "reg_covar": [Interval(Real, 0.0, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "tol": [Interval(Real, 0.0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        *,
+        df="auto",
+        covariance_type="full",
+        shrinkage=0.0,
+        reg_covar=0.0,
+        max_iter=200,
+        tol=1e-8,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.df = df
+        self.covariance_type = covariance_type
+        self.shrinkage = shrinkage
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    def _representation(self, n_features):
+        return make_representation(self.covariance_type, n_features)
+
+    def _covariance_params(self):
+        return self.factor_
+
+    def _squared_distance_quantile(self, tail):
+        """The ``1 - tail`` quantile of :meth:`mahalanobis` (in ``shape_``):
+        ``d F(d, df_)`` for a multivariate t."""
+        d = self.n_features_in_
+        return float(d * f_dist(d, self.df_).isf(tail))
+
+    # -- fitting -------------------------------------------------------------
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit location, scale matrix and degrees of freedom by maximum likelihood.
+
+        Parameters
+        ----------
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            Training data. NaN marks a missing entry; every row needs an
+            observed entry and infinite values are rejected. A Dask array is
+            read block by block on the workers, once per iteration.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights; each row's log-likelihood is multiplied by
+            its weight, so integer weights equal repeating rows.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        with _AllOrNothing(self):
+            self._fit(X, sample_weight)
+        return self
+
+    def _fit(self, X, sample_weight):
+        source = self._data_source(X, sample_weight)
+        data_pass, sample, sample_w, weight, n_samples, X, sample_weight = source
+        n_features = self.n_features_in_
+        rep = self._representation(n_features)
+        mean0, factor0 = start_point(sample, rep, sample_w, max_rows=sample.shape[0])
+        spread = np.diag(factor0).copy()
+        unseen = ~(np.isfinite(mean0) & np.isfinite(spread))
+        if unseen.any():
+            # Features observed only outside the subsample: their start from
+            # the whole column (n numbers each).
+            full = X[:, np.flatnonzero(unseen)]
+            full = np.asarray(full.compute() if is_dask_array(full) else full)
+            w = sample_weight
+            if is_dask_array(w):
+                w = w.compute()
+            mean0[unseen], spread[unseen] = robust_start(full, w)
+            spread = rep.standardising_scale(spread**2)
+            factor0 = np.diag(spread)
+        _check_scale_range(spread)
+        tau = float(np.mean(spread**2))
+        trace_coef = self.shrinkage * tau + self.reg_covar
+        if not np.all(spread > 0):
+            if trace_coef <= 0:
+                constant = np.flatnonzero(~(spread > 0))
+                raise _singular_error(
+                    n_samples,
+                    n_features,
+                    f"zero spread in feature(s) {constant[:10].tolist()}",
+                )
+            factor0 = np.diag(np.where(spread > 0, spread, np.sqrt(trace_coef)))
+        estimate_df = self.df == "auto"
+        df0 = _DF_START if estimate_df else float(self.df)
+        if self.warm_start and hasattr(self, "factor_"):
+            if self.factor_.shape[0] != n_features:
+                raise ValueError(
+                    f"warm_start=True but X has {n_features} features while the "
+                    f"previous fit had {self.factor_.shape[0]}; set "
+                    "warm_start=False to fit from scratch."
+                )
+            mean0, factor0 = self.mean_, self.factor_
+            if estimate_df:
+                df0 = float(np.clip(self.df_, DF_MIN, DF_MAX))
+        result = fit_t(
+            data_pass,
+            rep,
+            mean0,
+            factor0,
+            df0,
+            estimate_df=estimate_df,
+            data_scale=(1.0 - self.shrinkage) / weight,
+            prior_weight=self.shrinkage,
+            trace_coef=trace_coef,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            verbose=self.verbose,
+        )
+        # Rows that coincide or lie in a subspace can make the likelihood
+        # unbounded: the scale collapses far below the robust spread of the
+        # start, or df goes to its lower bound.
+        _check_scale_range(np.diag(result.factor))
+        collapsed = np.diag(result.factor) < 1e-2 * np.diag(factor0)
+        degenerate = bool(np.any(collapsed)) or result.df <= 1.01 * DF_MIN
+        self._set_solution(result, degenerate)
+
+    @available_if(lambda self: False)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Not available: the t likelihood has no mergeable statistics.
+
+        Each iteration of :meth:`fit` reads all the data; use :meth:`fit`
+        (with a Dask array for data larger than memory).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Ignored.
+
+        y : Ignored
+            Not used.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+            Never returns.
+        """
+        raise AttributeError("GradientStudentT has no partial_fit")
+
+    def _data_source(self, X, sample_weight):
+        """Validate ``X`` and the weights.
+
+        Returns the pass over the data, a strided subsample and its weights
+        for the start, the weight sum, the number of rows, and the validated
+        ``X`` and weights (scaled to a maximum of 1).
+        """
+        if is_dask_array(X):
+            X = _check_dask_X(X, None, type(self).__name__)
+            self.n_features_in_ = X.shape[1]
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+            import dask
+            import dask.array as da
+
+            data_pass, weights = dask_data_pass(X, sample_weight)
+            step = max(1, math.ceil(X.shape[0] / _START_ROWS))
+            sample = check_array(
+                X[::step].compute(),
+                dtype=[np.float64, np.float32],
+                ensure_all_finite=False,
+                input_name="X",
+            )
+            check_missing(sample)
+            seen = ~da.isnan(X)
+            if weights is not None:
+                seen = seen * weights[:, None]
+            _check_observed(seen.sum(axis=0).compute())
+            if weights is None:
+                sample_w, weight = None, float(X.shape[0])
+            else:
+                # Weights of any scale give the same fit: scaled to a
+                # maximum of 1, no sum over- or underflows.
+                top = float(dask.compute(weights.max())[0])
+                data_pass, weights = dask_data_pass(X, weights / top)
+                sample_w, weight = dask.compute(weights[::step], weights.sum())
+                weight = float(weight)
+            return data_pass, sample, sample_w, weight, X.shape[0], X, weights
+        X = check_numeric_input(X)
+        X = validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            reset=True,
+            ensure_all_finite=False,
+        )
+        sample_weight = check_sample_weight(sample_weight, X.shape[0])
+        if sample_weight is not None:
+            # Weights of any scale give the same fit: scaled to a maximum of
+            # 1, no sum over- or underflows.
+            sample_weight = sample_weight / np.max(sample_weight)
+        has_nan = check_missing(X)
+        if has_nan:
+            observed = np.zeros(X.shape[1])
+            for rows in row_chunks(X.shape[0], X.shape[1]):
+                seen = ~np.isnan(X[rows])
+                w = None if sample_weight is None else sample_weight[rows]
+                observed += seen.sum(axis=0) if w is None else w @ seen
+            _check_observed(observed)
+
+        def data_pass(mean, factor, df):
+            return t_sums(X, mean, factor, df, sample_weight, nan=has_nan)
+
+        step = max(1, math.ceil(X.shape[0] / _START_ROWS))
+        sample = X[::step]
+        sample_w = None if sample_weight is None else sample_weight[::step]
+        if sample_w is not None and not sample_w.sum() > 0:
+            sample, sample_w = X, sample_weight
+        weight = float(X.shape[0] if sample_weight is None else sample_weight.sum())
+        return data_pass, sample, sample_w, weight, X.shape[0], X, sample_weight
+
+    def _set_solution(self, result, degenerate=False):
+        """Set the fitted attributes; warn if the fit did not converge."""
+        factor = np.tril(result.factor)
+        d = factor.shape[0]
+        self.mean_ = result.mean
+        self.factor_ = factor
+        self.shape_ = factor @ factor.T
+        self.df_ = float(result.df)
+        if self.df_ > 2.0:
+            self.covariance_ = self.df_ / (self.df_ - 2.0) * self.shape_
+        else:
+            self.covariance_ = np.full((d, d), np.nan)
+            self.covariance_[np.diag_indices(d)] = np.inf
+        self.precision_ = precision_from_factor(factor)[1]
+        self.n_iter_ = int(result.n_iter)
+        self.converged_ = bool(result.converged)
+        self.objective_ = float(result.value)
+        self.history_ = result.history
+        if not self.converged_:
+            hint = (
+                " The likelihood looks unbounded (df_ at its lower bound or a "
+                "nearly singular scale matrix): many rows coincide or lie in a "
+                "subspace. Fix df (e.g. df=1.0), or set reg_covar > 0 or "
+                "shrinkage > 0."
+                if degenerate
+                else " Increase max_iter or tol; if the scale matrix becomes "
+                "singular, set reg_covar > 0 or shrinkage > 0."
+            )
+            warn_at_caller(
+                f"GradientStudentT did not converge: {result.message} after "
+                f"{result.n_iter} iterations (largest gradient entry "
+                f"{result.grad_norm:.3g}, tol={self.tol:g}).{hint}",
+                ConvergenceWarning,
+            )
+
+    def _n_parameters(self):
+        rep = self._representation(self.n_features_in_)
+        return rep.n_parameters() + int(self.df == "auto")
+
+    # -- prediction ----------------------------------------------------------
+
+    def _t_scores(self, X):
+        """t log-densities of validated rows (marginal for rows with NaN)."""
+        return t_log_density(X, self.mean_, self.factor_, self.df_)
+
+    def _score_block(self, X):
+        return self._t_scores(self._validate_predict_input(X))
+
+    def _score_block_unnamed(self, block):
+        X = np.asarray(check_numeric_input(block))
+        if X.dtype not in (np.float32, np.float64):
+            X = X.astype(np.float64)
+        return self._t_scores(X)
+
+    def score_samples(self, X):
+        """Log-density of each sample under the fitted t.
+
+        Parameters
+        ----------
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            Samples; NaN marks a missing entry (each row needs an observed
+            entry).
+
+        Returns
+        -------
+        log_density : ndarray or dask.array.Array of shape (n_samples,)
+            ``log t(x | mean_, shape_, df_)`` of each row (for a row with NaN,
+            the log-density of its observed entries under the marginal t of
+            those entries, which has the same ``df_``). Lazy for a Dask ``X``.
+        """
+        return super().score_samples(X)
+
+    def mahalanobis(self, X):
+        """Squared Mahalanobis distances to ``mean_`` in the scale matrix.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples; for a row with NaN the distance of its observed entries
+            in the marginal scale matrix of those entries.
+
+        Returns
+        -------
+        dist : ndarray of shape (n_samples,)
+            ``(x - mean_)^T precision_ (x - mean_)``, with ``precision_`` the
+            inverse of ``shape_`` (not of ``covariance_``). The t log-density
+            decreases in it, so it ranks complete rows as
+            :meth:`score_samples` does.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_mvn import GradientStudentT
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.standard_t(5, size=(500, 2))
+        >>> model = GradientStudentT().fit(X)
+        >>> dist = model.mahalanobis(X[:3])
+        >>> d = X[:3] - model.mean_
+        >>> np.allclose(dist, np.einsum("ij,jk,ik->i", d, model.precision_, d))
+        True
+        """
+        return super().mahalanobis(X)
+
+    def impute(self, X):
+        """Replace each missing entry by its conditional expectation.
+
+        Given a row's observed entries ``o``, the missing entries ``m`` of a t
+        follow a t with ``df_ + |o|`` degrees of freedom and location
+        ``mean_m + S_mo S_oo^{-1} (x_o - mean_o)`` (``S = shape_``): the same
+        linear predictor as for the normal, and the conditional mean.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples with NaN at the missing entries; every row needs at least
+            one observed entry.
+
+        Returns
+        -------
+        X_imputed : ndarray of shape (n_samples, n_features)
+            A float64 copy of ``X`` without NaN.
+        """
+        return super().impute(X)
+
+    def _conditional_draw(self, X, rng):
+        """``X`` with each row's missing entries drawn from their conditional
+        t law given its observed entries (used by
+        :class:`~sklearn_mvn.GaussianImputer` with ``sample_posterior=True``).
+        """
+        return t_conditional_draw(X, self.mean_, self.factor_, self.df_, rng)
+
+    def sample(self, n_samples=1, random_state=None):
+        """Draw samples from the fitted t.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples to draw (at least 1).
+
+        random_state : int, RandomState instance or None, default=None
+            Seed or generator; pass an int for reproducible output.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            ``mean_ + factor_ z / sqrt(g / df_)`` with ``z`` standard normal
+            and ``g ~ chi^2(df_)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_mvn import GradientStudentT
+        >>> rng = np.random.RandomState(0)
+        >>> model = GradientStudentT().fit(rng.standard_t(5, size=(500, 2)))
+        >>> model.sample(3, random_state=0).shape
+        (3, 2)
+        """
+        check_is_fitted(self)
+        if (
+            not isinstance(n_samples, Integral)
+            or isinstance(n_samples, bool)
+            or n_samples < 1
+        ):
+            raise ValueError(
+                f"n_samples must be an integer >= 1, got {n_samples!r}; pass the "
+                "number of samples to draw."
+            )
+        rng = check_random_state(random_state)
+        z = rng.standard_normal((int(n_samples), self.mean_.shape[0]))
+        g = rng.chisquare(self.df_, size=int(n_samples)) / self.df_
+        return self.mean_ + (z @ self.factor_.T) / np.sqrt(g)[:, np.newaxis]
+
+    def bic(self, X):
+        """Bayesian information criterion of the fitted model on ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        bic : float
+            ``-2 * score(X) * n_samples + n_parameters * log(n_samples)``;
+            the parameters are the location, the free entries of the scale
+            matrix and, when ``df='auto'``, the degrees of freedom.
+        """
+        log_density = self.score_samples(X)
+        n = log_density.shape[0]
+        return -2.0 * float(np.sum(log_density)) + self._n_parameters() * np.log(n)
+
+    def aic(self, X):
+        """Akaike information criterion of the fitted model on ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        aic : float
+            ``-2 * score(X) * n_samples + 2 * n_parameters`` (``df`` counts
+            when estimated).
+        """
+        log_density = self.score_samples(X)
+        return -2.0 * float(np.sum(log_density)) + 2.0 * self._n_parameters()

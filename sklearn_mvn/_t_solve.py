@@ -1,0 +1,461 @@
+"""Fitting the Student-t: ECME iterations, then L-BFGS-B, over data passes.
+
+The t likelihood (:mod:`._t_likelihood`) has no sufficient statistics and one
+parameter more than the normal, the degrees of freedom ``nu``, so it has a
+solver of its own, built from the engine's parts: the covariance
+representation (packing, bounds, gradient restriction, the structured
+M-step), the convergence rule (:func:`~._solve._verdict`) and the progress
+output (:class:`~._solve.Progress`). Every iteration is one pass over the
+data through a ``data_pass(mean, factor, df) -> TSums`` callable (NumPy or
+Dask).
+
+- :func:`ecme_step`: one ECME iteration (Liu & Rubin, 1995) from a pass's
+  sums; with complete data and no prior the parameter-expanded scale update
+  (Kent, Tyler & Vardi, 1994), and a Newton step on ``log nu``;
+- :func:`start_point`: a robust start (weighted coordinate-wise median and MAD
+  of a strided subsample);
+- :func:`fit_t`: ECME while it makes fast progress, then L-BFGS-B in
+  coordinates whitened at the last ECME point, ``log nu`` appended.
+"""
+
+# Authors: sklearn-mvn developers
+# License: BSD 3-Clause
+
+import numpy as np
+from scipy.optimize import minimize
+
+from ._linalg import solve_lower
+from ._solve import Progress, _verdict
+from ._t_likelihood import (
+    DF_MAX,
+    DF_MIN,
+    _fisher_log_df,
+    shape_penalty,
+    t_curvature_df,
+    t_objective,
+)
+
+_EPS = np.finfo(np.float64).eps
+
+
+# ---------------------------------------------------------------------------
+# ECME steps and the robust start
+# ---------------------------------------------------------------------------
+
+
+def ecme_step(
+    sums,
+    mean,
+    factor,
+    representation,
+    estimate_df=True,
+    data_scale=1.0,
+    prior_weight=0.0,
+    trace_coef=0.0,
+):
+    """One ECME iteration from the sums of a pass at ``(mean, factor, df)``.
+
+    The EM update of ``(mu, Sigma)`` for the current weights ``u_i``,
+    ``Sigma = (s S_u + c I) / (s W + alpha)`` with ``S_u = sum w u (x - mu')
+    (x - mu')^T + C`` the expected weighted scatter, ``s`` the data scale and
+    ``alpha``, ``c`` the shape prior (:func:`shape_penalty`). Without prior
+    and missing values the parameter-expanded denominator ``sum w u``
+    replaces ``W`` (Kent, Tyler & Vardi, 1994; Liu, Rubin & Wu, 1998), which
+    converges much faster. ``nu`` takes a safeguarded Newton step on
+    ``log nu`` from the same pass (the ECME step maximises the likelihood in
+    ``nu``; one Newton step per pass approximates it).
+
+    Returns
+    -------
+    mean, factor, df
+    """
+    weight = sums.weight_sum
+    u_sum = sums.u_sum
+    a = sums.first
+    inner = sums.symmetric_second() - np.outer(a, a) / u_sum
+    denom = u_sum
+    if sums.cond is not None:
+        half = solve_lower(factor, sums.cond)
+        inner += solve_lower(factor, half.T)
+        denom = weight
+    if prior_weight or trace_coef:
+        denom = weight
+    scale = factor @ (0.5 * (inner + inner.T)) @ factor.T
+    scale = data_scale * scale + trace_coef * np.eye(sums.n_features)
+    scale /= data_scale * denom + prior_weight
+    new_mean = mean + factor @ a / u_sum
+    # The structured factor of the update (the M-step of the structured
+    # model); a singular scale (data in a subspace, no regularisation) raises
+    # NotDeterminedError: the t likelihood is unbounded there.
+    new_factor = representation.preconditioner(
+        scale, new_mean, sums.n_samples, bool(prior_weight or trace_coef)
+    )
+    df = sums.df
+    if estimate_df:
+        _, _, _, grad = t_objective(sums, factor)
+        curv = t_curvature_df(sums)
+        g_log = df * grad
+        h_log = df * df * curv + df * grad
+        step = -g_log / h_log if h_log > 0 else -np.sign(g_log)
+        step = float(np.clip(step, -1.0, 1.0))
+        df = float(np.clip(df * np.exp(step), DF_MIN, DF_MAX))
+    return new_mean, new_factor, df
+
+
+def _weighted_median(values, weights):
+    """Column-wise weighted median of ``values`` (NaN entries ignored)."""
+    order = np.argsort(np.where(np.isnan(values), np.inf, values), axis=0)
+    sorted_vals = np.take_along_axis(values, order, axis=0)
+    w = np.where(np.isnan(values), 0.0, weights[:, None])
+    sorted_w = np.take_along_axis(w, order, axis=0)
+    cum = np.cumsum(sorted_w, axis=0)
+    half = 0.5 * cum[-1]
+    idx = np.argmax(cum >= half[None, :], axis=0)
+    return sorted_vals[idx, np.arange(values.shape[1])]
+
+
+def robust_start(sample, weights=None):
+    """Coordinate-wise weighted median and MAD (as a standard deviation).
+
+    Parameters
+    ----------
+    sample : ndarray of shape (m, n_features)
+        Rows (e.g. a strided subsample of ``X``), NaN allowed.
+    weights : ndarray of shape (m,), default=None
+
+    Returns
+    -------
+    center : ndarray of shape (n_features,)
+    spread : ndarray of shape (n_features,)
+        ``1.4826 * MAD``; 0 where half the weight sits on one value.
+    """
+    sample = np.asarray(sample, dtype=np.float64)
+    weights = np.ones(sample.shape[0]) if weights is None else weights
+    center = _weighted_median(sample, weights)
+    spread = 1.4826 * _weighted_median(np.abs(sample - center), weights)
+    return center, spread
+
+
+# ---------------------------------------------------------------------------
+# The fitter
+# ---------------------------------------------------------------------------
+
+
+class _Packer:
+    """Whitened coordinates ``theta = (u, T, s)`` of ``(mean, factor, df)``.
+
+    ``mean = shift + chol u``, ``factor = chol T`` with ``T`` packed by the
+    covariance representation, and ``log nu = log nu0 + s / s_scale``
+    (``s_scale`` the square root of the expected information on ``log nu``,
+    so the Hessian in ``s`` is about 1). Without ``df`` estimation there is
+    no ``s``.
+    """
+
+    def __init__(self, representation, shift, chol, df0, estimate_df):
+        self.rep = representation
+        self.d = shift.shape[0]
+        self.shift = shift
+        self.chol = chol
+        self.log_df0 = np.log(df0)
+        self.s_scale = _scale_df(df0, self.d, estimate_df)
+        self.estimate_df = estimate_df
+
+    def to_params(self, theta, df_fixed):
+        d, rep = self.d, self.rep
+        mean = self.shift + self.chol @ theta[:d]
+        factor = self.chol @ rep.unpack(theta[d : d + rep.n_theta])
+        if self.estimate_df:
+            df = float(np.exp(self.log_df0 + theta[-1] / self.s_scale))
+            df = min(max(df, DF_MIN), DF_MAX)  # round-off at the bounds
+        else:
+            df = df_fixed
+        return mean, factor, df
+
+    def from_params(self, mean, factor, df):
+        u = solve_lower(self.chol, mean - self.shift)
+        t = np.tril(solve_lower(self.chol, factor))
+        parts = [u, self.rep.pack(t)]
+        if self.estimate_df:
+            parts.append([(np.log(df) - self.log_df0) * self.s_scale])
+        return np.concatenate(parts)
+
+    def gradient(self, grad_mean, grad_factor, grad_df, df):
+        parts = [
+            self.chol.T @ grad_mean,
+            self.rep.restrict_grad(self.chol.T @ grad_factor),
+        ]
+        if self.estimate_df:
+            parts.append([df * grad_df / self.s_scale])
+        return np.concatenate(parts)
+
+    def bounds(self):
+        lower = [np.full(self.d, -np.inf), self.rep.lower_bounds()]
+        upper = [np.full(self.d + self.rep.n_theta, np.inf)]
+        if self.estimate_df:
+            lower.append([(np.log(DF_MIN) - self.log_df0) * self.s_scale])
+            upper.append([(np.log(DF_MAX) - self.log_df0) * self.s_scale])
+        return list(zip(np.concatenate(lower), np.concatenate(upper), strict=True))
+
+
+class TFitResult:
+    """Outcome of :func:`fit_t`."""
+
+    def __init__(self, **kwargs):
+        self.__dict__.update(kwargs)
+
+
+def _scale_df(df, d, estimate_df):
+    """Scale of the ``log nu`` coordinate: root of its expected information."""
+    return np.sqrt(max(_fisher_log_df(df, d), 1e-4)) if estimate_df else 1.0
+
+
+def fit_t(
+    data_pass,
+    representation,
+    mean0,
+    factor0,
+    df0,
+    *,
+    estimate_df=True,
+    data_scale=1.0,
+    prior_weight=0.0,
+    trace_coef=0.0,
+    max_iter=200,
+    tol=1e-8,
+    max_em=100,
+    verbose=0,
+    name="GradientStudentT",
+):
+    """Maximum (penalised) likelihood t: ECME iterations, then L-BFGS-B.
+
+    The objective is ``data_scale * J + shape_penalty``. Each iteration is
+    one pass over the data. ECME iterations run while they make fast progress
+    (the largest entry of the gradient in coordinates whitened at the current
+    point falls by at least a factor 2 per step); then L-BFGS-B takes over in
+    coordinates whitened at the last ECME point, with ``log nu`` scaled by
+    the root of its expected information. Convergence follows the engine's
+    rule (:func:`~sklearn_mvn._solve._verdict`): the largest entry of the
+    projected whitened gradient at most ``tol``, or within the objective's
+    round-off floor when the line search stalls.
+
+    Parameters
+    ----------
+    data_pass : callable
+        ``data_pass(mean, factor, df) -> TSums``: one pass over the data.
+    representation : covariance representation
+        Packing, bounds, gradient restriction and the structured M-step
+        (its ``preconditioner``).
+    mean0, factor0, df0 :
+        Start (``factor0`` lower triangular with the structure).
+    estimate_df : bool, default=True
+        Whether ``nu`` is estimated (else fixed at ``df0``).
+    data_scale : float, default=1.0
+        Multiplies the data's negative log-likelihood (``1 / W`` for a mean).
+    prior_weight, trace_coef : float, default=0.0
+        The shape prior of :func:`shape_penalty`.
+    max_iter : int, default=200
+        Iterations at most (ECME and L-BFGS-B together).
+    tol : float, default=1e-8
+    max_em : int, default=100
+        ECME iterations at most.
+    verbose : int, default=0
+    name : str, default="GradientStudentT"
+
+    Returns
+    -------
+    result : TFitResult
+        ``mean``, ``factor``, ``df``, ``value``, ``grad_norm``, ``n_iter``,
+        ``n_em``, ``n_passes``, ``converged``, ``message``, ``history``.
+    """
+    rep = representation
+    mean, factor, df = np.asarray(mean0, float), np.asarray(factor0, float), df0
+    prior = prior_weight, trace_coef
+    progress = Progress(verbose, name)
+
+    def evaluate(m, f, nu):
+        sums = data_pass(m, f, nu)
+        value, gm, gf, gd = t_objective(sums, f)
+        value, gm, gf, gd = (
+            data_scale * value,
+            data_scale * gm,
+            data_scale * gf,
+            data_scale * gd,
+        )
+        if prior_weight or trace_coef:
+            pv, pgf = shape_penalty(f, *prior)
+            value, gf = value + pv, gf + pgf
+        return sums, value, gm, gf, gd
+
+    # -- ECME ---------------------------------------------------------------
+    n_passes, n_em, previous = 0, 0, np.inf
+    verdict, message = "short", "max_iter reached"
+    while True:
+        packer = _Packer(rep, mean, np.tril(factor), df, estimate_df)
+        sums, value, gm, gf, gd = evaluate(mean, factor, df)
+        n_passes += 1
+        if not np.isfinite(value):
+            raise ValueError(
+                "The t likelihood is not finite at the start: the values of X "
+                "are too large or too small in magnitude to be represented. "
+                "Rescale X, e.g. with sklearn.preprocessing.StandardScaler, "
+                "and fit again."
+            )
+        theta = packer.from_params(mean, factor, df)
+        grad = packer.gradient(gm, gf, gd, df)
+        norm = _projected_norm(theta, grad, packer.bounds())
+        progress.record(value, norm, step=n_em > 0)
+        if norm <= tol:
+            verdict, message = "converged", "ECME iterations met tol"
+            break
+        if n_em >= min(max_em, max_iter) or (n_em >= 3 and norm > 0.5 * previous):
+            break
+        previous = norm
+        mean, factor, df = ecme_step(
+            sums,
+            mean,
+            factor,
+            rep,
+            estimate_df,
+            data_scale,
+            prior_weight,
+            trace_coef,
+        )
+        n_em += 1
+    n_lbfgs = 0
+    if verdict == "short" and n_em < max_iter:
+        progress.phase("L-BFGS-B in coordinates whitened at the ECME point")
+        result = _lbfgs(
+            evaluate,
+            packer,
+            df,
+            theta,
+            value,
+            grad,
+            max_iter - n_em,
+            tol,
+            progress.record,
+        )
+        theta, value, grad, norm, n_lbfgs, status, message, extra = result
+        n_passes += extra
+        floor = max(10.0 * np.sqrt(_EPS * max(1.0, abs(value))), 100.0 * tol)
+        verdict = _verdict(norm, tol, stalled=status != 1, floor=floor)
+        mean, factor, df = packer.to_params(theta, df)
+    result = TFitResult(
+        mean=mean,
+        factor=np.tril(factor),
+        df=df,
+        value=float(value),
+        objective=float(value),
+        grad_norm=norm,
+        n_iter=n_em + n_lbfgs,
+        n_em=n_em,
+        n_passes=n_passes,
+        converged=verdict != "short",
+        message=message,
+    )
+    result.history = progress.history
+    progress.summary(result)
+    return result
+
+
+def _projected_norm(theta, grad, bounds):
+    lower = np.array([b[0] for b in bounds])
+    upper = np.array([b[1] for b in bounds])
+    proj = grad.copy()
+    proj[(theta <= lower) & (grad > 0)] = 0.0
+    proj[(theta >= upper) & (grad < 0)] = 0.0
+    return float(np.max(np.abs(proj))) if proj.size else 0.0
+
+
+def _lbfgs(evaluate, packer, df_fixed, theta0, value0, grad0, max_iter, tol, record):
+    """L-BFGS-B in the packer's coordinates from ``theta0``."""
+    bounds = packer.bounds()
+    last = {"theta": theta0.copy(), "value": value0, "grad": grad0}
+    n_passes = [0]
+
+    def fun(theta):
+        m, f, nu = packer.to_params(theta, df_fixed)
+        try:
+            with np.errstate(all="ignore"):
+                _, value, gm, gf, gd = evaluate(m, f, nu)
+            n_passes[0] += 1
+            grad = packer.gradient(gm, gf, gd, nu)
+        except (ValueError, np.linalg.LinAlgError):
+            value, grad = np.inf, None
+        if np.isfinite(value) and np.all(np.isfinite(grad)):
+            last.update(theta=theta.copy(), value=value, grad=grad)
+            return value, grad
+        # A trial step to a (numerically) singular scale: a finite stand-in
+        # that sends the line search back (as in ``_missing``).
+        step = theta - last["theta"]
+        slope = float(last["grad"] @ step)
+        norm2 = float(step @ step)
+        correction = (3.0 * abs(slope) - slope) / max(norm2, 1e-300)
+        return last["value"] + abs(slope), last["grad"] + correction * step
+
+    def callback(theta):
+        if not np.array_equal(theta, last["theta"]):
+            fun(theta)
+        record(last["value"], _projected_norm(theta, last["grad"], bounds))
+
+    res = minimize(
+        fun,
+        theta0,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        callback=callback,
+        options={
+            "maxiter": max_iter,
+            "maxfun": max(15000, 20 * max_iter),
+            "gtol": tol,
+            "ftol": 0.0,
+            "maxcor": 20,
+        },
+    )
+    grad = np.asarray(res.jac)
+    norm = _projected_norm(res.x, grad, bounds)
+    return (
+        res.x,
+        float(res.fun),
+        grad,
+        norm,
+        int(res.nit),
+        int(res.status),
+        str(res.message),
+        n_passes[0],
+    )
+
+
+def start_point(X, representation, sample_weight=None, max_rows=8192):
+    """Robust start from a strided subsample: median, MAD (diagonal scale).
+
+    Features whose MAD is 0 (e.g. discrete data) get their standard deviation
+    on the subsample instead (0 for a constant feature).
+
+    Returns
+    -------
+    mean : ndarray of shape (n_features,)
+    factor : ndarray of shape (n_features, n_features)
+        Diagonal, with the representation's standardising scale (one value
+        for ``'spherical'``).
+    """
+    n = X.shape[0]
+    step = max(1, n // max_rows)
+    sample = np.asarray(X[::step], dtype=np.float64)
+    weights = None
+    if sample_weight is not None:
+        weights = np.asarray(sample_weight[::step], dtype=np.float64)
+        if not weights.sum() > 0:
+            sample, weights = np.asarray(X, dtype=np.float64), sample_weight
+    center, spread = robust_start(sample, weights)
+    zero = ~(spread > 0)
+    if zero.any():
+        w = np.ones(sample.shape[0]) if weights is None else weights
+        obs = ~np.isnan(sample[:, zero])
+        vals = np.where(obs, sample[:, zero], 0.0)
+        ww = w[:, None] * obs
+        mu = (ww * vals).sum(0) / np.maximum(ww.sum(0), 1e-300)
+        var = (ww * (vals - mu) ** 2).sum(0) / np.maximum(ww.sum(0), 1e-300)
+        spread[zero] = np.sqrt(var)
+    return center, np.diag(representation.standardising_scale(spread**2))
