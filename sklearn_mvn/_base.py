@@ -471,8 +471,10 @@ class BaseDensity(DensityMixin, BaseEstimator):
                 "number of samples to draw."
             )
         rng = check_random_state(random_state)
-        draws = rng.standard_normal((int(n_samples), self.n_features_in_))
         rep = self._representation(self.n_features_in_)
+        # A representation with a rectangular factor draws more normals.
+        n_draws = getattr(rep, "n_draws", self.n_features_in_)
+        draws = rng.standard_normal((int(n_samples), n_draws))
         return rep.sample(self.mean_, self._covariance_params(), draws)
 
     def bic(self, X):

@@ -11,11 +11,26 @@ attributes from the result.
 # Authors: sklearn-mvn developers
 # License: BSD 3-Clause
 
+import numpy as np
+
 from ._base import BaseDensity
-from ._likelihoods import make_objective
+from ._likelihoods import FactorObjective, RowSource, make_objective
+from ._missing import PatternStats, check_missing
 from ._representations import make_representation
-from ._solve import solve
-from ._validation import Integral, Interval, Real, StrOptions
+from ._solve import solve, solve_factor
+from ._validation import Integral, Interval, Real, StrOptions, warn_at_caller
+
+# The factor model reads X in chunked passes instead of building the d x d
+# scatter when d exceeds this and the scatter would take more than a quarter
+# of X's float64 size (see ``GradientGaussian``).
+_FACTOR_STATS_FEATURES = 2048
+# Default number of factors: min(_DEFAULT_FACTORS, n_features - 1).
+_DEFAULT_FACTORS = 10
+
+
+def _factor_uses_rows(n_samples, n_features):
+    """Whether ``fit`` of the factor model reads X in passes (no d x d scatter)."""
+    return n_features > _FACTOR_STATS_FEATURES and 4 * n_features > n_samples
 
 
 class GradientGaussian(BaseDensity):
@@ -44,6 +59,15 @@ class GradientGaussian(BaseDensity):
     ``dask.array.Array``, whose statistics are computed block by block on the
     Dask workers (install the ``dask`` extra).
 
+    ``covariance_type='factor'`` fits the factor model ``S = W W^T +
+    diag(psi)`` with ``n_factors`` columns in ``W`` (the model of
+    :class:`~sklearn.decomposition.FactorAnalysis`) through the Woodbury
+    identity: no ``d x d`` matrix is inverted or factorised, an iteration
+    costs O(d^2 k) on the statistics, and when a ``d x d`` scatter is not
+    affordable (``n_features > 2048`` and ``4 n_features > n_samples``)
+    ``fit`` reads ``X`` in chunked passes instead, O(n d k) per iteration
+    (see the user guide's "factor model" section).
+
     Missing values (NaN, assumed missing at random) are supported: ``fit``
     maximises the likelihood of each row's observed entries (the marginal
     normal of those entries) with the same gradients, working on statistics
@@ -53,11 +77,23 @@ class GradientGaussian(BaseDensity):
 
     Parameters
     ----------
-    covariance_type : {'full', 'diag', 'spherical'}, default='full'
+    covariance_type : {'full', 'diag', 'spherical', 'factor'}, default='full'
         Structure of ``Lambda``: lower triangular (any covariance), diagonal
-        (independent features) or ``c * I`` (one variance for all features).
+        (independent features), ``c * I`` (one variance for all features), or
+        the factor model ``S = W W^T + diag(psi)`` with ``W`` of shape
+        ``(n_features, n_factors)`` (the rectangular ``Lambda = [W |
+        diag(sqrt(psi))]``; see the user guide's "factor model" section).
         ``covariance_`` is the full ``(n_features, n_features)`` matrix for
-        every type.
+        every type (for ``'factor'`` computed on access; fitting and scoring
+        never form it).
+
+    n_factors : int, default=None
+        Number of factors ``k`` of ``covariance_type='factor'``, in
+        ``[1, n_features - 1]``; ``None`` means ``min(10, n_features - 1)``.
+        Ignored by the other types. Choose it by cross-validated
+        log-likelihood (``GridSearchCV`` over ``n_factors``) or by
+        :meth:`bic`. It must stay below the rank of the data (``n_samples -
+        1``): an error says so otherwise.
 
     shrinkage : float, default=0.0
         Weight ``alpha`` in [0, 1] of a conjugate (normal-inverse-Wishart) prior
@@ -113,7 +149,18 @@ class GradientGaussian(BaseDensity):
         Inverse of ``covariance_``, computed from the inverse of ``factor_``.
 
     factor_ : ndarray of shape (n_features, n_features)
-        Lower-triangular factor ``Lambda`` with positive diagonal.
+        Lower-triangular factor ``Lambda`` with positive diagonal (not for
+        ``'factor'``).
+
+    components_ : ndarray of shape (n_factors, n_features)
+        ``'factor'`` only: the loadings ``W^T``, as
+        :class:`~sklearn.decomposition.FactorAnalysis` names them, in a
+        canonical rotation: the columns of ``diag(psi)^{-1/2} W`` are
+        orthogonal and ordered by decreasing norm, and each one's largest
+        entry is positive.
+
+    noise_variance_ : ndarray of shape (n_features,)
+        ``'factor'`` only: the noise variances ``psi``.
 
     n_iter_ : int
         Number of L-BFGS-B iterations run.
@@ -169,7 +216,8 @@ class GradientGaussian(BaseDensity):
     """
 
     _parameter_constraints: dict = {
-        "covariance_type": [StrOptions({"full", "diag", "spherical"})],
+        "covariance_type": [StrOptions({"full", "diag", "spherical", "factor"})],
+        "n_factors": [Interval(Integral, 1, None, closed="left"), None],
         "shrinkage": [Interval(Real, 0.0, 1.0, closed="both")],
         "reg_covar": [Interval(Real, 0.0, None, closed="left")],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
@@ -182,6 +230,7 @@ class GradientGaussian(BaseDensity):
         self,
         *,
         covariance_type="full",
+        n_factors=None,
         shrinkage=0.0,
         reg_covar=0.0,
         max_iter=200,
@@ -190,6 +239,7 @@ class GradientGaussian(BaseDensity):
         warm_start=False,
     ):
         self.covariance_type = covariance_type
+        self.n_factors = n_factors
         self.shrinkage = shrinkage
         self.reg_covar = reg_covar
         self.max_iter = max_iter
@@ -197,14 +247,127 @@ class GradientGaussian(BaseDensity):
         self.verbose = verbose
         self.warm_start = warm_start
 
+    def _n_factors_for(self, n_features):
+        """The number of factors for ``n_features`` features (validated)."""
+        k = self.n_factors
+        if k is None:
+            k = min(_DEFAULT_FACTORS, n_features - 1)
+        if n_features < 2 or k > n_features - 1:
+            raise ValueError(
+                f"n_factors={k} needs at least n_factors + 1 = {k + 1} features, "
+                f"got n_features={n_features}; set n_factors <= n_features - 1 "
+                "or use covariance_type='full'."
+            )
+        return k
+
     def _representation(self, n_features):
+        if self.covariance_type == "factor":
+            return make_representation(
+                "factor", n_features, self._n_factors_for(n_features)
+            )
         return make_representation(self.covariance_type, n_features)
 
     def _covariance_params(self):
+        if self.covariance_type == "factor":
+            return self.components_.T, self.noise_variance_
         return self.factor_
+
+    # -- covariance_ and precision_ (computed on access for 'factor') ----------
+
+    def _dense(self, name):
+        stored = self.__dict__.get(f"_{name}_value_")
+        if stored is not None:
+            return stored
+        if "components_" in self.__dict__:
+            rep = make_representation(
+                "factor", self.components_.shape[1], self.components_.shape[0]
+            )
+            params = (self.components_.T, self.noise_variance_)
+            return getattr(rep, name)(params)
+        raise AttributeError(
+            f"{type(self).__name__!r} object has no attribute '{name}_'"
+        )
+
+    @property
+    def covariance_(self):
+        return self._dense("covariance")
+
+    @covariance_.setter
+    def covariance_(self, value):
+        self.__dict__["_covariance_value_"] = value
+
+    @property
+    def precision_(self):
+        return self._dense("precision")
+
+    @precision_.setter
+    def precision_(self, value):
+        self.__dict__["_precision_value_"] = value
+
+    # -- fitting ---------------------------------------------------------------
+
+    def fit(self, X, y=None, sample_weight=None):
+        # Only fit may read X in passes (partial_fit and Dask keep statistics).
+        self._rows_allowed = True
+        try:
+            return super().fit(X, y, sample_weight)
+        finally:
+            self.__dict__.pop("_rows_allowed", None)
+
+    fit.__doc__ = BaseDensity.fit.__doc__
+
+    def _validated_stats(self, X, sample_weight, reset, allow_zero_sum=False):
+        if (
+            self.covariance_type == "factor"
+            and self.__dict__.get("_rows_allowed")
+            and isinstance(X, np.ndarray)
+            and X.ndim == 2
+            and _factor_uses_rows(*X.shape)
+        ):
+            from sklearn.utils.validation import validate_data
+
+            from ._validation import check_numeric_input, check_sample_weight
+
+            X = validate_data(
+                self,
+                check_numeric_input(X),
+                dtype=[np.float64, np.float32],
+                reset=reset,
+                ensure_all_finite=False,
+            )
+            sample_weight = check_sample_weight(sample_weight, X.shape[0])
+            if check_missing(X):
+                return PatternStats.from_array(X, sample_weight)
+            return RowSource(X, sample_weight)
+        return super()._validated_stats(X, sample_weight, reset, allow_zero_sum)
+
+    def _previous_solution(self, n_features, reason):
+        if self.covariance_type != "factor" or "components_" not in self.__dict__:
+            return super()._previous_solution(n_features, reason)
+        if self.mean_.shape[0] != n_features:
+            return super()._previous_solution(n_features, reason)
+        return self.mean_, (self.components_.T, self.noise_variance_)
+
+    def _set_fitted(self, result, stats):
+        # Attributes of another covariance type from an earlier fit go.
+        stale = (
+            ("factor_", "_covariance_value_", "_precision_value_")
+            if self.covariance_type == "factor"
+            else ("components_", "noise_variance_")
+        )
+        for name in stale:
+            self.__dict__.pop(name, None)
+        super()._set_fitted(result, stats)
+        if isinstance(stats, RowSource):
+            # Statistics are not kept for passes over X (it would keep X).
+            self.__dict__.pop("_sufficient_stats", None)
 
     def _solve(self, stats, start, compare_pilot):
         representation = self._representation(stats.n_features)
+        if self.covariance_type == "factor":
+            return self._solve_factor(representation, stats, start, compare_pilot)
+        if start is not None and isinstance(start[1], tuple):
+            start = None  # a factor-model solution cannot start another type
         objective = make_objective(
             stats,
             representation,
@@ -221,3 +384,48 @@ class GradientGaussian(BaseDensity):
             verbose=self.verbose,
             name=type(self).__name__,
         )
+
+    def _solve_factor(self, representation, stats, start, compare_pilot):
+        k = representation.n_factors
+        n_samples = stats.n_samples
+        if k >= n_samples - 1 and self.shrinkage == 0.0 and self.reg_covar == 0.0:
+            raise ValueError(
+                f"n_factors={k} is not below the rank of the data (at most "
+                f"n_samples - 1 with n_samples={n_samples}): the factors would "
+                "reproduce "
+                "the sample exactly and the likelihood is unbounded. Set "
+                "n_factors below n_samples - 1, or shrinkage > 0."
+            )
+        if start is not None and not isinstance(start[1], tuple):
+            start = None  # a solution of another covariance type
+        objective = FactorObjective(
+            stats, shrinkage=self.shrinkage, reg_covar=self.reg_covar
+        )
+        result = solve_factor(
+            objective,
+            k,
+            start=start,
+            compare_pilot=compare_pilot,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            verbose=self.verbose,
+            name=type(self).__name__,
+        )
+        if result.heywood.size:
+            warn_at_caller(
+                f"{type(self).__name__}: the noise variance of feature(s) "
+                f"{result.heywood[:20].tolist()} is at its lower bound (a Heywood "
+                "case): these features are (nearly) exact combinations of the "
+                "factors. The fit is valid, but consider fewer n_factors, "
+                "removing or merging these features, or reg_covar > 0.",
+                UserWarning,
+            )
+        weak = np.flatnonzero(result.factor_scales < 1e-4)
+        if weak.size:
+            warn_at_caller(
+                f"{type(self).__name__}: {weak.size} of the n_factors={k} factors "
+                "carry no variance (the data support fewer factors); reduce "
+                f"n_factors to {k - weak.size} or fewer.",
+                UserWarning,
+            )
+        return result

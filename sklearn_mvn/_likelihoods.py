@@ -217,3 +217,149 @@ def make_objective(stats, representation, *, shrinkage=0.0, reg_covar=0.0):
     return PatternObjective(
         stats, representation, shrinkage=shrinkage, reg_covar=reg_covar
     )
+
+
+# ---------------------------------------------------------------------------
+# The normal likelihood of the factor model (Woodbury), three data forms
+# ---------------------------------------------------------------------------
+
+
+class RowSource:
+    """Complete rows of ``X`` read in chunks at every evaluation.
+
+    The factor model's data source when a ``d x d`` scatter is not affordable
+    (see ``GradientGaussian``): no statistics are kept, only a reference to
+    ``X`` during ``fit``.
+    """
+
+    def __init__(self, X, sample_weight=None):
+        self.X = X
+        self.sample_weight = sample_weight
+        self.n_samples, self.n_features = X.shape
+
+
+class FactorObjective:
+    """Penalised mean negative log-likelihood of ``W W^T + diag(psi)``.
+
+    ``evaluate(mean, W, psi) -> (value, grad_mean, grad_W, grad_psi)`` in the
+    user's units, on complete-data statistics (O(d^2 k)), per-pattern
+    statistics (the exact observed-data likelihood, :class:`~._woodbury.
+    PatternObjective`) or chunked passes over rows (:class:`~._woodbury.
+    DataPass`, O(n d k)). The data term is ``(1 - shrinkage) / W`` times the
+    negative log-likelihood; the penalties are the pseudo-statistics of
+    :func:`~._gradients.penalty_stats` (diagonal scatters, evaluated in
+    O(d k^2)).
+
+    Attributes
+    ----------
+    center, variance : ndarray of shape (n_features,)
+        The standardisation (data or available-case mean; pilot variances).
+    products : callable
+        ``Q -> R Q`` for the standardised pilot covariance ``R``.
+    fit_mean : bool
+        Whether the mean is optimised (missing values only: with complete
+        data it is the weighted mean whatever the covariance).
+    psi_floor : float
+        ``reg_covar``: a lower bound of every noise variance.
+    n_samples : int
+    """
+
+    def __init__(self, source, *, shrinkage=0.0, reg_covar=0.0):
+        from ._missing import PatternStats
+        from ._representations import singular_error
+        from ._woodbury import DataPass, PatternObjective, nll_grad_diagonal
+
+        self.n_samples = source.n_samples
+        self.psi_floor = float(reg_covar)
+        keep = 1.0 - shrinkage
+        if isinstance(source, SufficientStats):
+            check_stats_range(source)
+            weight = source.weight_sum
+            center = source.mean
+            variance = np.diag(source.scatter) / weight
+            data, self.fit_mean = None, False
+            self.mode = "statistics"
+        elif isinstance(source, PatternStats):
+            weight = source.weight_sum
+            center, ac_cov, _ = source.available_case()
+            variance = np.diag(ac_cov).copy()
+            data, self.fit_mean = PatternObjective(source), True
+            self.mode = "missing-value patterns"
+        else:
+            data = DataPass(source.X, source.sample_weight)
+            weight, center, variance = data.weight, data.center, data.variance
+            self.fit_mean = False
+            self.mode = "chunked passes over X"
+        target = float(np.mean(variance))
+        pilot_var = keep * variance + shrinkage * target + reg_covar
+        floor = (8.0 * _EPS * np.abs(center)) ** 2
+        constant = np.flatnonzero(~(pilot_var > floor))
+        if constant.size:
+            raise singular_error(
+                source.n_samples,
+                center.shape[0],
+                f"zero variance in feature(s) {constant[:10].tolist()}",
+            )
+        self.center, self.variance = center, pilot_var
+        scale = np.sqrt(pilot_var)
+        penalties = []
+        if shrinkage > 0.0:
+            penalties.append((shrinkage, shrinkage * target))
+        if reg_covar > 0.0:
+            penalties.append((0.0, reg_covar))
+        data_scale = keep / weight
+
+        if isinstance(source, SufficientStats):
+            total = _merged(
+                [
+                    source.scaled(data_scale),
+                    *penalty_stats(source, shrinkage=shrinkage, reg_covar=reg_covar),
+                ]
+            )
+
+            def evaluate(mean, W, psi):
+                from ._woodbury import nll_grad_stats
+
+                return nll_grad_stats(total, mean, W, psi)
+
+            def products(Q):
+                out = total.scatter @ (Q / scale[:, np.newaxis])
+                return out / (total.weight_sum * scale[:, np.newaxis])
+
+        else:
+            ones = np.ones(center.shape[0])
+
+            def evaluate(mean, W, psi):
+                value, g_mu, g_W, g_psi = data(mean, W, psi)
+                value, g_mu, g_W, g_psi = (
+                    value * data_scale,
+                    g_mu * data_scale,
+                    g_W * data_scale,
+                    g_psi * data_scale,
+                )
+                for pweight, pdiag in penalties:
+                    v, a, b, c = nll_grad_diagonal(
+                        pweight, center, pdiag * ones, mean, W, psi
+                    )
+                    value, g_mu, g_W, g_psi = value + v, g_mu + a, g_W + b, g_psi + c
+                return value, g_mu, g_W, g_psi
+
+            if isinstance(source, PatternStats):
+                corr = keep * ac_cov + (shrinkage * target + reg_covar) * np.eye(
+                    center.shape[0]
+                )
+                corr /= np.outer(scale, scale)
+
+                def products(Q):
+                    return corr @ Q
+
+            else:
+
+                def products(Q):
+                    out = data.covariance_products(Q / scale[:, np.newaxis])
+                    out *= keep
+                    out += (shrinkage * target + reg_covar) * (Q / scale[:, np.newaxis])
+                    return out / scale[:, np.newaxis]
+
+        self.evaluate = evaluate
+        self.products = products

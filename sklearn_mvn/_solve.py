@@ -615,3 +615,119 @@ def solve(
     result.history = progress.history
     progress.summary(result)
     return result
+
+
+# ---------------------------------------------------------------------------
+# The factor model (low rank plus diagonal)
+# ---------------------------------------------------------------------------
+
+
+class _Recorder:
+    """A list-like sink that forwards ``(value, grad_norm)`` to ``Progress``."""
+
+    def __init__(self, progress):
+        self.progress = progress
+
+    def append(self, item):
+        self.progress.record(*item)
+
+
+def solve_factor(
+    objective,
+    n_factors,
+    *,
+    start=None,
+    compare_pilot=False,
+    max_iter=200,
+    tol=1e-8,
+    verbose=0,
+    name="GradientGaussian",
+    min_noise=None,
+):
+    """Minimise a :class:`~._likelihoods.FactorObjective` over ``(mu, W, psi)``.
+
+    The start is probabilistic PCA on the standardised pilot covariance (a
+    randomised subspace iteration: no ``d x d`` factorisation), a previous
+    solution ``start = (mean, (W, psi))``, or with ``compare_pilot`` the
+    better of the two. The cycles of :func:`~._woodbury.run_cycles` are
+    preconditioned by diagonal scalings and ``k x k`` algebra; the noise
+    variances are bounded below by ``max(min_noise s_j^2, reg_covar)``.
+
+    Returns
+    -------
+    result : SolveResult
+        ``factor`` is ``(W, psi)`` with ``W`` in canonical rotation;
+        ``heywood`` lists the features whose noise variance is at its bound
+        and ``factor_scales`` the whitened norms of the columns of ``W``.
+    """
+    from ._woodbury import (
+        MIN_NOISE,
+        canonical_rotation,
+        heywood_features,
+        ppca_start,
+        run_cycles,
+    )
+
+    if min_noise is None:
+        min_noise = MIN_NOISE
+    progress = Progress(verbose, name)
+    center, var = objective.center, objective.variance
+    d = center.shape[0]
+    scale = np.sqrt(var)
+    psi_lower = np.maximum(min_noise * var, objective.psi_floor)
+    W0, psi0 = ppca_start(objective.products, np.ones(d), n_factors, 0, min_noise)
+    pilot = (center, W0 * scale[:, np.newaxis], np.maximum(psi0 * var, psi_lower))
+    point = pilot
+    if start is not None:
+        mean_s, (W_s, psi_s) = start
+        if W_s.shape == (d, n_factors):
+            previous = (mean_s, W_s, np.maximum(psi_s, psi_lower))
+            point = previous
+            if compare_pilot:
+
+                def value(p):
+                    return objective.evaluate(*p)[0]
+
+                point = pilot if value(pilot) < value(previous) else previous
+    mean, W, psi = point
+    if not objective.fit_mean:
+        mean = center
+    progress.phase(f"factor model on {objective.mode}")
+    if max_iter == 0:
+        value = objective.evaluate(mean, W, psi)[0]
+        grad_norm, n_iter, message = np.inf, 0, "max_iter = 0"
+    else:
+        mean, W, psi, value, n_iter, grad_norm, message = run_cycles(
+            objective.evaluate,
+            1.0,
+            center,
+            var,
+            mean,
+            W,
+            psi,
+            objective.fit_mean,
+            max_iter,
+            tol,
+            psi_lower,
+            _Recorder(progress),
+        )
+    W = canonical_rotation(W, psi)
+    result = SolveResult(
+        np.array(mean, dtype=np.float64),
+        (W, psi),
+        value,
+        grad_norm,
+        n_iter,
+        grad_norm <= 100.0 * tol,
+        message,
+    )
+    result.history = progress.history
+    # A noise variance at the relative bound (not at a reg_covar floor, which
+    # is the user's choice) is a Heywood case.
+    result.heywood = heywood_features(psi, np.maximum(min_noise * var, 0.0))
+    result.heywood = result.heywood[
+        min_noise * var[result.heywood] >= objective.psi_floor
+    ]
+    result.factor_scales = np.linalg.norm(W / np.sqrt(psi)[:, np.newaxis], axis=0)
+    progress.summary(result)
+    return result

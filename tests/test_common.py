@@ -15,6 +15,8 @@ ESTIMATORS = [
     GradientGaussian(covariance_type="spherical"),
     GradientGaussian(shrinkage=0.2),
     GradientGaussian(reg_covar=1e-3, warm_start=True),
+    GradientGaussian(covariance_type="factor", n_factors=1),
+    GradientGaussian(covariance_type="factor", shrinkage=0.1),
     GradientStudentT(),
     GradientStudentT(covariance_type="diag", df=4.0),
     GradientStudentT(covariance_type="spherical"),

@@ -105,6 +105,7 @@ def test_unfitted_pickle_round_trip():
 def test_clone(data):
     params = dict(
         covariance_type="spherical",
+        n_factors=None,
         shrinkage=0.25,
         reg_covar=1e-4,
         max_iter=50,

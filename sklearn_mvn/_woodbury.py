@@ -1,0 +1,1189 @@
+"""The factor model ``S = W W^T + diag(psi)`` by Woodbury and the determinant lemma.
+
+A covariance that is low rank plus diagonal, with ``W`` of shape ``(d, k)``
+(``k << d``) and a positive noise variance ``psi`` of shape ``(d,)``, is never
+formed, inverted or factorised as a ``d x d`` matrix here. With the scaled
+loadings ``V = diag(psi)^{-1/2} W`` and the ``k x k`` matrix ``M = I + V^T V``,
+
+    S^{-1}   = diag(psi)^{-1/2} (I - V M^{-1} V^T) diag(psi)^{-1/2}   (Woodbury)
+    log|S|   = log|M| + sum_j log psi_j                   (determinant lemma)
+    S^{-1} W = diag(psi)^{-1} W M^{-1}.
+
+For a residual ``r = x - mu`` with ``r~ = r / sqrt(psi)``, ``z = V^T r~`` and
+``q = M^{-1} z``, the squared Mahalanobis distance is ``|r~|^2 - z.q``, the
+whitened solve ``S^{-1} r = (r~ - V q) / sqrt(psi)`` and ``W^T S^{-1} r = q``:
+O(d k) per row once ``M`` is factorised (O(d k^2)). A subset ``o`` of features
+has the marginal covariance ``W_o W_o^T + diag(psi_o)``, the same structure,
+with ``M_o = I + V_o^T V_o`` (O(d_o k^2)), and the conditional mean of the
+others is ``mu_m + W_m M_o^{-1} V_o^T r~_o``.
+
+The negative log-likelihood ``J`` and its gradients are those of the seed
+(J. Rennie, 2006) with the rectangular factor ``Lambda = [W | diag(sqrt psi)]``,
+``S = Lambda Lambda^T``: with ``B = sum_a w_a (x_a - mu)(x_a - mu)^T``,
+``n = sum_a w_a`` and ``G = (n S^{-1} - S^{-1} B S^{-1}) / 2 = dJ/dS``,
+
+    dJ/dmu     = -S^{-1} sum_a w_a (x_a - mu)                       (9)
+    dJ/dLambda = 2 G Lambda                                   (7) + (14)
+
+so that ``dJ/dW = 2 G W`` (the first ``k`` columns) and ``dJ/dpsi = diag(G)``
+(the chain rule through ``Lambda_jj = sqrt(psi_j)``). Three data forms share
+these formulas:
+
+- complete-data statistics (weight, mean, ``d x d`` scatter): O(d^2 k) per
+  evaluation, through one product of the scatter with a ``d x k`` matrix;
+- a chunked pass over ``X`` with row weights: O(n d k) per evaluation, no
+  ``d x d`` array and no ``n x d`` temporary (``(S^{-1} B S^{-1}) W`` needs only
+  ``sum_a w_a r~_a q_a^T`` and ``sum_a w_a q_a q_a^T``, since ``W^T S^{-1} r_a =
+  q_a``);
+- per-pattern missing-data statistics (:class:`~sklearn_mvn._missing.PatternStats`):
+  the exact observed-data likelihood, each pattern's ``M_o`` from one product
+  of the pattern mask with the per-feature outer products ``v_j v_j^T``.
+
+The module also holds the canonical rotation of ``W``, the free-parameter
+count, a start (probabilistic PCA on the standardised data, from a randomised
+subspace iteration), and :func:`fit_factor_model`, an L-BFGS-B fit in
+standardised coordinates.
+"""
+
+# Authors: sklearn-mvn developers
+# License: BSD 3-Clause
+
+import numpy as np
+from scipy.optimize import minimize
+
+LOG_2PI = np.log(2.0 * np.pi)
+
+# Bytes of one float64 row chunk: wide data get fewer rows, so the extra
+# memory of a pass is a few such chunks whatever ``d``.
+_CHUNK_BYTES = 2**23
+_MIN_CHUNK_ROWS = 16
+# Default lower bound of the noise variance, relative to the feature's
+# variance (the data are standardised before fitting).
+MIN_NOISE = 1e-6
+
+
+def _chunk_rows(n_features, chunk_bytes=_CHUNK_BYTES):
+    return max(_MIN_CHUNK_ROWS, int(chunk_bytes // (8 * max(n_features, 1))))
+
+
+def _chol_inverse(matrix):
+    """Inverse and log-determinant of a small SPD matrix (or a stack of them)."""
+    chol = np.linalg.cholesky(matrix)
+    logdet = 2.0 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+    eye = np.broadcast_to(np.eye(matrix.shape[-1]), matrix.shape)
+    inv_chol = np.linalg.solve(chol, eye)
+    inverse = np.swapaxes(inv_chol, -1, -2) @ inv_chol
+    return 0.5 * (inverse + np.swapaxes(inverse, -1, -2)), logdet
+
+
+def n_free_parameters(n_features, n_factors):
+    """Free parameters of ``W W^T + diag(psi)``: ``d k + d - k (k - 1) / 2``.
+
+    ``W`` is determined up to a ``k x k`` rotation, which removes
+    ``k (k - 1) / 2`` of its ``d k`` entries. The mean adds ``d`` more.
+    """
+    d, k = int(n_features), int(n_factors)
+    return d * k + d - k * (k - 1) // 2
+
+
+# ---------------------------------------------------------------------------
+# The covariance
+# ---------------------------------------------------------------------------
+
+
+class LowRankPlusDiagonal:
+    """The covariance ``S = W W^T + diag(psi)``, used through Woodbury.
+
+    Parameters
+    ----------
+    components : ndarray of shape (n_features, n_factors)
+        Loadings ``W``.
+    noise_variance : ndarray of shape (n_features,)
+        Positive noise variances ``psi``.
+    """
+
+    def __init__(self, components, noise_variance):
+        W = np.asarray(components, dtype=np.float64)
+        psi = np.asarray(noise_variance, dtype=np.float64)
+        if W.ndim != 2 or psi.shape != (W.shape[0],):
+            raise ValueError(
+                "components must have shape (n_features, n_factors) and "
+                f"noise_variance shape (n_features,); got {W.shape} and {psi.shape}."
+            )
+        if not np.all(psi > 0.0) or not np.all(np.isfinite(psi)):
+            raise ValueError("noise_variance must be positive and finite.")
+        self.components = W
+        self.noise_variance = psi
+        self._root = np.sqrt(psi)
+        self._scaled = W / self._root[:, np.newaxis]  # V
+        k = W.shape[1]
+        core = np.eye(k) + self._scaled.T @ self._scaled  # M
+        self._core_inv, logdet_core = _chol_inverse(core)
+        self.logdet = float(logdet_core + np.sum(np.log(psi)))
+
+    @property
+    def n_features(self):
+        return self.components.shape[0]
+
+    @property
+    def n_factors(self):
+        return self.components.shape[1]
+
+    # -- dense forms (for attributes computed on access and for tests) --------
+
+    def covariance(self):
+        """The ``d x d`` matrix ``W W^T + diag(psi)``."""
+        cov = self.components @ self.components.T
+        cov[np.diag_indices_from(cov)] += self.noise_variance
+        return cov
+
+    def precision(self):
+        """The ``d x d`` inverse, by Woodbury (no ``d x d`` factorisation)."""
+        half = self._scaled @ self._core_inv
+        prec = -(half @ self._scaled.T)
+        prec[np.diag_indices_from(prec)] += 1.0
+        prec /= self._root[:, np.newaxis]
+        prec /= self._root[np.newaxis, :]
+        return 0.5 * (prec + prec.T)
+
+    # -- solves ---------------------------------------------------------------
+
+    def solve(self, rhs):
+        """``S^{-1} rhs`` for a vector or a ``(d, m)`` matrix: O(d k m)."""
+        rhs = np.asarray(rhs, dtype=np.float64)
+        matrix = rhs[:, np.newaxis] if rhs.ndim == 1 else rhs
+        scaled = matrix / self._root[:, np.newaxis]
+        out = scaled - self._scaled @ (self._core_inv @ (self._scaled.T @ scaled))
+        out /= self._root[:, np.newaxis]
+        return out[:, 0] if rhs.ndim == 1 else out
+
+    def _whiten_chunk(self, block, mean, out):
+        """``r~ = (x - mean) / sqrt(psi)`` written into ``out``."""
+        np.subtract(block, mean, out=out)
+        out /= self._root
+        return out
+
+    def squared_mahalanobis(self, X, mean, chunk_size=None):
+        """``(x - mean)^T S^{-1} (x - mean)`` of each (complete) row, in chunks.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+        mean : ndarray of shape (n_features,)
+        chunk_size : int, default=None
+            Rows per chunk (about 8 MiB of float64 by default).
+
+        Returns
+        -------
+        dist : ndarray of shape (n_samples,)
+        """
+        n, d = X.shape
+        out = np.empty(n)
+        step = chunk_size or _chunk_rows(d)
+        buffer = np.empty((min(step, n), d))
+        mean = np.asarray(mean, dtype=np.float64)
+        with np.errstate(invalid="ignore", over="ignore"):
+            for start in range(0, n, step):
+                stop = min(start + step, n)
+                r = self._whiten_chunk(X[start:stop], mean, buffer[: stop - start])
+                z = r @ self._scaled
+                q = z @ self._core_inv
+                out[start:stop] = np.einsum("ij,ij->i", r, r) - np.einsum(
+                    "ij,ij->i", z, q
+                )
+        return out
+
+    def log_density(self, X, mean, chunk_size=None):
+        """Log-density of each complete row under ``N(mean, S)``."""
+        out = self.squared_mahalanobis(X, mean, chunk_size)
+        out += self.n_features * LOG_2PI + self.logdet
+        out *= -0.5
+        return out
+
+    def sample(self, n_samples, mean, random_state):
+        """Draw ``mean + W z + sqrt(psi) e`` with standard normal ``z``, ``e``."""
+        rng = (
+            np.random.default_rng(random_state)
+            if not hasattr(random_state, "standard_normal")
+            else random_state
+        )
+        d, k = self.components.shape
+        out = rng.standard_normal((n_samples, d))
+        out *= self._root
+        out += rng.standard_normal((n_samples, k)) @ self.components.T
+        out += mean
+        return out
+
+    # -- subsets of features --------------------------------------------------
+
+    def marginal(self, observed):
+        """The marginal covariance of a subset of features (same structure).
+
+        Parameters
+        ----------
+        observed : array-like of int or bool
+            Features kept.
+
+        Returns
+        -------
+        marginal : LowRankPlusDiagonal
+        """
+        return LowRankPlusDiagonal(
+            self.components[observed], self.noise_variance[observed]
+        )
+
+    def _masked_cores(self, mask):
+        """``M_o^{-1}`` and ``log|M_o|`` of each row of a boolean mask.
+
+        ``M_o = I + sum_{j in o} v_j v_j^T``: one product of the mask with the
+        per-feature outer products, O(d k^2) per row.
+        """
+        k = self.n_factors
+        V = self._scaled
+        outer = (V[:, :, np.newaxis] * V[:, np.newaxis, :]).reshape(-1, k * k)
+        cores = (mask.astype(np.float64) @ outer).reshape(-1, k, k)
+        cores += np.eye(k)
+        return _chol_inverse(cores)
+
+    def _observed_terms(self, X, mean):
+        """Per-row quantities of the observed entries of a chunk with NaN.
+
+        Returns ``observed`` (mask), ``q = M_o^{-1} V_o^T r~_o``, the squared
+        Mahalanobis distance and ``log|S_oo|`` of each row.
+        """
+        observed = ~np.isnan(X)
+        r = np.where(observed, X - mean, 0.0) / self._root
+        z = r @ self._scaled
+        core_inv, logdet_core = self._masked_cores(observed)
+        q = np.einsum("ikl,il->ik", core_inv, z)
+        maha = np.einsum("ij,ij->i", r, r) - np.einsum("ij,ij->i", z, q)
+        logdet = logdet_core + observed.astype(np.float64) @ np.log(self.noise_variance)
+        return observed, q, maha, logdet
+
+    def conditional_mean(self, X, mean, chunk_size=None):
+        """``X`` with each NaN replaced by its conditional expectation.
+
+        ``x_m = mu_m + S_mo S_oo^{-1} (x_o - mu_o) = mu_m + W_m q`` with
+        ``q = M_o^{-1} V_o^T r~_o``: O(d_o k^2) per row, in chunks.
+        """
+        X = np.array(X, dtype=np.float64)
+        step = chunk_size or _chunk_rows(X.shape[1] * max(self.n_factors, 1))
+        for start in range(0, X.shape[0], step):
+            block = X[start : start + step]
+            rows = np.flatnonzero(np.isnan(block).any(axis=1))
+            if rows.size == 0:
+                continue
+            observed, q, _, _ = self._observed_terms(block[rows], mean)
+            fill = mean + q @ self.components.T
+            sub = block[rows]
+            sub[~observed] = fill[~observed]
+            block[rows] = sub
+        return X
+
+    def marginal_log_density(self, X, mean, chunk_size=None):
+        """Log-density of each row's observed entries (NaN = missing)."""
+        n, d = X.shape
+        out = np.empty(n)
+        step = chunk_size or _chunk_rows(d * max(self.n_factors, 1))
+        for start in range(0, n, step):
+            block = X[start : start + step]
+            observed, _, maha, logdet = self._observed_terms(block, mean)
+            out[start : start + step] = -0.5 * (
+                observed.sum(axis=1) * LOG_2PI + logdet + maha
+            )
+        return out
+
+    def marginal_squared_mahalanobis(self, X, mean, chunk_size=None):
+        """Squared Mahalanobis distance of each row's observed entries."""
+        n, d = X.shape
+        out = np.empty(n)
+        step = chunk_size or _chunk_rows(d * max(self.n_factors, 1))
+        for start in range(0, n, step):
+            out[start : start + step] = self._observed_terms(
+                X[start : start + step], mean
+            )[2]
+        return out
+
+    # -- canonical form -------------------------------------------------------
+
+    def canonical(self):
+        """The same covariance with ``W`` in canonical rotation.
+
+        See :func:`canonical_rotation`.
+        """
+        return LowRankPlusDiagonal(
+            canonical_rotation(self.components, self.noise_variance),
+            self.noise_variance,
+        )
+
+
+def canonical_rotation(components, noise_variance):
+    """``W R`` for the rotation ``R`` that makes ``W`` canonical.
+
+    The columns of ``diag(psi)^{-1/2} W R`` are orthogonal and ordered by
+    decreasing norm (the right singular vectors of ``V = diag(psi)^{-1/2} W``),
+    and each column's entry of largest magnitude is positive. ``W R (W R)^T =
+    W W^T``. This is the form :class:`~sklearn.decomposition.FactorAnalysis`
+    reports (its ``components_`` is the transpose, up to signs).
+
+    Parameters
+    ----------
+    components : ndarray of shape (n_features, n_factors)
+    noise_variance : ndarray of shape (n_features,)
+
+    Returns
+    -------
+    components : ndarray of shape (n_features, n_factors)
+    """
+    W = np.asarray(components, dtype=np.float64)
+    root = np.sqrt(np.asarray(noise_variance, dtype=np.float64))
+    _, _, vt = np.linalg.svd(W / root[:, np.newaxis], full_matrices=False)
+    rotated = W @ vt.T
+    # Sign convention on the whitened columns (what the rotation orders).
+    scaled = rotated / root[:, np.newaxis]
+    pick = np.argmax(np.abs(scaled), axis=0)
+    signs = np.sign(scaled[pick, np.arange(scaled.shape[1])])
+    signs[signs == 0] = 1.0
+    return rotated * signs
+
+
+def heywood_features(noise_variance, lower, rtol=1e-3):
+    """Indices of the features whose noise variance sits at its lower bound."""
+    psi = np.asarray(noise_variance, dtype=np.float64)
+    lower = np.broadcast_to(np.asarray(lower, dtype=np.float64), psi.shape)
+    return np.flatnonzero(psi <= lower * (1.0 + rtol))
+
+
+# ---------------------------------------------------------------------------
+# Objective and gradients: three data forms
+# ---------------------------------------------------------------------------
+
+
+def _gradients_from_moments(cov, weight, mean_sum, cross, qq, sq_sum, residual_sum):
+    """Assemble the gradients from the weighted moments of a data pass.
+
+    With ``r~_a = (x_a - mu) / sqrt(psi)``, ``q_a = M^{-1} V^T r~_a``:
+    ``cross = sum w r~ q^T`` (d, k), ``qq = sum w q q^T`` (k, k),
+    ``sq_sum = sum w r~^2`` (d,), ``residual_sum = sum w r~`` (d,) and
+    ``mean_sum = sum w q`` (k,).
+
+    ``S^{-1} B S^{-1} W = sum w y q^T`` with ``y = S^{-1} r = (r~ - V q) /
+    sqrt(psi)``, and its diagonal ``sum w y^2`` expands in the same moments.
+    """
+    V, root, core_inv = cov._scaled, cov._root, cov._core_inv
+    # sum w y q^T = (cross - V qq) / sqrt(psi)
+    sbs_w = (cross - V @ qq) / root[:, np.newaxis]
+    # diag(S^{-1} B S^{-1}) = (sq - 2 rowsum(cross o V) + rowsum((V qq) o V)) / psi
+    sbs_diag = (
+        sq_sum
+        - 2.0 * np.einsum("jk,jk->j", cross, V)
+        + np.einsum("jk,jk->j", V @ qq, V)
+    ) / cov.noise_variance
+    half = V @ core_inv  # V M^{-1}
+    # n S^{-1} W = n V M^{-1} / sqrt(psi);
+    # n diag(S^{-1}) = n (1 - rowsum(V M^{-1} o V)) / psi
+    s_w = weight * half / root[:, np.newaxis]
+    s_diag = weight * (1.0 - np.einsum("jk,jk->j", half, V)) / cov.noise_variance
+    grad_W = s_w - sbs_w
+    grad_psi = 0.5 * (s_diag - sbs_diag)
+    # -S^{-1} sum w r = -(sum w r~ - V sum w q) / sqrt(psi)
+    grad_mean = -(residual_sum - V @ mean_sum) / root
+    return grad_mean, grad_W, grad_psi
+
+
+def nll_grad_stats(stats, mean, components, noise_variance):
+    """Negative log-likelihood and gradients from complete-data statistics.
+
+    ``B = C + n (m - mu)(m - mu)^T`` is never formed: the scatter ``C``
+    enters only through ``C diag(psi)^{-1/2} V`` (one ``d x d`` by ``d x k``
+    product, O(d^2 k)) and its diagonal.
+
+    Parameters
+    ----------
+    stats : SufficientStats
+        Weight sum ``n``, weighted mean ``m``, centred scatter ``C``.
+    mean : ndarray of shape (n_features,)
+    components : ndarray of shape (n_features, n_factors)
+    noise_variance : ndarray of shape (n_features,)
+
+    Returns
+    -------
+    J : float
+        Negative log-likelihood, constant included.
+    grad_mean : ndarray of shape (n_features,)
+    grad_components : ndarray of shape (n_features, n_factors)
+    grad_noise_variance : ndarray of shape (n_features,)
+    """
+    return _nll_grad_moments(
+        stats.weight_sum,
+        stats.mean,
+        lambda Q: stats.scatter @ Q,
+        np.diag(stats.scatter),
+        mean,
+        components,
+        noise_variance,
+    )
+
+
+def nll_grad_diagonal(
+    weight, data_mean, scatter_diag, mean, components, noise_variance
+):
+    """:func:`nll_grad_stats` for statistics with a diagonal scatter (O(d k^2)).
+
+    The penalty terms (shrinkage prior, ``reg_covar``) are such statistics.
+    """
+    scatter_diag = np.asarray(scatter_diag, dtype=np.float64)
+    return _nll_grad_moments(
+        float(weight),
+        np.asarray(data_mean, dtype=np.float64),
+        lambda Q: scatter_diag[:, np.newaxis] * Q,
+        scatter_diag,
+        mean,
+        components,
+        noise_variance,
+    )
+
+
+def _nll_grad_moments(
+    n, data_mean, scatter_dot, scatter_diag, mean, components, noise_variance
+):
+    """NLL and gradients from weight, mean and the scatter's action."""
+    cov = LowRankPlusDiagonal(components, noise_variance)
+    d = cov.n_features
+    V, root = cov._scaled, cov._root
+    delta = (data_mean - np.asarray(mean, dtype=np.float64)) / root  # r~ of m
+    # The moments of the data pass, from the statistics:
+    # sum w r~ r~^T = C~ + n delta delta^T with C~ = C / (root root^T).
+    cv = scatter_dot(V / root[:, np.newaxis]) / root[:, np.newaxis]  # C~ V
+    dv = delta @ V
+    z_sum_outer = cv + n * np.outer(delta, dv)  # sum w r~ z^T  (d, k)
+    cross = z_sum_outer @ cov._core_inv  # sum w r~ q^T
+    zz = V.T @ cv + n * np.outer(dv, dv)  # sum w z z^T
+    qq = cov._core_inv @ zz @ cov._core_inv
+    sq_sum = scatter_diag / cov.noise_variance + n * delta**2
+    residual_sum = n * delta
+    mean_sum = n * (cov._core_inv @ dv)
+    trace = float(np.sum(sq_sum) - np.sum(cov._core_inv * zz))
+    value = 0.5 * (n * (d * LOG_2PI + cov.logdet) + trace)
+    grads = _gradients_from_moments(
+        cov, n, mean_sum, cross, 0.5 * (qq + qq.T), sq_sum, residual_sum
+    )
+    return (value, *grads)
+
+
+# Largest ``mean^2 / variance`` of a feature for which the chunked pass
+# multiplies ``X`` in place (no copy); beyond it each chunk is first centred
+# into a buffer (the products would otherwise lose digits to cancellation).
+_MAX_KAPPA_DIRECT = 15.0
+
+
+class DataPass:
+    """Negative log-likelihood and gradients by chunked passes over ``X``.
+
+    One preliminary pass computes the weight, the weighted mean ``c`` and
+    ``sum w (x - c)``, ``sum w (x - c)^2`` per feature (they do not depend on
+    the parameters). Each evaluation then reads ``X`` once, chunk by chunk,
+    with two products: ``P = (X_c - s) U`` with ``U = diag(psi)^{-1} W`` (so
+    ``z = P - (mu - s) U`` and ``q = z M^{-1}``) and ``(X_c - s)^T (w q)``, from
+    which ``sum w r~ q^T`` follows. The shift ``s`` is 0 (``X`` is multiplied
+    in place, without a copy) when every feature has ``mean^2 <= 15
+    variance``, and ``c`` otherwise (each chunk is centred into one reused
+    buffer). O(n d k) per evaluation; no ``d x d`` array, no ``n x d``
+    temporary.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Complete data.
+    sample_weight : ndarray of shape (n_samples,), default=None
+    chunk_size : int, default=None
+    """
+
+    def __init__(self, X, sample_weight=None, chunk_size=None):
+        self.X = X
+        n, d = X.shape
+        self.sample_weight = (
+            None
+            if sample_weight is None
+            else np.asarray(sample_weight, dtype=np.float64)
+        )
+        self.chunk = chunk_size or _chunk_rows(d)
+        w = self.sample_weight
+        self.weight = float(n if w is None else w.sum())
+        sums = np.zeros(d)
+        for block, wb in self._chunks():
+            sums += block.sum(axis=0) if wb is None else wb @ block
+        self.center = sums / self.weight
+        first = np.zeros(d)
+        second = np.zeros(d)
+        buffer = np.empty((min(self.chunk, n), d))
+        for block, wb in self._chunks():
+            r = np.subtract(block, self.center, out=buffer[: block.shape[0]])
+            first += r.sum(axis=0) if wb is None else wb @ r
+            r *= r
+            second += r.sum(axis=0) if wb is None else wb @ r
+        self.first, self.second = first, second
+        self.variance = second / self.weight
+        with np.errstate(divide="ignore", invalid="ignore"):
+            kappa = np.where(self.center == 0.0, 0.0, self.center**2 / self.variance)
+        self.shift = None if np.all(kappa <= _MAX_KAPPA_DIRECT) else self.center
+
+    def _chunks(self):
+        n = self.X.shape[0]
+        w = self.sample_weight
+        for start in range(0, n, self.chunk):
+            stop = min(start + self.chunk, n)
+            yield self.X[start:stop], (None if w is None else w[start:stop])
+
+    def covariance_products(self, Q, max_rows=None):
+        """``C Q`` for the weighted covariance ``C`` (one pass).
+
+        With ``max_rows``, an estimate from every ``s``-th row only
+        (``s = ceil(n / max_rows)``; for a start point, not for the fit).
+        """
+        X, w = self.X, self.sample_weight
+        step = 1 if max_rows is None else max(1, -(-X.shape[0] // int(max_rows)))
+        if step > 1:
+            X = X[::step]
+            w = None if w is None else w[::step]
+        weight = float(X.shape[0] if w is None else w.sum())
+        out = np.zeros_like(Q)
+        buffer = np.empty((min(self.chunk, X.shape[0]), X.shape[1]))
+        for start in range(0, X.shape[0], self.chunk):
+            block = X[start : start + self.chunk]
+            r = np.subtract(block, self.center, out=buffer[: block.shape[0]])
+            part = r @ Q
+            if w is not None:
+                part *= w[start : start + self.chunk, np.newaxis]
+            out += r.T @ part
+        return out / weight
+
+    def __call__(self, mean, components, noise_variance):
+        cov = LowRankPlusDiagonal(components, noise_variance)
+        d, k = cov.n_features, cov.n_factors
+        mean = np.asarray(mean, dtype=np.float64)
+        root = cov._root
+        U = cov._scaled / root[:, np.newaxis]
+        shift = np.zeros(d) if self.shift is None else self.shift
+        offset = (mean - shift) @ U
+        buffer = (
+            None
+            if self.shift is None
+            else np.empty((min(self.chunk, self.X.shape[0]), d))
+        )
+        product = np.zeros((d, k))
+        qq = np.zeros((k, k))
+        q_sum = np.zeros(k)
+        zq = 0.0
+        for block, wb in self._chunks():
+            if buffer is not None:
+                block = np.subtract(block, shift, out=buffer[: block.shape[0]])
+            z = block @ U
+            z -= offset
+            q = z @ cov._core_inv
+            zq_rows = np.einsum("ij,ij->i", z, q)
+            if wb is None:
+                wq = q
+                zq += float(zq_rows.sum())
+            else:
+                wq = q * wb[:, np.newaxis]
+                zq += float(wb @ zq_rows)
+            product += block.T @ wq
+            qq += q.T @ wq
+            q_sum += wq.sum(axis=0)
+        n = self.weight
+        # sum w r~ q^T = ((X - s)^T w q - (mu - s) sum w q^T) / sqrt(psi)
+        cross = (product - np.outer(mean - shift, q_sum)) / root[:, np.newaxis]
+        delta = mean - self.center
+        sq_sum = (self.second - 2.0 * delta * self.first + n * delta**2) / (
+            cov.noise_variance
+        )
+        residual_sum = (self.first - n * delta) / root
+        value = 0.5 * (n * (d * LOG_2PI + cov.logdet) + float(np.sum(sq_sum)) - zq)
+        grads = _gradients_from_moments(
+            cov, n, q_sum, cross, 0.5 * (qq + qq.T), sq_sum, residual_sum
+        )
+        return (value, *grads)
+
+
+def nll_grad_data(
+    X, mean, components, noise_variance, sample_weight=None, chunk_size=None
+):
+    """Negative log-likelihood and gradients by chunked passes over ``X``.
+
+    See :class:`DataPass` (which keeps the parameter-free moments between
+    evaluations).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Complete data.
+    mean : ndarray of shape (n_features,)
+    components : ndarray of shape (n_features, n_factors)
+    noise_variance : ndarray of shape (n_features,)
+    sample_weight : ndarray of shape (n_samples,), default=None
+    chunk_size : int, default=None
+
+    Returns
+    -------
+    J, grad_mean, grad_components, grad_noise_variance
+        As :func:`nll_grad_stats`.
+    """
+    return DataPass(X, sample_weight, chunk_size)(mean, components, noise_variance)
+
+
+# Largest number of factors whose per-row k x k systems are inverted by the
+# vectorised sweep (k array operations over all rows) rather than LAPACK.
+_SWEEP_MAX = 8
+
+
+def _spd_inverse_stack(cores):
+    """Inverses and log-determinants of a stack of SPD ``k x k`` matrices.
+
+    For small ``k`` the sweep operator on every pivot, vectorised over the
+    stack: ``k`` steps of O(n k^2) array operations instead of one LAPACK
+    call per matrix. The matrices here are ``I + V_o^T V_o``, whose pivots
+    (Schur complements) are all at least 1, so the sweep is stable.
+    """
+    k = cores.shape[-1]
+    if k > _SWEEP_MAX:
+        return _chol_inverse(cores)
+    a = np.array(cores, dtype=np.float64)
+    logdet = np.zeros(a.shape[0])
+    for j in range(k):
+        piv = a[:, j, j].copy()
+        logdet += np.log(piv)
+        col = a[:, :, j] / piv[:, np.newaxis]
+        row = a[:, j, :].copy()
+        a -= col[:, :, np.newaxis] * row[:, np.newaxis, :]
+        a[:, :, j] = col
+        a[:, j, :] = row / piv[:, np.newaxis]
+        a[:, j, j] = -1.0 / piv
+    a *= -1.0
+    return 0.5 * (a + np.swapaxes(a, 1, 2)), logdet
+
+
+class PatternObjective:
+    """Observed-data negative log-likelihood of per-pattern statistics.
+
+    For a pattern with observed features ``o``, weight ``n_p``, mean ``m_p``
+    and scatter ``C_p = R_p^T R_p`` (root rows), the term is the NLL of
+    ``N(mu_o, W_o W_o^T + diag(psi_o))``: the seed's formulas on ``S_oo``,
+    with ``B_p = C_p + n_p (m_p - mu_o)(m_p - mu_o)^T`` entering through its
+    rows (the root rows with weight 1 and the mean row with weight ``n_p``).
+
+    Each pattern's ``M_o = I + V_o^T V_o`` comes from one product of the
+    pattern masks with the per-feature outer products ``v_j v_j^T`` (O(d_o
+    k^2) per pattern) and is inverted by a vectorised sweep. Every sum over
+    rows the gradient needs is a product of the (parameter-free) row or mask
+    matrices with a thin matrix: with ``U = diag(psi)^{-1} W``,
+
+    - ``z = R U - mask (mu o U)`` and ``q = M_o^{-1} z`` per row;
+    - ``sum w r q^T = R^T (w q) - mu o mask^T (w q)``;
+    - ``sum_p w_p [j in o_p] q_p q_p^T = mask^T (w q (x) q)``, the
+      ``(V q) o mask`` part of ``y = S_oo^{-1} r``;
+    - ``sum w r_j^2`` from column sums of ``R^2`` computed once;
+
+    so no elementwise pass over the ``n_rows x d`` data is made per evaluation.
+
+    Parameters
+    ----------
+    stats : PatternStats
+    """
+
+    def __init__(self, stats, chunk_size=None):
+        self.stats = stats
+        mask = stats.observed.astype(np.float64)
+        self._mask = mask
+        wp = np.asarray(stats.pattern_weight, dtype=np.float64)
+        self._pattern_weight = wp
+        # sum_p n_p [j in o_p]: the weight that sees feature j.
+        self._feature_weight = wp @ mask
+        self._n_observed = mask.sum(axis=1)
+        # The pattern means are kept about the available-case mean ``c`` (so
+        # that the sums below do not cancel for data far from the origin);
+        # residuals are then ``(m_p - c) - (mu - c)``.
+        means = np.asarray(stats.means, dtype=np.float64) * mask
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shift = np.where(
+                self._feature_weight > 0, (wp @ means) / self._feature_weight, 0.0
+            )
+        self._shift = shift
+        means = (means - shift) * mask
+        self._means = means
+        self._mean_first = wp @ means
+        self._mean_second = wp @ (means * means)
+        roots = np.asarray(stats.roots, dtype=np.float64)
+        self._roots = roots
+        self._root_owner = np.asarray(stats.root_pattern, dtype=np.intp)
+        self._root_mask = mask[self._root_owner]
+        self._root_second = np.einsum("ij,ij->j", roots, roots)
+
+    def __call__(self, mean, components, noise_variance):
+        cov = LowRankPlusDiagonal(components, noise_variance)
+        d, k = cov.n_features, cov.n_factors
+        V, root, psi = cov._scaled, cov._root, cov.noise_variance
+        U = V / root[:, np.newaxis]
+        mean = np.asarray(mean, dtype=np.float64) - self._shift
+        mask, wp, fw = self._mask, self._pattern_weight, self._feature_weight
+        outer = (V[:, :, np.newaxis] * V[:, np.newaxis, :]).reshape(d, k * k)
+        cores = (mask @ outer).reshape(-1, k, k)
+        cores += np.eye(k)
+        core_inv, logdet_core = _spd_inverse_stack(cores)
+        value = 0.5 * float(
+            wp @ (self._n_observed * LOG_2PI + logdet_core) + fw @ np.log(psi)
+        )
+
+        # Pattern means: rows (m_p - mu) o mask with weight n_p.
+        z = self._means @ U - mask @ (mean[:, np.newaxis] * U)
+        q = np.einsum("pkl,pl->pk", core_inv, z)
+        wq = q * wp[:, np.newaxis]
+        mask_wq = mask.T @ wq
+        cross = self._means.T @ wq - mean[:, np.newaxis] * mask_wq  # sum w r q^T
+        qq = mask.T @ (wq[:, :, np.newaxis] * q[:, np.newaxis, :]).reshape(-1, k * k)
+        second = (
+            self._mean_second - 2.0 * mean * self._mean_first + mean**2 * fw
+        )  # sum w r_j^2
+        zq = float(np.einsum("pk,pk->", wq, z))
+        # Scatter roots: rows R with weight 1, already centred.
+        if self._roots.shape[0]:
+            zr = self._roots @ U
+            qr = np.einsum("pkl,pl->pk", core_inv[self._root_owner], zr)
+            cross += self._roots.T @ qr
+            qq += self._root_mask.T @ (
+                qr[:, :, np.newaxis] * qr[:, np.newaxis, :]
+            ).reshape(-1, k * k)
+            second = second + self._root_second
+            zq += float(np.einsum("pk,pk->", qr, zr))
+        qq = qq.reshape(d, k, k)
+        value += 0.5 * (float(np.sum(second / psi)) - zq)
+
+        # sum_p n_p S_oo^{-1} W_o (rows of o): w_j^T N_j / psi_j with
+        # N_j = sum_p n_p M_p^{-1}.
+        weighted = (core_inv * wp[:, np.newaxis, np.newaxis]).reshape(-1, k * k)
+        N = (mask.T @ weighted).reshape(d, k, k)
+        NV = np.einsum("jkl,jl->jk", N, V)
+        qqV = np.einsum("jkl,jl->jk", qq, V)
+        # sum w y q^T with y = (r~ - (V q) o mask) / sqrt(psi)
+        ywq = (cross / root[:, np.newaxis] - qqV) / root[:, np.newaxis]
+        # sum w y_j^2
+        yy = (
+            second / psi
+            - 2.0 * np.einsum("jk,jk->j", V, cross) / root
+            + np.einsum("jk,jk->j", qqV, V)
+        ) / psi
+        grad_W = NV / root[:, np.newaxis] - ywq
+        grad_psi = 0.5 * ((fw - np.einsum("jk,jk->j", NV, V)) / psi - yy)
+        # -sum_p n_p S_oo^{-1} (m_p - mu)_o
+        grad_mean = (
+            -((self._mean_first - mean * fw) / root - np.einsum("jk,jk->j", V, mask_wq))
+            / root
+        )
+        return value, grad_mean, grad_W, grad_psi
+
+
+def nll_grad_patterns(stats, mean, components, noise_variance):
+    """Observed-data negative log-likelihood and gradients (see
+    :class:`PatternObjective`)."""
+    return PatternObjective(stats)(mean, components, noise_variance)
+
+
+# ---------------------------------------------------------------------------
+# Standalone fit (L-BFGS-B in standardised coordinates)
+# ---------------------------------------------------------------------------
+
+
+class FactorFit:
+    """Result of :func:`fit_factor_model` (original units, canonical ``W``)."""
+
+    def __init__(
+        self,
+        mean,
+        components,
+        noise_variance,
+        objective,
+        n_iter,
+        converged,
+        heywood,
+        grad_norm,
+        message,
+    ):
+        self.mean = mean
+        self.components = components
+        self.noise_variance = noise_variance
+        self.objective = objective
+        self.n_iter = n_iter
+        self.converged = converged
+        self.heywood = heywood
+        self.grad_norm = grad_norm
+        self.message = message
+
+    @property
+    def covariance(self):
+        return LowRankPlusDiagonal(self.components, self.noise_variance)
+
+
+def _top_subspace(matvec, d, k, random_state, n_iter=4, oversample=10):
+    """Top-``k`` eigenpairs of a PSD operator by randomised subspace iteration."""
+    rng = np.random.default_rng(random_state)
+    width = min(d, k + oversample)
+    basis, _ = np.linalg.qr(rng.standard_normal((d, width)))
+    for _ in range(n_iter):
+        basis, _ = np.linalg.qr(matvec(basis))
+    small = basis.T @ matvec(basis)
+    eigval, eigvec = np.linalg.eigh(0.5 * (small + small.T))
+    order = np.argsort(eigval)[::-1][:k]
+    return eigval[order], basis @ eigvec[:, order]
+
+
+def ppca_start(matvec, diag, n_factors, random_state=0, floor=MIN_NOISE):
+    """Probabilistic-PCA start on a covariance given by products.
+
+    ``matvec(Q)`` returns ``C Q`` for the (standardised) covariance ``C`` whose
+    diagonal is ``diag``. The top eigenpairs ``(l_i, u_i)`` come from a
+    randomised subspace iteration (no ``d x d`` factorisation); ``W = U (L -
+    s^2)^{1/2}`` with ``s^2`` the mean of the other eigenvalues, ``psi =
+    diag - rowsum(W^2)`` floored.
+    """
+    d = diag.shape[0]
+    k = n_factors
+    eigval, eigvec = _top_subspace(matvec, d, k, random_state)
+    rest = max(float(np.sum(diag) - np.sum(eigval)), 0.0) / max(d - k, 1)
+    rest = max(rest, 1e-3 * float(np.mean(diag)))
+    W = eigvec * np.sqrt(np.clip(eigval - rest, 1e-3 * rest, None))
+    psi = np.maximum(diag - np.sum(W**2, axis=1), np.maximum(floor, 0.1 * rest))
+    return W, psi
+
+
+def _problem(X, stats, sample_weight, path, max_stats_features):
+    """The data form, its centre and scales, and covariance products."""
+    from ._missing import PatternStats, compute_stats
+
+    if stats is None:
+        X = np.asarray(X)
+        use_stats = path == "stats" or (
+            path == "auto" and X.shape[1] <= max_stats_features
+        )
+        if use_stats:
+            stats = compute_stats(X, sample_weight)
+        elif np.isnan(X).any():
+            stats = PatternStats.from_array(X, sample_weight)
+    if isinstance(stats, PatternStats):
+        center, cov_avail, _ = stats.available_case()
+        var = np.diag(cov_avail).copy()
+        scaled = cov_avail / np.sqrt(np.outer(var, var))
+        return (
+            "patterns",
+            PatternObjective(stats),
+            center,
+            var,
+            stats.weight_sum,
+            lambda Q: scaled @ Q,
+        )
+    if stats is not None:
+        weight = stats.weight_sum
+        var = np.diag(stats.scatter) / weight
+        scale = np.sqrt(var)
+
+        def products(Q):
+            return (stats.scatter @ (Q / scale[:, np.newaxis])) / (
+                weight * scale[:, np.newaxis]
+            )
+
+        def evaluate(mu, W, psi):
+            return nll_grad_stats(stats, mu, W, psi)
+
+        return "stats", evaluate, stats.mean, var, weight, products
+    data = DataPass(X, sample_weight)
+    scale = np.sqrt(data.variance)
+
+    def products(Q):
+        return data.covariance_products(Q / scale[:, np.newaxis]) / scale[:, np.newaxis]
+
+    return "data", data, data.center, data.variance, data.weight, products
+
+
+class _RootFactor:
+    """A square factor ``T`` of ``W W^T + diag(psi)`` applied in O(d k).
+
+    ``T = D^{1/2} (I + Q (G - I) Q^T)`` with ``D = diag(psi)``, ``V = D^{-1/2}
+    W = Q Sigma R^T`` (thin SVD) and ``G = (I + Sigma^2)^{1/2}``, so that
+    ``T T^T = D^{1/2} (I + V V^T) D^{1/2}``.
+    """
+
+    def __init__(self, components, noise_variance):
+        self.root = np.sqrt(noise_variance)
+        basis, sigma, _ = np.linalg.svd(
+            components / self.root[:, np.newaxis], full_matrices=False
+        )
+        self.basis = basis
+        self.gain = np.sqrt(1.0 + sigma**2)
+
+    def _inner(self, vector, gain):
+        return vector + self.basis @ ((gain - 1.0) * (self.basis.T @ vector))
+
+    def apply(self, vector):
+        """``T vector``."""
+        return self.root * self._inner(vector, self.gain)
+
+    def apply_t(self, vector):
+        """``T^T vector``."""
+        return self._inner(self.root * vector, self.gain)
+
+    def solve(self, vector):
+        """``T^{-1} vector``."""
+        return self._inner(vector / self.root, 1.0 / self.gain)
+
+
+def fit_factor_model(
+    X=None,
+    n_factors=1,
+    *,
+    stats=None,
+    sample_weight=None,
+    path="auto",
+    tol=1e-8,
+    max_iter=1000,
+    min_noise=MIN_NOISE,
+    random_state=0,
+    init=None,
+    max_stats_features=2048,
+):
+    """Maximum-likelihood factor model by L-BFGS-B (standalone).
+
+    The optimiser works in standardised coordinates: with the data's mean
+    ``c`` and standard deviations ``s`` (available-case ones with missing
+    values), ``mu = c + s T_0 mu'``, ``W = s a W'`` and ``psi = s^2 psi'_0 t``, where
+    ``a = sqrt(psi'_0)`` is the start's relative noise level (a fixed diagonal
+    preconditioner: the curvature in row ``j`` of ``W`` scales as
+    ``1 / psi_j``). The objective is the negative log-likelihood per unit
+    weight. ``psi_j / s_j^2`` is bounded below by ``min_noise``: a feature
+    reaching it is a Heywood case. With complete data the mean is the
+    weighted mean (the optimum whatever the covariance) and is not optimised.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features), default=None
+        Data (NaN = missing, which uses per-pattern statistics).
+    n_factors : int
+    stats : SufficientStats or PatternStats, default=None
+        Statistics instead of ``X``.
+    sample_weight : ndarray of shape (n_samples,), default=None
+    path : {'auto', 'stats', 'data'}
+        Complete data: the ``d x d`` scatter ('stats') or chunked passes
+        ('data'); 'auto' picks 'stats' for ``d <= max_stats_features``.
+    tol : float
+        Gradient tolerance (largest entry) in standardised coordinates.
+    max_iter : int
+    min_noise : float
+        Lower bound of ``psi_j / s_j^2``.
+    random_state : int
+        Seed of the randomised start.
+    init : tuple (mean, components, noise_variance), default=None
+        Starting point in original units.
+    max_stats_features : int
+        See ``path``.
+
+    Returns
+    -------
+    result : FactorFit
+    """
+    mode, evaluate, center, var, weight, products = _problem(
+        X, stats, sample_weight, path, max_stats_features
+    )
+    scale = np.sqrt(var)
+    d = center.shape[0]
+    k = int(n_factors)
+    if init is None:
+        W0, psi0 = ppca_start(products, np.ones(d), k, random_state, min_noise)
+        mu0 = np.zeros(d)
+    else:
+        mu0 = (np.asarray(init[0]) - center) / scale
+        W0 = np.asarray(init[1]) / scale[:, np.newaxis]
+        psi0 = np.maximum(np.asarray(init[2]) / var, min_noise)
+    fit_mean = mode == "patterns"
+    mu, W, psi = center + scale * mu0, scale[:, np.newaxis] * W0, var * psi0
+    mu, W, psi, value, n_iter, grad_norm, message = run_cycles(
+        evaluate,
+        weight,
+        center,
+        var,
+        mu,
+        W,
+        psi,
+        fit_mean,
+        max_iter,
+        tol,
+        min_noise * var,
+    )
+    res_message = f"{message} [{mode}]"
+    W = canonical_rotation(W, psi)
+    heywood = heywood_features(psi / var, min_noise)
+    return FactorFit(
+        np.array(mu, dtype=np.float64),
+        W,
+        psi,
+        value,
+        n_iter,
+        bool(grad_norm <= 100 * tol),
+        heywood,
+        grad_norm,
+        res_message,
+    )
+
+
+def run_cycles(
+    evaluate,
+    weight,
+    center,
+    var,
+    mu,
+    W,
+    psi,
+    fit_mean,
+    max_iter,
+    tol,
+    psi_lower,
+    history=None,
+):
+    """Preconditioned L-BFGS-B cycles from ``(mu, W, psi)`` (original units).
+
+    Each cycle is preconditioned at the point where the previous one stopped
+    (see :func:`_lbfgs_cycle`); cycling stops at ``100 tol``, at
+    ``max_iter`` iterations in all, or when a cycle does not decrease the
+    objective.
+
+    Returns
+    -------
+    mu, W, psi, value, n_iter, grad_norm, message
+    """
+    n_iter = 0
+    n_fev = 0
+    value = None
+    psi = np.maximum(psi, psi_lower)
+    for _ in range(_MAX_CYCLES):
+        res, mu, W, psi, grad_norm = _lbfgs_cycle(
+            evaluate,
+            weight,
+            center,
+            var,
+            mu,
+            W,
+            psi,
+            fit_mean,
+            max_iter - n_iter,
+            tol,
+            psi_lower,
+            history,
+        )
+        n_iter += int(res.nit)
+        n_fev += int(res.nfev)
+        improved = value is None or res.fun < value - 1e-15 * abs(value)
+        value = float(res.fun)
+        if grad_norm <= 100 * tol or n_iter >= max_iter or not improved:
+            break
+    message = f"{res.message} ({n_fev} evaluations)"
+    return mu, W, psi, value, n_iter, grad_norm, message
+
+
+# L-BFGS-B runs at most this many times, each preconditioned at the point the
+# previous one stopped (a Heywood feature's row of W needs a scale of
+# sqrt(psi_j), which the start cannot know).
+_MAX_CYCLES = 5
+
+
+def _lbfgs_cycle(
+    evaluate,
+    weight,
+    center,
+    var,
+    mu,
+    W,
+    psi,
+    fit_mean,
+    max_iter,
+    tol,
+    psi_lower,
+    history=None,
+):
+    """One L-BFGS-B run preconditioned at ``(mu, W, psi)`` (original units).
+
+    Coordinates: ``mu = mu_0 + s T_0 u`` with ``T_0`` a square factor of the
+    standardised ``S_0`` (the mean's curvature is ``S^{-1}``), ``W = sqrt(psi_0)
+    B`` row-wise (row ``j``'s curvature scales as ``1 / psi_j``) and ``psi =
+    psi_0 t``: ``psi`` enters linearly, relative to the start, so its
+    curvature is about one and, at a Heywood case, its gradient stays away
+    from zero and the bound ``psi_j >= min_noise s_j^2`` becomes active (a
+    log scale would make it vanish there).
+    """
+    d, k = W.shape
+    scale = np.sqrt(var)
+    root_mean = _RootFactor(W / scale[:, np.newaxis], psi / var)
+    mu_start = mu
+    precond = np.sqrt(psi)
+    t_lower = np.minimum(psi_lower / psi, 1.0)
+    n_mu = d if fit_mean else 0
+    n_w = d * k
+
+    def unpack(theta):
+        mean = mu_start + scale * root_mean.apply(theta[:n_mu]) if fit_mean else mu
+        comp = precond[:, np.newaxis] * theta[n_mu : n_mu + n_w].reshape(d, k)
+        return mean, comp, psi * theta[n_mu + n_w :]
+
+    # The gradient of the last evaluation and of the last accepted iterate
+    # (only these: a dict of every evaluation would grow with the run).
+    last = {}
+    accepted = {}
+
+    def fun(theta):
+        mean, comp, noise = unpack(theta)
+        value, g_mu, g_W, g_psi = evaluate(mean, comp, noise)
+        parts = [(g_W * precond[:, np.newaxis]).ravel(), g_psi * psi]
+        if fit_mean:
+            parts.insert(0, root_mean.apply_t(g_mu * scale))
+        grad = np.concatenate(parts) / weight
+        last["theta"], last["grad"] = theta.copy(), grad
+        last["value"] = value / weight
+        return value / weight, grad
+
+    def callback(theta):
+        if "theta" in last and np.array_equal(theta, last["theta"]):
+            accepted["theta"], accepted["grad"] = last["theta"], last["grad"]
+            if history is not None:
+                history.append((last["value"], float(np.max(np.abs(last["grad"])))))
+
+    theta0 = np.concatenate(
+        [np.zeros(n_mu), (W / precond[:, np.newaxis]).ravel(), np.ones(d)]
+    )
+    bounds = [(None, None)] * (n_mu + n_w) + [(low, None) for low in t_lower]
+    res = minimize(
+        fun,
+        theta0,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        callback=callback,
+        options={
+            "maxiter": max(int(max_iter), 1),
+            "maxfun": 20 * max(int(max_iter), 1),
+            "gtol": tol,
+            "ftol": 0.0,
+            "maxcor": 20,
+        },
+    )
+    theta = res.x
+    # The gradient at the returned point (after an abnormal line search
+    # ``res.jac`` may belong to a rejected trial point).
+    grad = None
+    for store in (last, accepted):
+        if "theta" in store and np.array_equal(theta, store["theta"]):
+            grad = store["grad"]
+            break
+    if grad is None:
+        grad = fun(theta)[1]
+    at_bound = np.zeros(theta.size, dtype=bool)
+    at_bound[n_mu + n_w :] = theta[n_mu + n_w :] <= t_lower * (1.0 + 1e-12)
+    proj = np.where(at_bound & (grad > 0), 0.0, grad)
+    grad_norm = float(np.max(np.abs(proj))) if proj.size else 0.0
+    mean, comp, noise = unpack(theta)
+    return res, np.array(mean, dtype=np.float64), comp, noise, grad_norm

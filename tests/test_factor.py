@@ -1,0 +1,183 @@
+"""GradientGaussian(covariance_type="factor"): the low-rank-plus-diagonal model."""
+
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.decomposition import FactorAnalysis
+from sklearn.exceptions import ConvergenceWarning
+
+from sklearn_mvn import GradientGaussian
+from sklearn_mvn import _gradient_gaussian as gg
+from sklearn_mvn._woodbury import LowRankPlusDiagonal, fit_factor_model
+
+
+def _factor_data(seed, n, d, k, offset=2.0):
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((d, k))
+    psi = rng.uniform(0.5, 2.0, d)
+    X = rng.standard_normal((n, k)) @ W.T + rng.standard_normal((n, d)) * np.sqrt(psi)
+    return X * rng.uniform(0.5, 2.0, d) + offset
+
+
+def _model(**params):
+    return GradientGaussian(covariance_type="factor", **params)
+
+
+def test_matches_factor_analysis():
+    X = _factor_data(1, 1000, 10, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        fa = FactorAnalysis(2, svd_method="lapack", tol=1e-12, max_iter=10000).fit(X)
+    model = _model(n_factors=2).fit(X)
+    assert model.converged_
+    assert model.score(X) >= fa.score(X) - 1e-10
+    assert abs(model.score(X) - fa.score(X)) <= 1e-6
+    assert_allclose(model.covariance_, fa.get_covariance(), rtol=1e-5, atol=1e-6)
+    assert_allclose(
+        model.precision_, np.linalg.inv(fa.get_covariance()), rtol=1e-4, atol=1e-6
+    )
+    assert model.components_.shape == (2, 10)
+    signs = np.sign(np.sum(model.components_ * fa.components_, axis=1))
+    assert_allclose(model.components_ * signs[:, None], fa.components_, atol=1e-4)
+    assert_allclose(model.noise_variance_, fa.noise_variance_, rtol=1e-4)
+    # objective_ is the mean negative log-likelihood.
+    assert_allclose(model.objective_, -model.score(X), rtol=1e-10)
+
+
+def test_covariance_computed_on_access_and_other_types_unaffected():
+    X = _factor_data(2, 300, 6, 2)
+    model = _model(n_factors=2).fit(X)
+    assert "covariance_" not in vars(model) and "precision_" not in vars(model)
+    W, psi = model.components_.T, model.noise_variance_
+    assert_allclose(model.covariance_, W @ W.T + np.diag(psi))
+    assert not hasattr(model, "factor_")
+    full = GradientGaussian().fit(X)
+    assert not hasattr(full, "components_")
+    assert_allclose(full.covariance_, np.cov(X.T, bias=True), rtol=1e-8)
+    # Refitting the same estimator with another type drops the stale attributes.
+    model.set_params(covariance_type="full").fit(X)
+    assert not hasattr(model, "components_")
+    assert_allclose(model.covariance_, full.covariance_)
+    with pytest.raises(AttributeError):
+        _model().covariance_  # noqa: B018
+
+
+def test_scores_methods_and_bic():
+    X = _factor_data(3, 400, 7, 2)
+    model = _model(n_factors=2).fit(X)
+    cov = model.covariance_
+    from scipy.stats import multivariate_normal
+
+    assert_allclose(
+        model.score_samples(X), multivariate_normal(model.mean_, cov).logpdf(X)
+    )
+    P = np.linalg.inv(cov)
+    R = X - model.mean_
+    assert_allclose(model.mahalanobis(X), np.einsum("ij,jk,ik->i", R, P, R))
+    d, k = 7, 2
+    n_params = d + d * k + d - k * (k - 1) // 2
+    assert_allclose(model.bic(X), -2 * model.score(X) * 400 + n_params * np.log(400))
+    assert_allclose(model.aic(X), -2 * model.score(X) * 400 + 2 * n_params)
+    draws = model.sample(50_000, random_state=0)
+    assert draws.shape == (50_000, 7)
+    assert np.abs(np.cov(draws.T) - cov).max() < 0.05 * np.abs(cov).max()
+
+
+def test_missing_values_fit_impute_and_score():
+    X = _factor_data(4, 800, 8, 2)
+    rng = np.random.default_rng(0)
+    X[rng.random(X.shape) < 0.2] = np.nan
+    X[np.isnan(X).all(axis=1), 0] = 0.0
+    model = _model(n_factors=2).fit(X)
+    assert model.converged_
+    ref = fit_factor_model(X, 2)
+    assert_allclose(model.covariance_, ref.covariance.covariance(), atol=1e-5)
+    assert_allclose(model.mean_, ref.mean, atol=1e-5)
+    cov = LowRankPlusDiagonal(model.components_.T, model.noise_variance_)
+    assert_allclose(model.score_samples(X), cov.marginal_log_density(X, model.mean_))
+    filled = model.impute(X)
+    assert not np.isnan(filled).any()
+    assert_array_equal(filled[~np.isnan(X)], X[~np.isnan(X)])
+
+
+def test_integer_weights_equal_repeated_rows():
+    X = _factor_data(5, 200, 6, 2)
+    counts = np.random.default_rng(1).integers(0, 4, 200)
+    a = _model(n_factors=2).fit(X, sample_weight=counts.astype(float))
+    b = _model(n_factors=2).fit(np.repeat(X, counts, axis=0))
+    assert_allclose(a.covariance_, b.covariance_, rtol=1e-6, atol=1e-8)
+    assert_allclose(a.mean_, b.mean_, rtol=1e-12)
+
+
+def test_partial_fit_equals_fit_and_warm_start():
+    X = _factor_data(6, 600, 8, 3)
+    full = _model(n_factors=3).fit(X)
+    stream = _model(n_factors=3)
+    for chunk in np.array_split(X, 4):
+        stream.partial_fit(chunk)
+    assert stream.n_samples_seen_ == 600
+    assert_allclose(stream.covariance_, full.covariance_, rtol=1e-6, atol=1e-8)
+    warm = _model(n_factors=3, warm_start=True).fit(X)
+    warm.fit(X)
+    assert warm.n_iter_ <= 2
+    assert_allclose(warm.covariance_, full.covariance_, rtol=1e-6, atol=1e-8)
+
+
+def test_dask_equals_numpy():
+    da = pytest.importorskip("dask.array")
+    X = _factor_data(7, 500, 6, 2)
+    ref = _model(n_factors=2).fit(X)
+    model = _model(n_factors=2).fit(da.from_array(X, chunks=(100, 6)))
+    assert_allclose(model.covariance_, ref.covariance_, rtol=1e-8, atol=1e-10)
+    scores = model.score_samples(da.from_array(X, chunks=(100, 6))).compute()
+    assert_allclose(scores, ref.score_samples(X), rtol=1e-10)
+
+
+def test_chunked_row_path_equals_statistics_path(monkeypatch):
+    X = _factor_data(8, 300, 12, 2)
+    w = np.random.default_rng(2).uniform(0.5, 2.0, 300)
+    ref = _model(n_factors=2, shrinkage=0.05, reg_covar=0.01).fit(X, sample_weight=w)
+    monkeypatch.setattr(gg, "_FACTOR_STATS_FEATURES", 4)
+    assert gg._factor_uses_rows(40, 12)
+    rows = _model(n_factors=2, shrinkage=0.05, reg_covar=0.01)
+    # With few samples per feature the path reads X in passes.
+    monkeypatch.setattr(gg, "_factor_uses_rows", lambda n, d: True)
+    rows.fit(X, sample_weight=w)
+    assert not hasattr(rows, "_sufficient_stats")
+    assert_allclose(rows.covariance_, ref.covariance_, rtol=1e-6, atol=1e-8)
+    assert_allclose(rows.objective_, ref.objective_, rtol=1e-10)
+
+
+def test_penalties_and_reg_covar_floor():
+    X = _factor_data(9, 300, 6, 2)
+    model = _model(n_factors=2, reg_covar=0.5).fit(X)
+    assert model.converged_
+    assert np.all(model.noise_variance_ >= 0.5 - 1e-12)
+    shrunk = _model(n_factors=2, shrinkage=0.3).fit(X)
+    assert shrunk.converged_
+    # Shrinkage towards tau I raises the smallest variances.
+    plain = _model(n_factors=2).fit(X)
+    assert shrunk.noise_variance_.min() > plain.noise_variance_.min()
+
+
+def test_heywood_warning_names_the_feature():
+    rng = np.random.default_rng(10)
+    z = rng.standard_normal((500, 1))
+    X = z @ rng.uniform(0.5, 1.5, (1, 6)) + 0.5 * rng.standard_normal((500, 6))
+    X[:, 2] = 3.0 * z[:, 0]
+    with pytest.warns(UserWarning, match=r"feature\(s\) \[2\].*Heywood"):
+        _model(n_factors=1).fit(X)
+
+
+def test_n_factors_errors():
+    X = _factor_data(11, 50, 5, 1)
+    with pytest.raises(ValueError, match="n_features - 1"):
+        _model(n_factors=5).fit(X)
+    with pytest.raises(ValueError, match="rank of the data"):
+        _model(n_factors=3).fit(X[:4])
+    with pytest.raises(ValueError, match="n_factors"):
+        _model(n_factors=0).fit(X)
+    # The default is min(10, n_features - 1).
+    assert _model().fit(X).components_.shape == (4, 5)
