@@ -291,10 +291,13 @@ class BaseDensity(DensityMixin, BaseEstimator):
             return getattr(rep, marginal)(X, self.mean_, params)
         return scores
 
+    def _log_densities(self, X):
+        """Log-densities of validated rows (marginal for rows with NaN)."""
+        return self._row_scores(X, "log_density", "marginal_log_density")
+
     def _score_block(self, X):
         """Log-densities of a NumPy block (validated)."""
-        X = self._validate_predict_input(X)
-        return self._row_scores(X, "log_density", "marginal_log_density")
+        return self._log_densities(self._validate_predict_input(X))
 
     def score_samples(self, X):
         """Log-density of each sample under the fitted model.
@@ -338,7 +341,7 @@ class BaseDensity(DensityMixin, BaseEstimator):
         X = np.asarray(X)
         if X.dtype not in (np.float32, np.float64):
             X = X.astype(np.float64)
-        return self._row_scores(X, "log_density", "marginal_log_density")
+        return self._log_densities(X)
 
     def score(self, X, y=None):
         """Mean log-likelihood per sample of ``X``.

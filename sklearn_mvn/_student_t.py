@@ -514,18 +514,9 @@ class GradientStudentT(BaseDensity):
 
     # -- prediction ----------------------------------------------------------
 
-    def _t_scores(self, X):
+    def _log_densities(self, X):
         """t log-densities of validated rows (marginal for rows with NaN)."""
         return t_log_density(X, self.mean_, self.factor_, self.df_)
-
-    def _score_block(self, X):
-        return self._t_scores(self._validate_predict_input(X))
-
-    def _score_block_unnamed(self, block):
-        X = np.asarray(check_numeric_input(block))
-        if X.dtype not in (np.float32, np.float64):
-            X = X.astype(np.float64)
-        return self._t_scores(X)
 
     def score_samples(self, X):
         """Log-density of each sample under the fitted t.
@@ -644,39 +635,3 @@ class GradientStudentT(BaseDensity):
         z = rng.standard_normal((int(n_samples), self.mean_.shape[0]))
         g = rng.chisquare(self.df_, size=int(n_samples)) / self.df_
         return self.mean_ + (z @ self.factor_.T) / np.sqrt(g)[:, np.newaxis]
-
-    def bic(self, X):
-        """Bayesian information criterion of the fitted model on ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples.
-
-        Returns
-        -------
-        bic : float
-            ``-2 * score(X) * n_samples + n_parameters * log(n_samples)``;
-            the parameters are the location, the free entries of the scale
-            matrix and, when ``df='auto'``, the degrees of freedom.
-        """
-        log_density = self.score_samples(X)
-        n = log_density.shape[0]
-        return -2.0 * float(np.sum(log_density)) + self._n_parameters() * np.log(n)
-
-    def aic(self, X):
-        """Akaike information criterion of the fitted model on ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples.
-
-        Returns
-        -------
-        aic : float
-            ``-2 * score(X) * n_samples + 2 * n_parameters`` (``df`` counts
-            when estimated).
-        """
-        log_density = self.score_samples(X)
-        return -2.0 * float(np.sum(log_density)) + 2.0 * self._n_parameters()
