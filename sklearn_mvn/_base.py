@@ -28,6 +28,7 @@ from ._validation import (
     _fit_context,
     check_numeric_input,
     check_sample_weight,
+    validate_with_nan,
     warn_at_caller,
 )
 
@@ -269,14 +270,7 @@ class BaseDensity(DensityMixin, BaseEstimator):
     def _validate_predict_input(self, X):
         """Validated ``X`` for the predict-side methods (NaN allowed)."""
         self._check_fitted()
-        X = check_numeric_input(X)
-        return validate_data(
-            self,
-            X,
-            dtype=[np.float64, np.float32],
-            reset=False,
-            ensure_all_finite=False,
-        )
+        return validate_with_nan(self, X, reset=False)
 
     def _row_scores(self, X, complete, marginal):
         """Complete-row scores, with the marginal form for rows with NaN.

@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.impute import MissingIndicator
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from ._gradient_gaussian import GradientGaussian
 from ._linalg import row_chunks
@@ -22,7 +22,7 @@ from ._validation import (
     HasMethods,
     _check_feature_names_in,
     _fit_context,
-    check_numeric_input,
+    validate_with_nan,
 )
 
 # ---------------------------------------------------------------------------
@@ -188,14 +188,7 @@ class GaussianImputer(TransformerMixin, BaseEstimator):
         return tags
 
     def _validate(self, X, reset):
-        X = check_numeric_input(X)
-        return validate_data(
-            self,
-            X,
-            dtype=[np.float64, np.float32],
-            reset=reset,
-            ensure_all_finite="allow-nan",
-        )
+        return validate_with_nan(self, X, reset)
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None):

@@ -12,7 +12,7 @@ scikit-learn's outlier detectors threshold their scores.
 import numpy as np
 from scipy.stats import chi2
 from sklearn.base import BaseEstimator, OutlierMixin, clone
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from ._gradient_gaussian import GradientGaussian
 from ._validation import (
@@ -21,7 +21,7 @@ from ._validation import (
     Real,
     StrOptions,
     _fit_context,
-    check_numeric_input,
+    validate_with_nan,
 )
 
 # contamination="auto": tail probability of the squared Mahalanobis distance
@@ -162,14 +162,7 @@ class GaussianOutlierDetector(OutlierMixin, BaseEstimator):
         return tags
 
     def _validate(self, X, reset):
-        X = check_numeric_input(X)
-        return validate_data(
-            self,
-            X,
-            dtype=[np.float64, np.float32],
-            reset=reset,
-            ensure_all_finite="allow-nan",
-        )
+        return validate_with_nan(self, X, reset)
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None):

@@ -31,6 +31,7 @@ __all__ = [
     "_fit_context",
     "check_numeric_input",
     "check_sample_weight",
+    "validate_with_nan",
     "warn_at_caller",
 ]
 
@@ -233,3 +234,20 @@ def check_sample_weight(sample_weight, n_samples, allow_zero_sum=False):
             "sample_weight sums to zero; at least one sample needs a positive weight."
         )
     return weights
+
+
+def validate_with_nan(estimator, X, reset):
+    """``X`` checked as numeric (NaN allowed), float64 or float32.
+
+    The one input check of the estimators and meta-estimators: text and
+    complex data are rejected by :func:`check_numeric_input` first, then
+    ``validate_data`` sets (``reset``) or checks ``n_features_in_`` and the
+    feature names.
+    """
+    return validate_data(
+        estimator,
+        check_numeric_input(X),
+        dtype=[np.float64, np.float32],
+        reset=reset,
+        ensure_all_finite=False,
+    )
