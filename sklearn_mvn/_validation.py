@@ -19,7 +19,7 @@ import numpy as np
 import sklearn
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import _check_feature_names_in
+from sklearn.utils.validation import _check_feature_names_in, validate_data
 
 __all__ = [
     "HasMethods",
