@@ -755,6 +755,54 @@ def _take_rows(values, missing):
     return np.take_along_axis(values, missing, axis=1)
 
 
+def conditional_blocks(X, mean, precision):
+    """The conditional law of each row's missing block, batch by batch.
+
+    The one loop over rows with missing entries that conditioning shares
+    (conditional means, draws from the normal or the t): rows with the same
+    number ``k`` of missing entries are processed together, in batches of a
+    few MiB.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_rows, n_features)
+        Rows with NaN at missing entries.
+    mean : ndarray of shape (n_features,)
+    precision : ndarray of shape (n_features, n_features)
+        ``P = S^{-1}``.
+
+    Yields
+    ------
+    rows : ndarray of int
+        Rows of the batch (indices into ``X``).
+    missing : ndarray of int of shape (n_batch, k)
+        Missing features of each row.
+    resid : ndarray of shape (n_batch, n_features)
+        ``x - mean`` with 0 at the missing entries.
+    offset : ndarray of shape (n_batch, k)
+        ``E[x_m | x_o] - mean_m = -P_mm^{-1} [P (x - mean)]_m``.
+    pmm_inv : ndarray of shape (n_batch, k, k)
+        The conditional covariance ``P_mm^{-1}``.
+    log_det : ndarray of shape (n_batch,)
+        ``log|P_mm|``.
+    """
+    mask = np.isnan(X)
+    n_missing = mask.sum(axis=1)
+    d = X.shape[1]
+    for k in np.unique(n_missing):
+        if k == 0:
+            continue
+        rows = np.flatnonzero(n_missing == k)
+        for part in _batches(rows.size, k * (d + k)):
+            r = rows[part]
+            miss = np.nonzero(mask[r])[1].reshape(r.size, k)
+            resid = np.where(mask[r], 0.0, X[r] - mean)
+            pmm_inv, log_det = _inverse_pmm(precision, miss)
+            pull = _take_rows(resid @ precision, miss)
+            offset = -np.einsum("ikl,il->ik", pmm_inv, pull)
+            yield r, miss, resid, offset, pmm_inv, log_det
+
+
 def conditional_fill(X, mean, factor):
     """Conditional expectation of the missing entries given the observed ones.
 
@@ -776,24 +824,13 @@ def conditional_fill(X, mean, factor):
     n_missing : ndarray of shape (n_samples,)
     """
     X = np.array(X, dtype=np.float64)
+    mean = np.asarray(mean, dtype=np.float64)
     _, precision = precision_from_factor(factor)
-    missing_mask = np.isnan(X)
-    n_missing = missing_mask.sum(axis=1)
+    n_missing = np.isnan(X).sum(axis=1)
     log_det = np.zeros(X.shape[0])
-    d = X.shape[1]
-    for k in np.unique(n_missing):
-        if k == 0:
-            continue
-        rows = np.flatnonzero(n_missing == k)
-        for part in _batches(rows.size, k * (d + k)):
-            r = rows[part]
-            miss = np.nonzero(missing_mask[r])[1].reshape(r.size, k)
-            resid = np.where(missing_mask[r], 0.0, X[r] - mean)
-            pmm_inv, logdet = _inverse_pmm(precision, miss)
-            pull = _take_rows(resid @ precision, miss)
-            fill = mean[miss] - np.einsum("ikl,il->ik", pmm_inv, pull)
-            X[r[:, None], miss] = fill
-            log_det[r] = logdet
+    for r, miss, _, offset, _, logdet in conditional_blocks(X, mean, precision):
+        X[r[:, None], miss] = mean[miss] + offset
+        log_det[r] = logdet
     return X, log_det, n_missing
 
 
@@ -880,24 +917,16 @@ def conditional_draw(X, mean, factor, rng):
     n_samples, d = out.shape
     for chunk in row_chunks(n_samples, d):
         block = out[chunk]
-        mask = np.isnan(block)
-        n_missing = mask.sum(axis=1)
-        for k in np.unique(n_missing):
-            if k == 0:
-                continue
-            rows = np.flatnonzero(n_missing == k)
-            for part in _batches(rows.size, k * (d + k)):
-                r = rows[part]
-                miss = np.nonzero(mask[r])[1].reshape(r.size, k)
-                resid = np.where(mask[r], 0.0, block[r] - mean)
-                pmm_inv, _ = _inverse_pmm(precision, miss)
-                pull = _take_rows(resid @ precision, miss)
-                centre = mean[miss] - np.einsum("ikl,il->ik", pmm_inv, pull)
-                # The batched sweep leaves P_mm^{-1} symmetric to round-off.
-                pmm_inv = 0.5 * (pmm_inv + np.swapaxes(pmm_inv, 1, 2))
-                chol = np.linalg.cholesky(pmm_inv)
-                z = rng.standard_normal((r.size, k))
-                block[r[:, None], miss] = centre + np.einsum("ikl,il->ik", chol, z)
+        for r, miss, _, offset, pmm_inv, _ in conditional_blocks(
+            block, mean, precision
+        ):
+            k = miss.shape[1]
+            # The batched sweep leaves P_mm^{-1} symmetric to round-off.
+            pmm_inv = 0.5 * (pmm_inv + np.swapaxes(pmm_inv, 1, 2))
+            chol = np.linalg.cholesky(pmm_inv)
+            z = rng.standard_normal((r.size, k))
+            draw = np.einsum("ikl,il->ik", chol, z)
+            block[r[:, None], miss] = mean[miss] + offset + draw
     return out
 
 

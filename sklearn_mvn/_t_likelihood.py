@@ -48,6 +48,7 @@ from scipy.special import digamma, gammaln, polygamma
 from ._linalg import (
     chunk_rows,
     inverse_lower,
+    precision_from_factor,
     row_chunks,
     solve_lower,
     squared_mahalanobis,
@@ -58,6 +59,7 @@ from ._missing import (
     _pattern_keys,
     _take_rows,
     check_missing,
+    conditional_blocks,
     conditional_fill,
 )
 
@@ -300,8 +302,9 @@ def t_sums(X, mean, factor, df, sample_weight=None, chunk_size=None, nan=True):
         chunk_size = chunk_rows(d)
     chunk_size = max(1, min(int(chunk_size), max(n_samples, 1)))
     mean = np.asarray(mean, dtype=np.float64)
-    inverse = np.asfortranarray(inverse_lower(factor))
-    precision = inverse.T @ inverse if nan else None
+    inverse, precision = precision_from_factor(factor)
+    inverse = np.asfortranarray(inverse)
+    precision = precision if nan else None
     buffer = np.empty((chunk_size, d))
     for rows in row_chunks(n_samples, d, chunk_size):
         weights = None if sample_weight is None else sample_weight[rows]
@@ -461,34 +464,24 @@ def t_conditional_draw(X, mean, factor, df, rng):
     """
     out = np.array(X, dtype=np.float64)
     mean = np.asarray(mean, dtype=np.float64)
-    inverse = inverse_lower(factor)
-    precision = inverse.T @ inverse
+    inverse, precision = precision_from_factor(factor)
     n_samples, d = out.shape
     for chunk in row_chunks(n_samples, d):
         block = out[chunk]
-        mask = np.isnan(block)
-        n_missing = mask.sum(axis=1)
-        for k in np.unique(n_missing):
-            if k == 0:
-                continue
-            rows = np.flatnonzero(n_missing == k)
-            for part in _batches(rows.size, k * (d + k)):
-                r = rows[part]
-                miss = np.nonzero(mask[r])[1].reshape(r.size, k)
-                resid = np.where(mask[r], 0.0, block[r] - mean)
-                pmm_inv, _ = _inverse_pmm(precision, miss)
-                pull = _take_rows(resid @ precision, miss)
-                offset = -np.einsum("ikl,il->ik", pmm_inv, pull)
-                np.put_along_axis(resid, miss, offset, axis=1)
-                z_o = resid @ inverse.T
-                delta = np.einsum("ij,ij->i", z_o, z_o)
-                pmm_inv = 0.5 * (pmm_inv + np.swapaxes(pmm_inv, 1, 2))
-                chol = np.linalg.cholesky(pmm_inv)
-                z = rng.standard_normal((r.size, k))
-                g = rng.chisquare(df + d - k, size=r.size)
-                scale = np.sqrt((df + delta) / g)
-                draw = np.einsum("ikl,il->ik", chol, z) * scale[:, None]
-                block[r[:, None], miss] = mean[miss] + offset + draw
+        for r, miss, resid, offset, pmm_inv, _ in conditional_blocks(
+            block, mean, precision
+        ):
+            k = miss.shape[1]
+            np.put_along_axis(resid, miss, offset, axis=1)
+            z_o = resid @ inverse.T
+            delta = np.einsum("ij,ij->i", z_o, z_o)
+            pmm_inv = 0.5 * (pmm_inv + np.swapaxes(pmm_inv, 1, 2))
+            chol = np.linalg.cholesky(pmm_inv)
+            z = rng.standard_normal((r.size, k))
+            g = rng.chisquare(df + d - k, size=r.size)
+            scale = np.sqrt((df + delta) / g)
+            draw = np.einsum("ikl,il->ik", chol, z) * scale[:, None]
+            block[r[:, None], miss] = mean[miss] + offset + draw
     return out
 
 
