@@ -25,8 +25,8 @@ in :func:`_verdict`, progress output in :class:`Progress`.
 import time
 
 import numpy as np
-from scipy.optimize import minimize
 
+from ._lbfgs import lbfgsb
 from ._linalg import multiply_lower, solve_lower
 
 _EPS = np.finfo(np.float64).eps
@@ -204,24 +204,7 @@ def minimize_whitened(
         message = "max_iter = 0"
     else:
         bounds = list(zip(lower, np.full(lower.size, np.inf), strict=True))
-        res = minimize(
-            fun,
-            theta0,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=bounds,
-            callback=callback,
-            options={
-                "maxiter": max_iter,
-                "maxfun": max(15000, 20 * max_iter),
-                "gtol": tol,
-                # Convergence is decided by the gradient: at small gradients
-                # the objective's decrease is below its rounding error, so a
-                # test on it would stop early.
-                "ftol": 0.0,
-                "maxcor": 20,
-            },
-        )
+        res = lbfgsb(fun, theta0, bounds, max_iter=max_iter, tol=tol, callback=callback)
         theta, value, n_iter = res.x, float(res.fun), int(res.nit)
         grad, message = np.asarray(res.jac), str(res.message)
         status = min(int(res.status), 2)

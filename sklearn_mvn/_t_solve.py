@@ -22,8 +22,8 @@ Dask).
 # License: BSD 3-Clause
 
 import numpy as np
-from scipy.optimize import minimize
 
+from ._lbfgs import lbfgsb
 from ._linalg import solve_lower
 from ._solve import Progress, _verdict
 from ._t_likelihood import (
@@ -398,21 +398,7 @@ def _lbfgs(evaluate, packer, df_fixed, theta0, value0, grad0, max_iter, tol, rec
             fun(theta)
         record(last["value"], _projected_norm(theta, last["grad"], bounds))
 
-    res = minimize(
-        fun,
-        theta0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        callback=callback,
-        options={
-            "maxiter": max_iter,
-            "maxfun": max(15000, 20 * max_iter),
-            "gtol": tol,
-            "ftol": 0.0,
-            "maxcor": 20,
-        },
-    )
+    res = lbfgsb(fun, theta0, bounds, max_iter=max_iter, tol=tol, callback=callback)
     grad = np.asarray(res.jac)
     norm = _projected_norm(res.x, grad, bounds)
     return (

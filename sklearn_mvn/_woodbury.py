@@ -49,9 +49,9 @@ standardised coordinates.
 # License: BSD 3-Clause
 
 import numpy as np
-from scipy.optimize import minimize
 
-LOG_2PI = np.log(2.0 * np.pi)
+from ._lbfgs import lbfgsb
+from ._linalg import LOG_2PI
 
 # Bytes of one float64 row chunk: wide data get fewer rows, so the extra
 # memory of a pass is a few such chunks whatever ``d``.
@@ -1156,21 +1156,7 @@ def _lbfgs_cycle(
         [np.zeros(n_mu), (W / precond[:, np.newaxis]).ravel(), np.ones(d)]
     )
     bounds = [(None, None)] * (n_mu + n_w) + [(low, None) for low in t_lower]
-    res = minimize(
-        fun,
-        theta0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        callback=callback,
-        options={
-            "maxiter": max(int(max_iter), 1),
-            "maxfun": 20 * max(int(max_iter), 1),
-            "gtol": tol,
-            "ftol": 0.0,
-            "maxcor": 20,
-        },
-    )
+    res = lbfgsb(fun, theta0, bounds, max_iter=max_iter, tol=tol, callback=callback)
     theta = res.x
     # The gradient at the returned point (after an abnormal line search
     # ``res.jac`` may belong to a rejected trial point).
