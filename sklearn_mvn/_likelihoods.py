@@ -37,36 +37,16 @@ import numpy as np
 from ._gradients import nll_grad_stats, penalty_stats
 from ._missing import MissingObjective, warn_unobserved_pairs, whitened_objective
 from ._representations import TriangularCovariance
-from ._stats import SufficientStats
+from ._stats import SufficientStats, check_range
 
 _EPS = np.finfo(np.float64).eps
-# Variances below this are subnormal or close to it: their square roots and
-# inverses lose precision or overflow.
-_TINY_VARIANCE = 1e4 * np.finfo(np.float64).tiny
 
 
 def check_stats_range(stats):
-    """Raise a ValueError if the statistics over- or underflowed float64.
-
-    The covariance of data whose magnitude is beyond about 1e150 (or whose
-    spread is below about 1e-151) is not representable in float64.
-    """
-    if not (np.all(np.isfinite(stats.mean)) and np.all(np.isfinite(stats.scatter))):
-        raise ValueError(
-            "The mean or covariance of X overflows float64: the values of X are "
-            "too large in magnitude (the squared spread must stay below 1e308). "
-            "Rescale X, e.g. divide it by a power of ten or use "
-            "sklearn.preprocessing.StandardScaler, and fit again."
-        )
-    variances = np.diag(stats.scatter) / stats.weight_sum
-    tiny = np.flatnonzero((variances > 0) & (variances < _TINY_VARIANCE))
-    if tiny.size:
-        raise ValueError(
-            f"The variance of feature(s) {tiny[:10].tolist()} is below "
-            f"{_TINY_VARIANCE:.0e}, too small to be represented accurately in "
-            "float64. Rescale X, e.g. multiply it by a power of ten or use "
-            "sklearn.preprocessing.StandardScaler, and fit again."
-        )
+    """Raise a ValueError if the statistics over- or underflowed float64."""
+    finite = np.all(np.isfinite(stats.mean)) and np.all(np.isfinite(stats.scatter))
+    with np.errstate(invalid="ignore"):
+        check_range(np.diag(stats.scatter) / stats.weight_sum, finite)
 
 
 def _merged(terms):

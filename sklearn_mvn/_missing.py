@@ -46,7 +46,7 @@ from ._linalg import (
     precision_from_factor,
     row_chunks,
 )
-from ._stats import SufficientStats, normalise_weights, set_slots
+from ._stats import SufficientStats, check_range, normalise_weights, set_slots
 from ._validation import warn_at_caller
 
 # Largest missing-block size inverted by the vectorised sweep operator.
@@ -91,29 +91,6 @@ def check_missing(X, *, what="X", row_offset=0):
                     f"{rows}; such rows carry no information. Drop them."
                 )
     return has_nan
-
-
-# Variances below this are subnormal or close to it (as for complete data).
-_TINY_VARIANCE = 1e4 * np.finfo(np.float64).tiny
-
-
-def _overflow_error():
-    """The error for statistics beyond float64 (the complete-data message)."""
-    return ValueError(
-        "The mean or covariance of X overflows float64: the values of X are "
-        "too large in magnitude (the squared spread must stay below 1e308). "
-        "Rescale X, e.g. divide it by a power of ten or use "
-        "sklearn.preprocessing.StandardScaler, and fit again."
-    )
-
-
-def _tiny_variance_error(features):
-    return ValueError(
-        f"The variance of feature(s) {features[:10].tolist()} is below "
-        f"{_TINY_VARIANCE:.0e}, too small to be represented accurately in "
-        "float64. Rescale X, e.g. multiply it by a power of ten or use "
-        "sklearn.preprocessing.StandardScaler, and fit again."
-    )
 
 
 def unobserved_pairs(pair_weight):
@@ -183,7 +160,7 @@ def _psd_roots(scatter):
         are zero).
     """
     if not np.all(np.isfinite(scatter)):
-        raise _overflow_error()
+        check_range(np.zeros(0), finite=False)
     diag = np.sqrt(np.clip(np.diagonal(scatter, axis1=1, axis2=2), 0.0, None))
     safe = np.where(diag > 0.0, diag, 1.0)
     unit = scatter / (safe[:, :, None] * safe[:, None, :])
@@ -594,12 +571,8 @@ class PatternStats:
             scatter = self.roots.T @ self.roots + (delta * w[:, None]).T @ delta
             pair_weight = (obs * w[:, None]).T @ obs
             cov = np.where(pair_weight > 0, scatter / pair_weight, 0.0)
-        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(cov))):
-            raise _overflow_error()
-        variances = np.diag(cov)
-        tiny = np.flatnonzero((variances > 0) & (variances < _TINY_VARIANCE))
-        if tiny.size:
-            raise _tiny_variance_error(tiny)
+        finite = np.all(np.isfinite(mean)) and np.all(np.isfinite(cov))
+        check_range(np.diag(cov), finite)
         return mean, 0.5 * (cov + cov.T), pair_weight
 
     def __repr__(self):

@@ -60,6 +60,39 @@ def set_slots(obj, state, **defaults):
         setattr(obj, name, value)
 
 
+# Variances below this are subnormal or close to it: their square roots and
+# inverses lose precision or overflow.
+TINY_VARIANCE = 1e4 * np.finfo(np.float64).tiny
+
+
+def check_range(variances, finite=True):
+    """Raise a ValueError if moments over- or underflowed float64.
+
+    The one range check of the statistics (complete data, patterns, and the
+    Student-t's robust scales): ``finite`` is False when a mean or scatter
+    is not finite; ``variances`` below :data:`TINY_VARIANCE` (but positive)
+    cannot be represented accurately. Data beyond about 1e150 in magnitude,
+    or with a spread below about 1e-151, fail here with advice to rescale.
+    """
+    with np.errstate(invalid="ignore"):
+        finite = finite and bool(np.all(np.isfinite(variances)))
+    if not finite:
+        raise ValueError(
+            "The mean or covariance of X overflows float64: the values of X are "
+            "too large in magnitude (the squared spread must stay below 1e308). "
+            "Rescale X, e.g. divide it by a power of ten or use "
+            "sklearn.preprocessing.StandardScaler, and fit again."
+        )
+    tiny = np.flatnonzero((variances > 0) & (variances < TINY_VARIANCE))
+    if tiny.size:
+        raise ValueError(
+            f"The variance of feature(s) {tiny[:10].tolist()} is below "
+            f"{TINY_VARIANCE:.0e}, too small to be represented accurately in "
+            "float64. Rescale X, e.g. multiply it by a power of ten or use "
+            "sklearn.preprocessing.StandardScaler, and fit again."
+        )
+
+
 class SufficientStats:
     """Weight sum, weighted mean and weighted centred scatter of a sample.
 

@@ -26,6 +26,7 @@ from ._dask import _check_dask_X, is_dask_array
 from ._linalg import precision_from_factor, row_chunks
 from ._missing import check_missing
 from ._representations import NotDeterminedError, make_representation
+from ._stats import check_range
 from ._t_dask import dask_data_pass
 from ._t_likelihood import (
     DF_MAX,
@@ -62,30 +63,10 @@ def _singular_error(n_samples, n_features, detail):
     )
 
 
-# Variances below this are subnormal or close to it: their square roots and
-# inverses lose precision or overflow (as for the normal's statistics).
-_TINY_VARIANCE = 1e4 * np.finfo(np.float64).tiny
-
-
 def _check_scale_range(spread):
     """Raise a ValueError if the features' scales are not representable."""
     with np.errstate(over="ignore"):
-        variances = spread**2
-    if not np.all(np.isfinite(variances)):
-        raise ValueError(
-            "The spread of X overflows float64: the values of X are too large "
-            "in magnitude (the squared spread must stay below 1e308). Rescale "
-            "X, e.g. divide it by a power of ten or use "
-            "sklearn.preprocessing.StandardScaler, and fit again."
-        )
-    tiny = np.flatnonzero((variances > 0) & (variances < _TINY_VARIANCE))
-    if tiny.size:
-        raise ValueError(
-            f"The variance of feature(s) {tiny[:10].tolist()} is below "
-            f"{_TINY_VARIANCE:.0e}, too small to be represented accurately in "
-            "float64. Rescale X, e.g. multiply it by a power of ten or use "
-            "sklearn.preprocessing.StandardScaler, and fit again."
-        )
+        check_range(spread**2)
 
 
 def _check_observed(observed_weight):
