@@ -28,6 +28,11 @@ from ._missing import check_missing
 from ._representations import NotDeterminedError, make_representation
 from ._stats import check_range
 from ._t_dask import dask_data_pass
+from ._t_factor import (
+    t_factor_conditional_draw,
+    t_factor_log_density,
+    t_factor_sums,
+)
 from ._t_likelihood import (
     DF_MAX,
     DF_MIN,
@@ -35,7 +40,7 @@ from ._t_likelihood import (
     t_log_density,
     t_sums,
 )
-from ._t_solve import fit_t, robust_start, start_point
+from ._t_solve import factor_start, fit_t, fit_t_factor, robust_start, start_point
 from ._validation import (
     Integral,
     Interval,
@@ -51,6 +56,8 @@ from ._validation import (
 _DF_START = 5.0
 # Rows of the subsample that gives the robust start.
 _START_ROWS = 8192
+# Default number of factors: min(_DEFAULT_FACTORS, n_features - 1).
+_DEFAULT_FACTORS = 10
 
 
 def _singular_error(n_samples, n_features, detail):
@@ -78,6 +85,17 @@ def _check_observed(observed_weight):
             "only in rows of zero weight); their distribution cannot be "
             "estimated. Drop these features."
         )
+
+
+def _covariance_from_shape(shape, df):
+    """``df / (df - 2) shape`` for ``df > 2``; else infinite variances and NaN
+    covariances."""
+    if df > 2.0:
+        return df / (df - 2.0) * shape
+    d = shape.shape[0]
+    out = np.full((d, d), np.nan)
+    out[np.diag_indices(d)] = np.inf
+    return out
 
 
 class GradientStudentT(BaseDensity):
@@ -116,8 +134,17 @@ class GradientStudentT(BaseDensity):
         normal), a positive float fixes them (``1`` is the multivariate
         Cauchy).
 
-    covariance_type : {'full', 'diag', 'spherical'}, default='full'
-        Structure of ``Lambda``: lower triangular, diagonal or ``c * I``.
+    covariance_type : {'full', 'diag', 'spherical', 'factor'}, default='full'
+        Structure of ``Lambda``: lower triangular, diagonal or ``c * I``;
+        or the factor model ``shape_ = W W^T + diag(psi)`` with ``W`` of shape
+        ``(n_features, n_factors)``, used through the Woodbury identity (no
+        ``d x d`` matrix is formed while fitting or scoring; ``shape_``,
+        ``covariance_`` and ``precision_`` are computed on access).
+
+    n_factors : int, default=None
+        Number of factors ``k`` of ``covariance_type='factor'``, in
+        ``[1, n_features - 1]``; None means ``min(10, n_features - 1)``.
+        Ignored by the other types.
 
     shrinkage : float, default=0.0
         Weight ``alpha`` in [0, 1] of an inverse-Wishart prior on the scale
@@ -155,10 +182,21 @@ class GradientStudentT(BaseDensity):
         Location ``mu`` (the mean when ``df_ > 1``).
 
     shape_ : ndarray of shape (n_features, n_features)
-        Scale matrix ``Sigma = factor_ @ factor_.T``.
+        Scale matrix ``Sigma = factor_ @ factor_.T`` (``components_.T @
+        components_ + diag(noise_variance_)`` for ``'factor'``, computed on
+        access).
 
     factor_ : ndarray of shape (n_features, n_features)
-        Lower-triangular ``Lambda`` with a positive diagonal.
+        Lower-triangular ``Lambda`` with a positive diagonal (not for
+        ``'factor'``).
+
+    components_ : ndarray of shape (n_factors, n_features)
+        ``'factor'`` only: the loadings ``W^T`` of the scale matrix, in
+        canonical rotation (the columns of ``diag(psi)^{-1/2} W`` orthogonal,
+        by decreasing norm), as :class:`GradientGaussian` reports them.
+
+    noise_variance_ : ndarray of shape (n_features,)
+        ``'factor'`` only: the diagonal ``psi`` of the scale matrix.
 
     df_ : float
         Degrees of freedom (estimated, or the fixed ``df``).
@@ -169,7 +207,8 @@ class GradientStudentT(BaseDensity):
         variances) and the off-diagonal entries are NaN.
 
     precision_ : ndarray of shape (n_features, n_features)
-        Inverse of ``shape_`` (the matrix of :meth:`mahalanobis`).
+        Inverse of ``shape_`` (the matrix of :meth:`mahalanobis`; by
+        Woodbury, on access, for ``'factor'``).
 
     n_iter_ : int
         Number of iterations run (ECME and L-BFGS-B).
@@ -222,7 +261,8 @@ class GradientStudentT(BaseDensity):
 
     _parameter_constraints: dict = {
         "df": [StrOptions({"auto"}), Interval(Real, 0.0, None, closed="neither")],
-        "covariance_type": [StrOptions({"full", "diag", "spherical"})],
+        "covariance_type": [StrOptions({"full", "diag", "spherical", "factor"})],
+        "n_factors": [Interval(Integral, 1, None, closed="left"), None],
         "shrinkage": [Interval(Real, 0.0, 1.0, closed="both")],
         "reg_covar": [Interval(Real, 0.0, None, closed="left")],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
@@ -236,6 +276,7 @@ class GradientStudentT(BaseDensity):
         *,
         df="auto",
         covariance_type="full",
+        n_factors=None,
         shrinkage=0.0,
         reg_covar=0.0,
         max_iter=200,
@@ -245,6 +286,7 @@ class GradientStudentT(BaseDensity):
     ):
         self.df = df
         self.covariance_type = covariance_type
+        self.n_factors = n_factors
         self.shrinkage = shrinkage
         self.reg_covar = reg_covar
         self.max_iter = max_iter
@@ -252,11 +294,78 @@ class GradientStudentT(BaseDensity):
         self.verbose = verbose
         self.warm_start = warm_start
 
+    def _n_factors_for(self, n_features):
+        """The number of factors for ``n_features`` features (validated)."""
+        k = self.n_factors
+        if k is None:
+            k = min(_DEFAULT_FACTORS, n_features - 1)
+        if n_features < 2 or k > n_features - 1:
+            raise ValueError(
+                f"n_factors={k} needs at least n_factors + 1 = {k + 1} features, "
+                f"got n_features={n_features}; set n_factors <= n_features - 1 "
+                "or use covariance_type='full'."
+            )
+        return k
+
     def _representation(self, n_features):
+        if self.covariance_type == "factor":
+            return make_representation(
+                "factor", n_features, self._n_factors_for(n_features)
+            )
         return make_representation(self.covariance_type, n_features)
 
+    def _is_factor(self):
+        """Whether the fitted scale matrix is the factor model's."""
+        return "components_" in self.__dict__
+
     def _covariance_params(self):
+        if self._is_factor():
+            return self.components_.T, self.noise_variance_
         return self.factor_
+
+    # -- shape_, covariance_ and precision_ (on access for 'factor') ----------
+
+    def _dense(self, name):
+        stored = self.__dict__.get(f"_{name}_value_")
+        if stored is not None:
+            return stored
+        if self._is_factor():
+            k, d = self.components_.shape
+            params = self._covariance_params()
+            rep = make_representation("factor", d, k)
+            if name == "precision":
+                return rep.precision(params)
+            shape = rep.covariance(params)
+            if name == "shape":
+                return shape
+            return _covariance_from_shape(shape, self.df_)
+        raise AttributeError(
+            f"{type(self).__name__!r} object has no attribute '{name}_'"
+        )
+
+    @property
+    def shape_(self):
+        return self._dense("shape")
+
+    @shape_.setter
+    def shape_(self, value):
+        self.__dict__["_shape_value_"] = value
+
+    @property
+    def covariance_(self):
+        return self._dense("covariance")
+
+    @covariance_.setter
+    def covariance_(self, value):
+        self.__dict__["_covariance_value_"] = value
+
+    @property
+    def precision_(self):
+        return self._dense("precision")
+
+    @precision_.setter
+    def precision_(self, value):
+        self.__dict__["_precision_value_"] = value
 
     def _squared_distance_quantile(self, tail):
         """The ``1 - tail`` quantile of :meth:`mahalanobis` (in ``shape_``):
@@ -298,6 +407,8 @@ class GradientStudentT(BaseDensity):
         data_pass, sample, sample_w, weight, n_samples, X, sample_weight = source
         n_features = self.n_features_in_
         rep = self._representation(n_features)
+        if self.covariance_type == "factor":
+            rep = make_representation("diag", n_features)
         mean0, factor0 = start_point(sample, rep, sample_w, max_rows=sample.shape[0])
         spread = np.diag(factor0).copy()
         unseen = ~(np.isfinite(mean0) & np.isfinite(spread))
@@ -323,10 +434,16 @@ class GradientStudentT(BaseDensity):
                     n_features,
                     f"zero spread in feature(s) {constant[:10].tolist()}",
                 )
-            factor0 = np.diag(np.where(spread > 0, spread, np.sqrt(trace_coef)))
+            spread = np.where(spread > 0, spread, np.sqrt(trace_coef))
+            factor0 = np.diag(spread)
         estimate_df = self.df == "auto"
         df0 = _DF_START if estimate_df else float(self.df)
-        if self.warm_start and hasattr(self, "factor_"):
+        if self.covariance_type == "factor":
+            self._fit_factor(
+                data_pass, sample, sample_w, mean0, spread, df0, trace_coef, weight
+            )
+            return
+        if self.warm_start and "factor_" in self.__dict__:
             if self.factor_.shape[0] != n_features:
                 raise ValueError(
                     f"warm_start=True but X has {n_features} features while the "
@@ -357,6 +474,43 @@ class GradientStudentT(BaseDensity):
         collapsed = np.diag(result.factor) < 1e-2 * np.diag(factor0)
         degenerate = bool(np.any(collapsed)) or result.df <= 1.01 * DF_MIN
         self._set_solution(result, degenerate)
+
+    def _fit_factor(
+        self, data_pass, sample, sample_w, mean0, spread, df0, trace_coef, weight
+    ):
+        """The factor scale matrix: start, :func:`fit_t_factor`, attributes."""
+        from ._woodbury import MIN_NOISE
+
+        n_features = self.n_features_in_
+        k = self._n_factors_for(n_features)
+        estimate_df = self.df == "auto"
+        params0 = factor_start(sample, sample_w, mean0, spread, k)
+        if self.warm_start and self._is_factor():
+            if self.components_.shape != (k, n_features):
+                raise ValueError(
+                    f"warm_start=True but the previous fit has components_ of "
+                    f"shape {self.components_.shape} while this one needs "
+                    f"{(k, n_features)} (n_factors, n_features); set "
+                    "warm_start=False to fit from scratch."
+                )
+            mean0, params0 = self.mean_, self._covariance_params()
+            if estimate_df:
+                df0 = float(np.clip(self.df_, DF_MIN, DF_MAX))
+        result = fit_t_factor(
+            data_pass,
+            mean0,
+            params0,
+            df0,
+            psi_lower=MIN_NOISE * spread**2,
+            estimate_df=estimate_df,
+            data_scale=(1.0 - self.shrinkage) / weight,
+            prior_weight=self.shrinkage,
+            trace_coef=trace_coef,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            verbose=self.verbose,
+        )
+        self._set_solution(result, result.df <= 1.01 * DF_MIN)
 
     @available_if(lambda self: False)
     def partial_fit(self, X, y=None, sample_weight=None):
@@ -390,6 +544,7 @@ class GradientStudentT(BaseDensity):
         for the start, the weight sum, the number of rows, and the validated
         ``X`` and weights (scaled to a maximum of 1).
         """
+        factor_model = self.covariance_type == "factor"
         if is_dask_array(X):
             X = _check_dask_X(X, None, type(self).__name__)
             self.n_features_in_ = X.shape[1]
@@ -398,7 +553,7 @@ class GradientStudentT(BaseDensity):
             import dask
             import dask.array as da
 
-            data_pass, weights = dask_data_pass(X, sample_weight)
+            data_pass, weights = dask_data_pass(X, sample_weight, factor_model)
             step = max(1, math.ceil(X.shape[0] / _START_ROWS))
             sample = check_array(
                 X[::step].compute(),
@@ -417,7 +572,7 @@ class GradientStudentT(BaseDensity):
                 # Weights of any scale give the same fit: scaled to a
                 # maximum of 1, no sum over- or underflows.
                 top = float(dask.compute(weights.max())[0])
-                data_pass, weights = dask_data_pass(X, weights / top)
+                data_pass, weights = dask_data_pass(X, weights / top, factor_model)
                 sample_w, weight = dask.compute(weights[::step], weights.sum())
                 weight = float(weight)
             return data_pass, sample, sample_w, weight, X.shape[0], X, weights
@@ -444,6 +599,8 @@ class GradientStudentT(BaseDensity):
             _check_observed(observed)
 
         def data_pass(mean, factor, df):
+            if factor_model:
+                return t_factor_sums(X, mean, factor, df, sample_weight, nan=has_nan)
             return t_sums(X, mean, factor, df, sample_weight, nan=has_nan)
 
         step = max(1, math.ceil(X.shape[0] / _START_ROWS))
@@ -456,18 +613,27 @@ class GradientStudentT(BaseDensity):
 
     def _set_solution(self, result, degenerate=False):
         """Set the fitted attributes; warn if the fit did not converge."""
-        factor = np.tril(result.factor)
-        d = factor.shape[0]
+        for name in (
+            "factor_",
+            "components_",
+            "noise_variance_",
+            "_shape_value_",
+            "_covariance_value_",
+            "_precision_value_",
+        ):
+            self.__dict__.pop(name, None)
         self.mean_ = result.mean
-        self.factor_ = factor
-        self.shape_ = factor @ factor.T
         self.df_ = float(result.df)
-        if self.df_ > 2.0:
-            self.covariance_ = self.df_ / (self.df_ - 2.0) * self.shape_
+        if isinstance(result.factor, tuple):
+            W, psi = result.factor
+            self.components_ = np.array(W.T)
+            self.noise_variance_ = np.array(psi)
         else:
-            self.covariance_ = np.full((d, d), np.nan)
-            self.covariance_[np.diag_indices(d)] = np.inf
-        self.precision_ = precision_from_factor(factor)[1]
+            factor = np.tril(result.factor)
+            self.factor_ = factor
+            self.shape_ = factor @ factor.T
+            self.covariance_ = _covariance_from_shape(self.shape_, self.df_)
+            self.precision_ = precision_from_factor(factor)[1]
         self.n_iter_ = int(result.n_iter)
         self.converged_ = bool(result.converged)
         self.objective_ = float(result.value)
@@ -497,6 +663,10 @@ class GradientStudentT(BaseDensity):
 
     def _log_densities(self, X):
         """t log-densities of validated rows (marginal for rows with NaN)."""
+        if self._is_factor():
+            return t_factor_log_density(
+                X, self.mean_, self._covariance_params(), self.df_
+            )
         return t_log_density(X, self.mean_, self.factor_, self.df_)
 
     def score_samples(self, X):
@@ -574,6 +744,10 @@ class GradientStudentT(BaseDensity):
         t law given its observed entries (used by
         :class:`~sklearn_mvn.GaussianImputer` with ``sample_posterior=True``).
         """
+        if self._is_factor():
+            return t_factor_conditional_draw(
+                X, self.mean_, self._covariance_params(), self.df_, rng
+            )
         return t_conditional_draw(X, self.mean_, self.factor_, self.df_, rng)
 
     def sample(self, n_samples=1, random_state=None):
@@ -613,6 +787,12 @@ class GradientStudentT(BaseDensity):
                 "number of samples to draw."
             )
         rng = check_random_state(random_state)
-        z = rng.standard_normal((int(n_samples), self.mean_.shape[0]))
+        d = self.mean_.shape[0]
+        if self._is_factor():
+            rep = self._representation(d)
+            z = rng.standard_normal((int(n_samples), rep.n_draws))
+            draws = rep.sample(np.zeros(d), self._covariance_params(), z)
+        else:
+            draws = rng.standard_normal((int(n_samples), d)) @ self.factor_.T
         g = rng.chisquare(self.df_, size=int(n_samples)) / self.df_
-        return self.mean_ + (z @ self.factor_.T) / np.sqrt(g)[:, np.newaxis]
+        return self.mean_ + draws / np.sqrt(g)[:, np.newaxis]

@@ -92,14 +92,20 @@ def ecme_step(
     )
     df = sums.df
     if estimate_df:
-        _, _, _, grad = t_objective(sums, factor)
-        curv = t_curvature_df(sums)
-        g_log = df * grad
-        h_log = df * df * curv + df * grad
-        step = -g_log / h_log if h_log > 0 else -np.sign(g_log)
-        step = float(np.clip(step, -1.0, 1.0))
-        df = float(np.clip(df * np.exp(step), DF_MIN, DF_MAX))
+        df = df_newton_step(sums, t_objective(sums, factor)[3])
     return new_mean, new_factor, df
+
+
+def df_newton_step(sums, grad_df):
+    """A safeguarded Newton step on ``log nu`` (mean and scale fixed) from the
+    sums of a pass (``TSums`` or ``TFactorSums``) and ``dJ/dnu`` there."""
+    df = sums.df
+    curv = t_curvature_df(sums)
+    g_log = df * grad_df
+    h_log = df * df * curv + df * grad_df
+    step = -g_log / h_log if h_log > 0 else -np.sign(g_log)
+    step = float(np.clip(step, -1.0, 1.0))
+    return float(np.clip(df * np.exp(step), DF_MIN, DF_MAX))
 
 
 def _weighted_median(values, weights):
@@ -445,3 +451,300 @@ def start_point(X, representation, sample_weight=None, max_rows=8192):
         var = (ww * (vals - mu) ** 2).sum(0) / np.maximum(ww.sum(0), 1e-300)
         spread[zero] = np.sqrt(var)
     return center, np.diag(representation.standardising_scale(spread**2))
+
+
+# ---------------------------------------------------------------------------
+# The factor scale matrix W W^T + diag(psi)
+# ---------------------------------------------------------------------------
+
+
+def factor_start(sample, sample_weight, center, spread, n_factors):
+    """Start ``(W, psi)`` of the factor t from a subsample: probabilistic PCA.
+
+    The subsample is standardised by the robust ``center`` and ``spread``
+    (NaN read as the centre) and each row weighted by the Cauchy weight
+    ``(d + 1) / (1 + |z|^2)`` of its standardised distance, so a few gross
+    outliers do not set the directions. The top eigenvectors come from the
+    factor model's randomised subspace iteration
+    (:func:`~._woodbury.ppca_start`): O(m d k), no ``d x d`` array.
+    """
+    from ._woodbury import MIN_NOISE, ppca_start
+
+    Z = (np.asarray(sample, dtype=np.float64) - center) / spread
+    Z = np.where(np.isnan(Z), 0.0, Z)
+    d = Z.shape[1]
+    w = np.ones(Z.shape[0]) if sample_weight is None else np.asarray(sample_weight)
+    w = w * (d + 1.0) / (1.0 + np.einsum("ij,ij->i", Z, Z))
+    w = w / w.sum()
+    mean = w @ Z
+    Z = Z - mean
+    norms = np.sqrt(w @ (Z * Z))
+    norms = np.where(norms > 0, norms, 1.0)
+    Z = Z / norms
+
+    def products(Q):
+        return Z.T @ (w[:, np.newaxis] * (Z @ Q))
+
+    W0, psi0 = ppca_start(products, np.ones(d), n_factors, 0, MIN_NOISE)
+    scale = spread * norms
+    return W0 * scale[:, np.newaxis], psi0 * scale**2
+
+
+def ecm_factor_step(
+    sums, mean, params, psi_lower, data_scale=1.0, prior_weight=0.0, trace_coef=0.0
+):
+    """One ECM iteration of the factor t (complete data).
+
+    With the weights ``u_i`` and the factors' posterior ``z_i | x_i ~ N(q_i,
+    M^{-1} / u_i)`` of the E-step, ``(mu, W)`` is the weighted regression of
+    ``x`` on ``(1, z)`` and ``psi`` the mean residual variance (the factor
+    analysers' EM; McLachlan, Bean & Ben-Tahar, 2007): with ``a_i = w_i
+    u_i``, ``G = [[sum a, sum a q^T], [sum a q, sum a q q^T + (sum w)
+    M^{-1}]]`` and ``B = [sum a r, sum a r q^T]``, ``[b, W'] = B G^{-1}``,
+    ``mu' = mu + b`` and ``psi' = diag(sum a r r^T - [b, W'] B^T) / sum w``.
+    All from the pass's moments (O(d k^2)).
+
+    The shape prior ``alpha / 2 log|Sigma| + c / 2 tr(Sigma^{-1})`` (with the
+    data term scaled by ``s = data_scale``) is the normal likelihood of
+    pseudo-data of weight ``alpha`` and scatter ``c I`` about the location,
+    whose factors have the posterior mean ``beta r`` (``beta = M^{-1} V^T
+    diag(psi)^{-1/2}``): they add ``c beta^T`` to the ``z`` columns of ``B``,
+    ``c beta beta^T + alpha M^{-1}`` to the ``z`` block of ``G``, ``c`` to the
+    scatter's diagonal and ``alpha`` to the weight (not to the intercept:
+    the prior does not involve ``mu``). The iteration stays an EM step.
+    """
+    from ._woodbury import LowRankPlusDiagonal
+
+    W, psi = params
+    cov = LowRankPlusDiagonal(W, psi)
+    k = W.shape[1]
+    weight = sums.weight_sum
+    root = cov._root
+    gram = np.empty((k + 1, k + 1))
+    gram[0, 0] = sums.u_sum
+    gram[0, 1:] = gram[1:, 0] = sums.q_sum
+    gram[1:, 1:] = 0.5 * (sums.qq + sums.qq.T) + weight * cov._core_inv
+    moments = np.column_stack([root * sums.resid, root[:, np.newaxis] * sums.cross])
+    gram *= data_scale
+    moments *= data_scale
+    scatter = data_scale * psi * sums.sq
+    if prior_weight or trace_coef:
+        post = (cov._scaled @ cov._core_inv) / root[:, np.newaxis]  # beta^T
+        gram[1:, 1:] += trace_coef * (post.T @ post) + prior_weight * cov._core_inv
+        moments[:, 1:] += trace_coef * post
+        scatter = scatter + trace_coef
+    coef = np.linalg.solve(gram, moments.T).T
+    psi_new = (scatter - np.einsum("jk,jk->j", coef, moments)) / (
+        data_scale * weight + prior_weight
+    )
+    return mean + coef[:, 0], (coef[:, 1:], np.maximum(psi_new, psi_lower))
+
+
+class _FactorPacker:
+    """Scaled coordinates ``theta = (u, B, t, s)`` of ``(mean, (W, psi), df)``.
+
+    ``mean = mean0 + T0 u`` with ``T0`` a square root of the start's scale
+    matrix applied in O(d k) (:class:`~._woodbury._RootFactor`), ``W =
+    diag(sqrt(psi0)) B`` (row ``j``'s curvature scales as ``1 / psi_j``),
+    ``psi = psi0 t`` (bounded below by ``psi_lower``) and ``log nu = log nu0 +
+    s / s_scale`` as in :class:`_Packer`.
+    """
+
+    def __init__(self, mean0, params0, df0, estimate_df, psi_lower):
+        from ._woodbury import _RootFactor
+
+        W0, psi0 = params0
+        self.d, self.k = W0.shape
+        self.mean0 = mean0
+        self.root = _RootFactor(W0, psi0)
+        self.precond = np.sqrt(psi0)
+        self.psi0 = psi0
+        self.t_lower = np.minimum(psi_lower / psi0, 1.0)
+        self.log_df0 = np.log(df0)
+        self.s_scale = _scale_df(df0, self.d, estimate_df)
+        self.estimate_df = estimate_df
+
+    def to_params(self, theta, df_fixed):
+        d, k = self.d, self.k
+        mean = self.mean0 + self.root.apply(theta[:d])
+        W = self.precond[:, np.newaxis] * theta[d : d + d * k].reshape(d, k)
+        psi = self.psi0 * theta[d + d * k : 2 * d + d * k]
+        if self.estimate_df:
+            df = float(np.exp(self.log_df0 + theta[-1] / self.s_scale))
+            df = min(max(df, DF_MIN), DF_MAX)
+        else:
+            df = df_fixed
+        return mean, (W, psi), df
+
+    def from_params(self, mean, params, df):
+        W, psi = params
+        parts = [
+            self.root.solve(mean - self.mean0),
+            (W / self.precond[:, np.newaxis]).ravel(),
+            psi / self.psi0,
+        ]
+        if self.estimate_df:
+            parts.append([(np.log(df) - self.log_df0) * self.s_scale])
+        return np.concatenate(parts)
+
+    def gradient(self, grad_mean, grad_params, grad_df, df):
+        g_W, g_psi = grad_params
+        parts = [
+            self.root.apply_t(grad_mean),
+            (g_W * self.precond[:, np.newaxis]).ravel(),
+            g_psi * self.psi0,
+        ]
+        if self.estimate_df:
+            parts.append([df * grad_df / self.s_scale])
+        return np.concatenate(parts)
+
+    def bounds(self):
+        d, k = self.d, self.k
+        lower = [np.full(d + d * k, -np.inf), self.t_lower]
+        upper = [np.full(2 * d + d * k, np.inf)]
+        if self.estimate_df:
+            lower.append([(np.log(DF_MIN) - self.log_df0) * self.s_scale])
+            upper.append([(np.log(DF_MAX) - self.log_df0) * self.s_scale])
+        return list(zip(np.concatenate(lower), np.concatenate(upper), strict=True))
+
+
+# L-BFGS-B runs at most this many times for the factor t, each in coordinates
+# scaled at the point where the previous one stopped.
+_MAX_FACTOR_CYCLES = 4
+
+
+def fit_t_factor(
+    data_pass,
+    mean0,
+    params0,
+    df0,
+    *,
+    psi_lower,
+    estimate_df=True,
+    data_scale=1.0,
+    prior_weight=0.0,
+    trace_coef=0.0,
+    max_iter=200,
+    tol=1e-8,
+    max_em=100,
+    verbose=0,
+    name="GradientStudentT",
+):
+    """Maximum (penalised) likelihood factor t: ECM iterations, then L-BFGS-B.
+
+    As :func:`fit_t` with the scale matrix ``W W^T + diag(psi)``
+    (``data_pass(mean, (W, psi), df) -> TFactorSums``). The ECM iterations
+    (:func:`ecm_factor_step` and a Newton step on ``log nu``; complete data
+    only) run while the largest
+    entry of the scaled gradient at least halves per step; L-BFGS-B then
+    works in the coordinates of :class:`_FactorPacker`, re-scaled at the
+    point where a run stops, until the largest entry is at most ``tol``.
+    ``psi`` is bounded below by ``psi_lower``.
+
+    Returns
+    -------
+    result : TFitResult
+        ``factor`` is ``(W, psi)`` with ``W`` in canonical rotation.
+    """
+    from ._t_factor import factor_shape_penalty, t_factor_objective
+    from ._woodbury import canonical_rotation
+
+    mean = np.asarray(mean0, dtype=np.float64)
+    params = (np.asarray(params0[0], float), np.maximum(params0[1], psi_lower))
+    df = df0
+    progress = Progress(verbose, name)
+
+    def evaluate(m, p, nu):
+        sums = data_pass(m, p, nu)
+        value, gm, (gW, gp), gd = t_factor_objective(sums, p)
+        value, gm, gW, gp, gd = (
+            data_scale * value,
+            data_scale * gm,
+            data_scale * gW,
+            data_scale * gp,
+            data_scale * gd,
+        )
+        if prior_weight or trace_coef:
+            pv, (pW, pp) = factor_shape_penalty(m, p, prior_weight, trace_coef)
+            value, gW, gp = value + pv, gW + pW, gp + pp
+        return sums, value, gm, (gW, gp), gd
+
+    n_passes, n_em, previous = 0, 0, np.inf
+    verdict, message = "short", "max_iter reached"
+    while True:
+        packer = _FactorPacker(mean, params, df, estimate_df, psi_lower)
+        sums, value, gm, gp, gd = evaluate(mean, params, df)
+        n_passes += 1
+        if not np.isfinite(value):
+            raise ValueError(
+                "The t likelihood is not finite at the start: the values of X "
+                "are too large or too small in magnitude to be represented. "
+                "Rescale X, e.g. with sklearn.preprocessing.StandardScaler, "
+                "and fit again."
+            )
+        theta = packer.from_params(mean, params, df)
+        grad = packer.gradient(gm, gp, gd, df)
+        norm = _projected_norm(theta, grad, packer.bounds())
+        progress.record(value, norm, step=n_em > 0)
+        if norm <= tol:
+            verdict, message = "converged", "ECM iterations met tol"
+            break
+        stop_em = sums.has_missing or n_em >= min(max_em, max_iter)
+        if stop_em or (n_em >= 3 and norm > 0.5 * previous):
+            break
+        previous = norm
+        new_df = df_newton_step(sums, gd / data_scale) if estimate_df else df
+        mean, params = ecm_factor_step(
+            sums, mean, params, psi_lower, data_scale, prior_weight, trace_coef
+        )
+        df = new_df
+        n_em += 1
+    n_lbfgs, cycles = 0, 0
+    while verdict == "short" and n_em + n_lbfgs < max_iter:
+        if cycles:
+            packer = _FactorPacker(mean, params, df, estimate_df, psi_lower)
+            theta = packer.from_params(mean, params, df)
+            grad = packer.gradient(gm, gp, gd, df)
+        progress.phase("L-BFGS-B in coordinates scaled at the current point")
+        result = _lbfgs(
+            evaluate,
+            packer,
+            df,
+            theta,
+            value,
+            grad,
+            max_iter - n_em - n_lbfgs,
+            tol,
+            progress.record,
+        )
+        theta, new_value, grad, norm, nit, status, message, extra = result
+        n_passes += extra
+        n_lbfgs += nit
+        cycles += 1
+        floor = max(10.0 * np.sqrt(_EPS * max(1.0, abs(new_value))), 100.0 * tol)
+        verdict = _verdict(norm, tol, stalled=status != 1, floor=floor)
+        improved = new_value < value - 1e-15 * abs(value)
+        mean, params, df = packer.to_params(theta, df)
+        value = new_value
+        if verdict != "short" or cycles >= _MAX_FACTOR_CYCLES or not improved:
+            break
+        # The gradient at the point, in the next cycle's coordinates.
+        _, value, gm, gp, gd = evaluate(mean, params, df)
+        n_passes += 1
+    W, psi = params
+    result = TFitResult(
+        mean=mean,
+        factor=(canonical_rotation(W, psi), psi),
+        df=df,
+        value=float(value),
+        objective=float(value),
+        grad_norm=norm,
+        n_iter=n_em + n_lbfgs,
+        n_em=n_em,
+        n_passes=n_passes,
+        converged=verdict != "short",
+        message=message,
+    )
+    result.history = progress.history
+    progress.summary(result)
+    return result

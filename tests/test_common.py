@@ -22,6 +22,8 @@ ESTIMATORS = [
     GradientStudentT(covariance_type="spherical"),
     GradientStudentT(shrinkage=0.2, warm_start=True),
     GradientStudentT(reg_covar=1e-3, df=1.0),
+    GradientStudentT(covariance_type="factor", n_factors=1),
+    GradientStudentT(covariance_type="factor", shrinkage=0.1, df=3.0),
     GaussianImputer(),
     GaussianImputer(
         estimator=GradientGaussian(shrinkage=0.1),

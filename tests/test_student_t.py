@@ -234,8 +234,14 @@ def test_fitted_attributes_are_documented():
     X, _, _ = _t_data(n=200)
     model = GradientStudentT().fit(X)
     doc = GradientStudentT.__doc__
-    fitted = [a for a in vars(model) if a.endswith("_") and not a.startswith("_")]
-    assert len(fitted) >= 10
+    # Stored attributes and those computed on access (shape_, covariance_,
+    # precision_ are properties, for the factor type's sake).
+    fitted = [
+        a
+        for a in dir(model)
+        if a.endswith("_") and not a.startswith("_") and hasattr(model, a)
+    ]
+    assert len(fitted) >= 11
     for attr in fitted:
         assert f"{attr} :" in doc, attr
 
