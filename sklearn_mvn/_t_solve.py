@@ -498,7 +498,7 @@ def ecm_factor_step(
     With the weights ``u_i`` and the factors' posterior ``z_i | x_i ~ N(q_i,
     M^{-1} / u_i)`` of the E-step, ``(mu, W)`` is the weighted regression of
     ``x`` on ``(1, z)`` and ``psi`` the mean residual variance (the factor
-    analysers' EM; McLachlan, Bean & Ben-Tahar, 2007): with ``a_i = w_i
+    analysers' EM; McLachlan, Bean & Ben-Tahar Jones, 2007): with ``a_i = w_i
     u_i``, ``G = [[sum a, sum a q^T], [sum a q, sum a q q^T + (sum w)
     M^{-1}]]`` and ``B = [sum a r, sum a r q^T]``, ``[b, W'] = B G^{-1}``,
     ``mu' = mu + b`` and ``psi' = diag(sum a r r^T - [b, W'] B^T) / sum w``.
