@@ -327,6 +327,9 @@ class GradientStudentT(BaseDensity):
 
     def _dense(self, name):
         stored = self.__dict__.get(f"_{name}_value_")
+        if stored is None:
+            # Pickles of the versions that stored them as plain attributes.
+            stored = self.__dict__.get(f"{name}_")
         if stored is not None:
             return stored
         if self._is_factor():

@@ -108,8 +108,27 @@ def df_newton_step(sums, grad_df):
     return float(np.clip(df * np.exp(step), DF_MIN, DF_MAX))
 
 
+# Entries of the subsample sorted at once by the robust start (its
+# temporaries are a few arrays of this many entries, whatever the width).
+_MEDIAN_BLOCK = 2**19
+
+
 def _weighted_median(values, weights):
-    """Column-wise weighted median of ``values`` (NaN entries ignored)."""
+    """Column-wise weighted median of ``values`` (NaN entries ignored), in
+    blocks of columns."""
+    m, d = values.shape
+    step = max(1, _MEDIAN_BLOCK // max(m, 1))
+    if step >= d:
+        return _weighted_median_block(values, weights)
+    return np.concatenate(
+        [
+            _weighted_median_block(values[:, j : j + step], weights)
+            for j in range(0, d, step)
+        ]
+    )
+
+
+def _weighted_median_block(values, weights):
     order = np.argsort(np.where(np.isnan(values), np.inf, values), axis=0)
     sorted_vals = np.take_along_axis(values, order, axis=0)
     w = np.where(np.isnan(values), 0.0, weights[:, None])
@@ -138,7 +157,12 @@ def robust_start(sample, weights=None):
     sample = np.asarray(sample, dtype=np.float64)
     weights = np.ones(sample.shape[0]) if weights is None else weights
     center = _weighted_median(sample, weights)
-    spread = 1.4826 * _weighted_median(np.abs(sample - center), weights)
+    spread = np.empty_like(center)
+    step = max(1, _MEDIAN_BLOCK // max(sample.shape[0], 1))
+    for j in range(0, sample.shape[1], step):
+        cols = slice(j, j + step)
+        dev = np.abs(sample[:, cols] - center[cols])
+        spread[cols] = 1.4826 * _weighted_median(dev, weights)
     return center, spread
 
 
@@ -470,17 +494,18 @@ def factor_start(sample, sample_weight, center, spread, n_factors):
     """
     from ._woodbury import MIN_NOISE, ppca_start
 
-    Z = (np.asarray(sample, dtype=np.float64) - center) / spread
-    Z = np.where(np.isnan(Z), 0.0, Z)
+    # One array of the subsample's size, modified in place.
+    Z = np.subtract(sample, center, dtype=np.float64)
+    Z /= spread
+    np.nan_to_num(Z, copy=False, nan=0.0)
     d = Z.shape[1]
     w = np.ones(Z.shape[0]) if sample_weight is None else np.asarray(sample_weight)
     w = w * (d + 1.0) / (1.0 + np.einsum("ij,ij->i", Z, Z))
     w = w / w.sum()
-    mean = w @ Z
-    Z = Z - mean
-    norms = np.sqrt(w @ (Z * Z))
+    Z -= w @ Z
+    norms = np.sqrt(np.einsum("i,ij,ij->j", w, Z, Z))
     norms = np.where(norms > 0, norms, 1.0)
-    Z = Z / norms
+    Z /= norms
 
     def products(Q):
         return Z.T @ (w[:, np.newaxis] * (Z @ Q))
@@ -611,6 +636,7 @@ class _FactorPacker:
 # L-BFGS-B runs at most this many times for the factor t, each in coordinates
 # scaled at the point where the previous one stopped.
 _MAX_FACTOR_CYCLES = 4
+_EM_RULE = 0.5
 
 
 def fit_t_factor(
@@ -690,7 +716,7 @@ def fit_t_factor(
             verdict, message = "converged", "ECM iterations met tol"
             break
         stop_em = sums.has_missing or n_em >= min(max_em, max_iter)
-        if stop_em or (n_em >= 3 and norm > 0.5 * previous):
+        if stop_em or (n_em >= 3 and norm > _EM_RULE * previous):
             break
         previous = norm
         new_df = df_newton_step(sums, gd / data_scale) if estimate_df else df
