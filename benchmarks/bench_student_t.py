@@ -506,7 +506,7 @@ def main():
         "recipes": lambda: bench_recipes(args.splits),
         "breakdown": lambda: bench_breakdown(args.splits),
         "factor": lambda: bench_factor(
-            20_000 if args.quick else 100_000, 500, 5, args.repeats
+            20_000, 200 if args.quick else 1000, 5, args.repeats
         ),
     }
     only = None if args.only is None else args.only.split(",")
