@@ -482,7 +482,7 @@ class GradientStudentT(BaseDensity):
         self, data_pass, sample, sample_w, mean0, spread, df0, trace_coef, weight
     ):
         """The factor scale matrix: start, :func:`fit_t_factor`, attributes."""
-        from ._woodbury import MIN_NOISE
+        from ._woodbury import MIN_NOISE, heywood_features
 
         n_features = self.n_features_in_
         k = self._n_factors_for(n_features)
@@ -499,12 +499,13 @@ class GradientStudentT(BaseDensity):
             mean0, params0 = self.mean_, self._covariance_params()
             if estimate_df:
                 df0 = float(np.clip(self.df_, DF_MIN, DF_MAX))
+        psi_lower = MIN_NOISE * spread**2
         result = fit_t_factor(
             data_pass,
             mean0,
             params0,
             df0,
-            psi_lower=MIN_NOISE * spread**2,
+            psi_lower=psi_lower,
             estimate_df=estimate_df,
             data_scale=(1.0 - self.shrinkage) / weight,
             prior_weight=self.shrinkage,
@@ -514,6 +515,16 @@ class GradientStudentT(BaseDensity):
             verbose=self.verbose,
         )
         self._set_solution(result, result.df <= 1.01 * DF_MIN)
+        heywood = heywood_features(result.factor[1], psi_lower)
+        if heywood.size:
+            warn_at_caller(
+                f"{type(self).__name__}: the noise variance of feature(s) "
+                f"{heywood[:20].tolist()} is at its lower bound (a Heywood "
+                "case): these features are (nearly) exact combinations of the "
+                "factors. The fit is valid, but consider fewer n_factors, "
+                "removing or merging these features, or reg_covar > 0.",
+                UserWarning,
+            )
 
     @available_if(lambda self: False)
     def partial_fit(self, X, y=None, sample_weight=None):
