@@ -110,7 +110,7 @@ def df_newton_step(sums, grad_df):
 
 # Entries of the subsample sorted at once by the robust start (its
 # temporaries are a few arrays of this many entries, whatever the width).
-_MEDIAN_BLOCK = 2**19
+_MEDIAN_BLOCK = 2**17
 
 
 def _weighted_median(values, weights):
@@ -490,25 +490,44 @@ def factor_start(sample, sample_weight, center, spread, n_factors):
     ``(d + 1) / (1 + |z|^2)`` of its standardised distance, so a few gross
     outliers do not set the directions. The top eigenvectors come from the
     factor model's randomised subspace iteration
-    (:func:`~._woodbury.ppca_start`): O(m d k), no ``d x d`` array.
+    (:func:`~._woodbury.ppca_start`): O(m d k), no ``d x d`` array, and the
+    standardised rows are formed chunk by chunk (no copy of the subsample).
     """
+    from ._linalg import row_chunks
     from ._woodbury import MIN_NOISE, ppca_start
 
-    # One array of the subsample's size, modified in place.
-    Z = np.subtract(sample, center, dtype=np.float64)
-    Z /= spread
-    np.nan_to_num(Z, copy=False, nan=0.0)
-    d = Z.shape[1]
-    w = np.ones(Z.shape[0]) if sample_weight is None else np.asarray(sample_weight)
-    w = w * (d + 1.0) / (1.0 + np.einsum("ij,ij->i", Z, Z))
-    w = w / w.sum()
-    Z -= w @ Z
-    norms = np.sqrt(np.einsum("i,ij,ij->j", w, Z, Z))
+    m, d = sample.shape
+
+    def standardised(rows, shift=0.0, scale=1.0):
+        Z = np.subtract(sample[rows], center, dtype=np.float64)
+        Z /= spread
+        np.nan_to_num(Z, copy=False, nan=0.0)
+        Z -= shift
+        Z /= scale
+        return Z
+
+    chunks = list(row_chunks(m, d, max(64, 2**20 // (8 * d))))
+    w = np.ones(m) if sample_weight is None else np.array(sample_weight, float)
+    for rows in chunks:
+        Z = standardised(rows)
+        w[rows] *= (d + 1.0) / (1.0 + np.einsum("ij,ij->i", Z, Z))
+    w /= w.sum()
+    shift = np.zeros(d)
+    for rows in chunks:
+        shift += w[rows] @ standardised(rows)
+    second = np.zeros(d)
+    for rows in chunks:
+        Z = standardised(rows, shift)
+        second += np.einsum("i,ij,ij->j", w[rows], Z, Z)
+    norms = np.sqrt(second)
     norms = np.where(norms > 0, norms, 1.0)
-    Z /= norms
 
     def products(Q):
-        return Z.T @ (w[:, np.newaxis] * (Z @ Q))
+        out = np.zeros_like(Q)
+        for rows in chunks:
+            Z = standardised(rows, shift, norms)
+            out += Z.T @ (w[rows, np.newaxis] * (Z @ Q))
+        return out
 
     W0, psi0 = ppca_start(products, np.ones(d), n_factors, 0, MIN_NOISE)
     scale = spread * norms
