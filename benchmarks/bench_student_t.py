@@ -43,6 +43,8 @@ from sklearn.covariance import EllipticEnvelope, MinCovDet
 from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import RobustScaler
 
 from sklearn_mvn import GradientGaussian, GradientStudentT
 from sklearn_mvn._t_likelihood import t_objective, t_sums
@@ -332,12 +334,17 @@ def bench_recipes(splits):
     )
     print(
         "| data set | t (default) | max over 8 starts of ll - ll(default) | "
-        "ll(clean fit) - ll(default) | t df=1 | t diag | t CV-selected "
-        "structure (choices) | GradientGaussian | EllipticEnvelope |"
+        "ll(clean fit) - ll(default) | t df=1 | t shrinkage=0.1 | t "
+        "shrinkage=0.1, robust-scaled X | t diag | t CV-selected structure "
+        "(choices) | GradientGaussian | EllipticEnvelope |"
     )
-    print("| --- |" + " ---: |" * 8)
+    print("| --- |" + " ---: |" * 10)
     for name, (inl, outl, contamination) in contaminated_sets().items():
-        cols = {k: [] for k in ("t", "gap", "clean", "df1", "diag", "cv", "gg", "ee")}
+        cols = {
+            k: []
+            for k in ("t", "gap", "clean", "df1", "shr", "shr_s", "diag", "cv")
+            + ("gg", "ee")
+        }
         choices = []
         for seed in range(splits):
             rng = np.random.RandomState(seed)
@@ -355,6 +362,9 @@ def bench_recipes(splits):
                 cols["gap"].append(max(m.score(train) - ll for m in starts.values()))
                 cols["clean"].append(clean_ll - ll)
                 cols["df1"].append(auc(GradientStudentT(df=1.0).fit(train)))
+                cols["shr"].append(auc(GradientStudentT(shrinkage=0.1).fit(train)))
+                scaled = make_pipeline(RobustScaler(), GradientStudentT(shrinkage=0.1))
+                cols["shr_s"].append(auc(scaled.fit(train)))
                 diag = GradientStudentT(covariance_type="diag").fit(train)
                 cols["diag"].append(auc(diag))
                 best, label = _structure_cv(train)
@@ -368,7 +378,8 @@ def bench_recipes(splits):
         picked = ", ".join(f"{c} x{choices.count(c)}" for c in sorted(set(choices)))
         print(
             f"| {name} | {mean['t']:.4f} | {max(cols['gap']):.1e} | "
-            f"{mean['clean']:+.3f} | {mean['df1']:.4f} | {mean['diag']:.4f} | "
+            f"{mean['clean']:+.3f} | {mean['df1']:.4f} | {mean['shr']:.4f} | "
+            f"{mean['shr_s']:.4f} | {mean['diag']:.4f} | "
             f"{mean['cv']:.4f} ({picked}) | {mean['gg']:.4f} | {mean['ee']:.4f} |"
         )
 

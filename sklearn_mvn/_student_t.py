@@ -257,6 +257,18 @@ class GradientStudentT(BaseDensity):
     True
     >>> model.score_samples(X[:3]).shape
     (3,)
+
+    The factor scale matrix ``W W^T + diag(psi)`` for wide data:
+
+    >>> rng = np.random.RandomState(0)
+    >>> W = rng.randn(20, 2)
+    >>> Z = rng.randn(1000, 2) @ W.T + 0.5 * rng.randn(1000, 20)
+    >>> Z /= np.sqrt(rng.chisquare(4, size=(1000, 1)) / 4)
+    >>> fa = GradientStudentT(covariance_type="factor", n_factors=2).fit(Z)
+    >>> fa.components_.shape, fa.noise_variance_.shape
+    ((2, 20), (20,))
+    >>> bool(3 < fa.df_ < 5.5)
+    True
     """
 
     _parameter_constraints: dict = {

@@ -655,7 +655,6 @@ class _FactorPacker:
 # L-BFGS-B runs at most this many times for the factor t, each in coordinates
 # scaled at the point where the previous one stopped.
 _MAX_FACTOR_CYCLES = 4
-_EM_RULE = 0.5
 
 
 def fit_t_factor(
@@ -735,7 +734,7 @@ def fit_t_factor(
             verdict, message = "converged", "ECM iterations met tol"
             break
         stop_em = sums.has_missing or n_em >= min(max_em, max_iter)
-        if stop_em or (n_em >= 3 and norm > _EM_RULE * previous):
+        if stop_em or (n_em >= 3 and norm > 0.5 * previous):
             break
         previous = norm
         new_df = df_newton_step(sums, gd / data_scale) if estimate_df else df
