@@ -40,7 +40,7 @@ from ._t_likelihood import (
     t_log_density,
     t_sums,
 )
-from ._t_solve import factor_start, fit_t, fit_t_factor, robust_start, start_point
+from ._t_solve import factor_start, fit_t, fit_t_factor, robust_start, start_scale
 from ._validation import (
     Integral,
     Interval,
@@ -424,8 +424,7 @@ class GradientStudentT(BaseDensity):
         rep = self._representation(n_features)
         if self.covariance_type == "factor":
             rep = make_representation("diag", n_features)
-        mean0, factor0 = start_point(sample, rep, sample_w, max_rows=sample.shape[0])
-        spread = np.diag(factor0).copy()
+        mean0, spread = start_scale(sample, rep, sample_w, max_rows=sample.shape[0])
         unseen = ~(np.isfinite(mean0) & np.isfinite(spread))
         if unseen.any():
             # Features observed only outside the subsample: their start from
@@ -437,7 +436,6 @@ class GradientStudentT(BaseDensity):
                 w = w.compute()
             mean0[unseen], spread[unseen] = robust_start(full, w)
             spread = rep.standardising_scale(spread**2)
-            factor0 = np.diag(spread)
         _check_scale_range(spread)
         tau = float(np.mean(spread**2))
         trace_coef = self.shrinkage * tau + self.reg_covar
@@ -450,7 +448,6 @@ class GradientStudentT(BaseDensity):
                     f"zero spread in feature(s) {constant[:10].tolist()}",
                 )
             spread = np.where(spread > 0, spread, np.sqrt(trace_coef))
-            factor0 = np.diag(spread)
         estimate_df = self.df == "auto"
         df0 = _DF_START if estimate_df else float(self.df)
         if self.covariance_type == "factor":
@@ -458,6 +455,7 @@ class GradientStudentT(BaseDensity):
                 data_pass, sample, sample_w, mean0, spread, df0, trace_coef, weight
             )
             return
+        factor0 = np.diag(spread)
         if self.warm_start and "factor_" in self.__dict__:
             if self.factor_.shape[0] != n_features:
                 raise ValueError(

@@ -456,6 +456,13 @@ def start_point(X, representation, sample_weight=None, max_rows=8192):
         Diagonal, with the representation's standardising scale (one value
         for ``'spherical'``).
     """
+    center, scale = start_scale(X, representation, sample_weight, max_rows)
+    return center, np.diag(scale)
+
+
+def start_scale(X, representation, sample_weight=None, max_rows=8192):
+    """:func:`start_point` with the diagonal scale as a vector (no ``d x d``
+    array)."""
     n = X.shape[0]
     step = max(1, n // max_rows)
     sample = np.asarray(X[::step], dtype=np.float64)
@@ -474,7 +481,7 @@ def start_point(X, representation, sample_weight=None, max_rows=8192):
         mu = (ww * vals).sum(0) / np.maximum(ww.sum(0), 1e-300)
         var = (ww * (vals - mu) ** 2).sum(0) / np.maximum(ww.sum(0), 1e-300)
         spread[zero] = np.sqrt(var)
-    return center, np.diag(representation.standardising_scale(spread**2))
+    return center, representation.standardising_scale(spread**2)
 
 
 # ---------------------------------------------------------------------------

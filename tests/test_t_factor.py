@@ -329,3 +329,32 @@ def test_no_warning_on_regular_data():
         warnings.simplefilter("error")
         model = GradientStudentT(covariance_type="factor", n_factors=2).fit(X)
     assert model.converged_
+
+
+def test_no_d_by_d_array_in_fit_and_predict():
+    import tracemalloc
+
+    rng = np.random.RandomState(12)
+    n, d, k = 200, 3000, 2
+    W = rng.randn(d, k)
+    X = rng.randn(n, k) @ W.T + rng.randn(n, d)
+    X /= np.sqrt(rng.chisquare(5.0, size=(n, 1)) / 5.0)
+    Xm = X.copy()
+    Xm[rng.rand(n, d) < 0.05] = np.nan
+    model = GradientStudentT(covariance_type="factor", n_factors=k, max_iter=30)
+    tracemalloc.start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(Xm)
+        model.score_samples(Xm)
+        model.mahalanobis(Xm)
+        model.impute(Xm)
+        model.sample(10, random_state=0)
+        model.bic(Xm)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # A d x d float64 array would take 72 MB; the data take 4.8 MB, and a
+    # pass keeps a few arrays of one chunk (here all 200 rows) at a time.
+    assert peak < 0.5 * d * d * 8
