@@ -47,6 +47,9 @@ from ._woodbury import (
 
 # Rows of rows-with-NaN handled at once (their k x k inverses are gathered).
 _MISSING_BATCH_BYTES = 2**23
+# Largest mu_j^2 / Sigma_jj for which complete rows are read without centring
+# (:func:`_add_direct`).
+_MAX_KAPPA_DIRECT = 15.0
 
 
 class TFactorSums:
@@ -150,6 +153,51 @@ def _add_complete(sums, r, weights, cov):
     sums.weight_c += float(weights.sum())
 
 
+def _add_direct(sums, block, weights, mean, cov):
+    """:func:`_add_complete` reading the raw rows ``y = x`` twice, no copy.
+
+    With ``U = diag(psi)^{-1} W``: ``z = y U - mu U``, ``|r~|^2 = sum_j y_j^2 /
+    psi_j - 2 y.(mu / psi) + mu.(mu / psi)`` (one product ``y [U, mu / psi]``
+    and one weighted sum of squares), and the moments from ``y^T [a q, a]`` and
+    ``sum_i a_i y_i^2``. Used when every ``mu_j^2`` is at most
+    ``_MAX_KAPPA_DIRECT`` times the scale ``Sigma_jj`` (no cancellation to
+    speak of); otherwise the rows are centred into a buffer first.
+    """
+    df, d = sums.df, block.shape[1]
+    root, psi = cov._root, cov.noise_variance
+    k = cov.n_factors
+    inv_psi = 1.0 / psi
+    scaled_mean = mean * inv_psi
+    U = np.empty((d, k + 1))
+    U[:, :k] = cov._scaled / root[:, np.newaxis]
+    U[:, k] = scaled_mean
+    P = block @ U
+    z = P[:, :k] - mean @ U[:, :k]
+    q = z @ cov._core_inv
+    delta = np.einsum("ij,ij,j->i", block, block, inv_psi)
+    delta -= 2.0 * P[:, k]
+    delta += float(mean @ scaled_mean)
+    delta -= np.einsum("ij,ij->i", z, q)
+    np.maximum(delta, 0.0, out=delta)
+    _add_scalars(sums, delta, weights, d)
+    a = weights * (df + d) / (df + delta)
+    A = float(a.sum())
+    aq = q * a[:, np.newaxis]
+    right = np.empty((q.shape[0], k + 1))
+    right[:, :k] = aq
+    right[:, k] = a
+    H = block.T @ right
+    q_sum = aq.sum(axis=0)
+    sums.cross += (H[:, :k] - np.outer(mean, q_sum)) / root[:, np.newaxis]
+    sums.qq += q.T @ aq
+    sums.q_sum += q_sum
+    sums.resid += (H[:, k] - A * mean) / root
+    sums.sq += (
+        np.einsum("i,ij,ij->j", a, block, block) - 2.0 * mean * H[:, k] + A * mean**2
+    ) * inv_psi
+    sums.weight_c += float(weights.sum())
+
+
 def _add_scalars(sums, delta, weights, n_obs):
     """The ``nu`` sums of :class:`~._t_likelihood.TSums` for these rows."""
     df = sums.df
@@ -231,7 +279,9 @@ def t_factor_sums(X, mean, params, df, sample_weight=None, chunk_size=None, nan=
     sample_weight : ndarray of shape (n_samples,), default=None
     chunk_size : int, default=None
     nan : bool, default=True
-        Whether ``X`` may hold NaN.
+        Whether ``X`` may hold NaN. Without NaN, and with the location within
+        ``sqrt(15)`` scales of the origin in every feature, the rows are read
+        as they are (no centred copy, :func:`_add_direct`).
 
     Returns
     -------
@@ -244,11 +294,18 @@ def t_factor_sums(X, mean, params, df, sample_weight=None, chunk_size=None, nan=
     mean = np.asarray(mean, dtype=np.float64)
     step = chunk_size or chunk_rows(d + k)
     step = max(1, min(int(step), max(n, 1)))
-    buffer = np.empty((step, d))
+    scale_diag = cov.noise_variance + np.einsum(
+        "jk,jk->j", cov.components, cov.components
+    )
+    direct = not nan and bool(np.all(mean**2 <= _MAX_KAPPA_DIRECT * scale_diag))
+    buffer = None if direct else np.empty((step, d))
     batch = max(1, _MISSING_BATCH_BYTES // (8 * (2 * k * k + 3 * d)))
     for rows in row_chunks(n, d, step):
         block = X[rows]
         w = np.ones(block.shape[0]) if sample_weight is None else sample_weight[rows]
+        if direct:
+            _add_direct(sums, block, w, mean, cov)
+            continue
         r = cov._whiten_chunk(block, mean, buffer[: block.shape[0]])
         if nan:
             missing = np.isnan(r)

@@ -131,6 +131,26 @@ def test_value_and_gradients_match_dense_finite_differences(missing):
     assert_allclose(g_df, fd_df, atol=2e-6)
 
 
+@pytest.mark.parametrize("offset", [0.5, 1e4])
+def test_direct_pass_equals_centred_pass(offset):
+    # Complete rows near the origin are read as they are (no centred copy);
+    # far from it (offset 1e4) they are centred first. Both give the sums of
+    # the NaN-aware pass.
+    X, mean, W, psi = _factor_t_data(n=300, d=7, k=2, seed=13)
+    X, mean = X + offset, mean + offset
+    w = np.random.RandomState(1).rand(300)
+    fast = t_factor_sums(X, mean, (W, psi), 3.0, w, chunk_size=64, nan=False)
+    ref = t_factor_sums(X, mean, (W, psi), 3.0, w, chunk_size=64, nan=True)
+    a = t_factor_objective(fast, (W, psi))
+    b = t_factor_objective(ref, (W, psi))
+    assert_allclose(a[0], b[0], rtol=1e-12)
+    assert_allclose(a[1], b[1], rtol=1e-8, atol=1e-9 * np.abs(b[1]).max())
+    assert_allclose(a[2][0], b[2][0], rtol=1e-8, atol=1e-9 * np.abs(b[2][0]).max())
+    assert_allclose(a[2][1], b[2][1], rtol=1e-8, atol=1e-9 * np.abs(b[2][1]).max())
+    assert_allclose(a[3], b[3], rtol=1e-10)
+    assert_allclose(a[0], -_dense_loglik(X, mean, W, psi, 3.0, w), rtol=1e-12)
+
+
 def test_sums_merge_like_one_pass():
     X, mean, W, psi = _factor_t_data(n=200, missing=0.2)
     whole = t_factor_sums(X, mean, (W, psi), 3.0)
