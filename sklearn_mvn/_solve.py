@@ -49,6 +49,9 @@ _FD_STEP = 1e-8
 _FD_STEP_CENTRAL = 1e-5
 # Central differences (and the dense Hessian) once the gradient is below this.
 _CENTRAL_BELOW = 1e-4
+# Curvature (relative to the largest, or to 1) that central differences, with
+# entries accurate to about 1e-9, cannot tell from 0.
+_NULL_CURVATURE = 1e-6
 
 
 class SolveResult:
@@ -135,6 +138,29 @@ def _projected_norm(representation, theta, grad):
     return float(np.max(np.abs(proj))) if proj.size else 0.0
 
 
+def _unit_curvature(representation, n_features):
+    """Scales that give the whitened problem unit complete-data curvature.
+
+    At the whitening point (``u = 0``, ``T = I``) of a complete-data
+    objective at its optimum, the Hessian of the negative log-likelihood per
+    unit weight is diagonal in ``(u, packed T)``: 1 for the mean and an
+    off-diagonal entry of ``T``, 2 for a diagonal entry of ``T`` (``1/t^2``
+    from ``log|T|`` and ``3/t^4 - 2/t^2`` from ``tr(T^{-T} T^{-1})`` per unit
+    of each), and ``2 d`` for the one parameter of ``T = t I``. L-BFGS-B
+    starts from a multiple of the identity, so it works in ``x`` with
+    ``theta = scale * x``, where that Hessian is the identity; with missing
+    values the remaining curvature is the fraction of observed information,
+    which is what the iterations have to learn.
+    """
+    scale = np.ones(n_features + representation.n_theta)
+    diag = n_features + representation.diag_positions
+    if representation.covariance_type == "spherical":
+        scale[diag] = 1.0 / np.sqrt(2.0 * n_features)
+    else:
+        scale[diag] = 1.0 / np.sqrt(2.0)
+    return scale
+
+
 def minimize_whitened(
     evaluate,
     representation,
@@ -177,6 +203,7 @@ def minimize_whitened(
     d = mean0.shape[0]
     rep = representation
     last = {}
+    scale = _unit_curvature(rep, d)
 
     def fun(theta):
         value, grad_mean, grad_factor = evaluate(theta[:d], rep.unpack(theta[d:]))
@@ -184,7 +211,12 @@ def minimize_whitened(
         last["theta"], last["value"], last["grad"] = theta.copy(), value, grad
         return value, grad
 
-    def callback(theta):
+    def fun_scaled(x):
+        value, grad = fun(scale * x)
+        return value, scale * grad
+
+    def callback(x):
+        theta = scale * x
         if not np.array_equal(theta, last.get("theta")):
             fun(theta)
         if record is not None:
@@ -203,10 +235,18 @@ def minimize_whitened(
         theta, value, grad, n_iter, status = theta0, value0, grad0, 0, 1
         message = "max_iter = 0"
     else:
-        bounds = list(zip(lower, np.full(lower.size, np.inf), strict=True))
-        res = lbfgsb(fun, theta0, bounds, max_iter=max_iter, tol=tol, callback=callback)
-        theta, value, n_iter = res.x, float(res.fun), int(res.nit)
-        grad, message = np.asarray(res.jac), str(res.message)
+        bounds = list(zip(lower / scale, np.full(lower.size, np.inf), strict=True))
+        # A scaled gradient within tol * min(scale) is within tol unscaled.
+        res = lbfgsb(
+            fun_scaled,
+            theta0 / scale,
+            bounds,
+            max_iter=max_iter,
+            tol=tol * float(np.min(scale)),
+            callback=callback,
+        )
+        theta, value, n_iter = scale * res.x, float(res.fun), int(res.nit)
+        grad, message = np.asarray(res.jac) / scale, str(res.message)
         status = min(int(res.status), 2)
     return (
         theta[:d].copy(),
@@ -301,15 +341,28 @@ class _Whitened:
         return (self(self.x0 + h * v)[1] - self(self.x0 - h * v)[1]) / (2.0 * h)
 
 
-def _dense_step(w, grad):
+def _dense_step(w, grad, tol):
     """Newton step from the Hessian formed column by column; None if it is not
-    positive definite."""
+    positive semi-definite.
+
+    Eigenvalues within the differences' accuracy of 0 (``_NULL_CURVATURE``
+    times the largest) are a null space: directions along which the
+    likelihood is flat (a covariance the data do not determine). The step is
+    taken in the complement (the minimum-norm Newton step) when the gradient
+    along the null space is already within ``tol``; otherwise, or on a clearly
+    negative eigenvalue, there is no minimum to step to.
+    """
     p = grad.size
     hess = np.column_stack([w.hessian_vector(e, grad) for e in np.eye(p)])
     eigval, eigvec = np.linalg.eigh(0.5 * (hess + hess.T))
-    if not eigval[0] > 1e3 * _EPS * max(eigval[-1], 1.0):
+    null = _NULL_CURVATURE * max(eigval[-1], 1.0)
+    if not eigval[0] > -null:
         return None
-    return -(eigvec @ ((eigvec.T @ grad) / eigval))
+    coef = eigvec.T @ grad
+    flat = eigval <= null
+    if np.linalg.norm(coef[flat]) > tol:
+        return None
+    return -(eigvec[:, ~flat] @ (coef[~flat] / eigval[~flat]))
 
 
 def _cg_step(w, grad, tol, max_iter):
@@ -399,7 +452,7 @@ def newton_steps(
         if grad_norm <= tol or n_steps >= max_steps or not np.isfinite(value):
             break
         if grad.size <= _DENSE_MAX and grad_norm <= _CENTRAL_BELOW:
-            step = _dense_step(w, grad)
+            step = _dense_step(w, grad, tol)
         else:
             step = _cg_step(w, grad, tol, max_iter=grad.size)
         if step is None:
