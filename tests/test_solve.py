@@ -1,11 +1,12 @@
 """The solver: preconditioned L-BFGS-B cycles and the convergence rule."""
 
 import numpy as np
+import pytest
 from numpy.testing import assert_allclose
 
 from sklearn_mvn._gradients import nll_grad_stats
 from sklearn_mvn._representations import TriangularCovariance
-from sklearn_mvn._solve import _verdict, minimize_whitened
+from sklearn_mvn._solve import _unit_curvature, _verdict, minimize_whitened
 from sklearn_mvn._stats import SufficientStats
 
 
@@ -44,3 +45,63 @@ def test_verdict_is_the_one_convergence_rule():
     assert _verdict(1e-7, 1e-8, stalled=True, floor=1e-6) == "floor"
     assert _verdict(1e-7, 1e-8, stalled=False, floor=1e-6) == "short"
     assert _verdict(1e-5, 1e-8, stalled=True, floor=1e-6) == "short"
+
+
+def _whitened_complete_data(d, seed=0):
+    """Statistics of rows whitened exactly: the optimum is (0, I)."""
+    rng = np.random.RandomState(seed)
+    X = rng.randn(400, d)
+    X = (X - X.mean(axis=0)) @ np.linalg.inv(
+        np.linalg.cholesky(np.cov(X.T, bias=True))
+    ).T
+    return SufficientStats.from_array(X).scaled(1 / 400)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+def test_unit_curvature_makes_the_complete_data_hessian_the_identity(
+    covariance_type,
+):
+    """In x = theta / scale the Hessian at the optimum (0, I) of whitened
+    complete data is the identity (central differences of the seed's
+    gradient)."""
+    d = 4
+    stats = _whitened_complete_data(d)
+    rep = TriangularCovariance(covariance_type, d)
+    scale = _unit_curvature(rep, d)
+    x0 = np.concatenate([np.zeros(d), rep.pack(np.eye(d))]) / scale
+
+    def grad(x):
+        theta = scale * x
+        _, g_mean, g_factor = nll_grad_stats(stats, theta[:d], rep.unpack(theta[d:]))
+        return scale * np.concatenate([g_mean, rep.restrict_grad(g_factor)])
+
+    assert_allclose(grad(x0), 0.0, atol=1e-12)
+    h = 1e-5
+    hess = np.column_stack(
+        [(grad(x0 + h * e) - grad(x0 - h * e)) / (2 * h) for e in np.eye(x0.size)]
+    )
+    assert_allclose(hess, np.eye(x0.size), atol=1e-8)
+
+
+def test_unit_curvature_keeps_the_gradient_tolerance():
+    """Convergence is decided on the unscaled whitened gradient: a run from a
+    perturbed start ends with every entry of it within tol."""
+    d = 6
+    stats = _whitened_complete_data(d, seed=2)
+    rep = TriangularCovariance("full", d)
+    rng = np.random.RandomState(3)
+    factor0 = np.eye(d) + 0.2 * np.tril(rng.randn(d, d))
+    factor0[np.diag_indices(d)] = np.abs(np.diag(factor0))
+    mean, factor, _, grad_norm, _, status, _, _ = minimize_whitened(
+        lambda m, f: nll_grad_stats(stats, m, f),
+        rep,
+        0.3 * rng.randn(d),
+        factor0,
+        max_iter=200,
+        tol=1e-9,
+    )
+    _, g_mean, g_factor = nll_grad_stats(stats, mean, factor)
+    full = np.concatenate([g_mean, rep.restrict_grad(g_factor)])
+    assert status == 0
+    assert np.max(np.abs(full)) <= 1e-9
+    assert_allclose(grad_norm, np.max(np.abs(full)), rtol=1e-12)
