@@ -49,8 +49,6 @@ from ._linalg import (
 from ._stats import SufficientStats, check_range, normalise_weights, set_slots
 from ._validation import warn_at_caller
 
-# Largest missing-block size inverted by the vectorised sweep operator.
-_SWEEP_MAX = 6
 # Budget (float64 entries) for the per-batch gathered blocks of the precision.
 _BATCH_ENTRIES = 2**21
 
@@ -688,39 +686,25 @@ def _batches(n_items, per_item):
         yield slice(start, min(start + step, n_items))
 
 
+def _pair_gather(flat_precision, missing_t):
+    """``P_mm`` of a stack of missing-index rows, stacked on the last axis:
+    shape ``(k, k, n)`` for ``missing_t`` of shape ``(k, n)``."""
+    d = int(round(np.sqrt(flat_precision.size)))
+    return flat_precision[missing_t[:, None, :] * d + missing_t[None, :, :]]
+
+
 def _inverse_pmm(precision, missing):
     """``P_mm^{-1}`` and ``log|P_mm|`` for a stack of missing-index rows of
     equal length ``k`` (batched, O(k^3) per row).
 
     The conditional law of the missing entries is ``N(mu_m - P_mm^{-1}
     [P (x - mu)]_m, P_mm^{-1})`` with ``x - mu`` set to 0 at the missing
-    entries.
+    entries. The blocks are inverted by :func:`_sweep_inverse` with the stack
+    on the last axis; the result is a view of shape ``(n, k, k)``.
     """
-    k = missing.shape[1]
-    if k == 1:
-        pmm = precision[missing[:, 0], missing[:, 0]]
-        return (1.0 / pmm)[:, None, None], np.log(pmm)
-    pmm = precision[missing[:, :, None], missing[:, None, :]]
-    if k > _SWEEP_MAX:
-        chol = np.linalg.cholesky(pmm)
-        logdet = 2.0 * np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), axis=1)
-        return np.linalg.inv(pmm), logdet
-    # The sweep operator on every pivot, vectorised over the stack: k steps
-    # of O(n k^2) array operations instead of one LAPACK call per matrix.
-    # Sweeping all pivots of A gives -A^{-1}; the pivots' product is |A|.
-    a = pmm
-    logdet = np.zeros(a.shape[0])
-    for j in range(k):
-        piv = a[:, j, j].copy()
-        logdet += np.log(piv)
-        col = a[:, :, j] / piv[:, None]
-        row = a[:, j, :].copy()
-        a -= col[:, :, None] * row[:, None, :]
-        a[:, :, j] = col
-        a[:, j, :] = row / piv[:, None]
-        a[:, j, j] = -1.0 / piv
-    a *= -1.0
-    return a, logdet
+    flat = np.ascontiguousarray(precision).ravel()
+    inv, logdet = _sweep_inverse(_pair_gather(flat, np.ascontiguousarray(missing.T)))
+    return np.moveaxis(inv, 2, 0), logdet
 
 
 def _take_rows(values, missing):
@@ -762,18 +746,25 @@ def conditional_blocks(X, mean, precision):
     mask = np.isnan(X)
     n_missing = mask.sum(axis=1)
     d = X.shape[1]
-    for k in np.unique(n_missing):
-        if k == 0:
-            continue
-        rows = np.flatnonzero(n_missing == k)
+    # Rows grouped by k in one stable sort (increasing row order within k).
+    order = np.argsort(n_missing, kind="stable")
+    bounds = np.r_[0, np.cumsum(np.bincount(n_missing, minlength=d + 1))]
+    flat_p = np.ascontiguousarray(precision).ravel()
+    for k in range(1, d + 1):
+        rows = order[bounds[k] : bounds[k + 1]]
         for part in _batches(rows.size, k * (d + k)):
             r = rows[part]
-            miss = np.nonzero(mask[r])[1].reshape(r.size, k)
-            resid = np.where(mask[r], 0.0, X[r] - mean)
-            pmm_inv, log_det = _inverse_pmm(precision, miss)
+            row_mask = mask[r]
+            miss = np.nonzero(row_mask)[1].reshape(r.size, k)
+            resid = X[r] - mean
+            resid[row_mask] = 0.0
+            # P_mm stacked on the last axis for the vectorised sweep.
+            inv, log_det = _sweep_inverse(
+                _pair_gather(flat_p, np.ascontiguousarray(miss.T))
+            )
             pull = _take_rows(resid @ precision, miss)
-            offset = -np.einsum("ikl,il->ik", pmm_inv, pull)
-            yield r, miss, resid, offset, pmm_inv, log_det
+            offset = -np.einsum("kln,nl->nk", inv, pull)
+            yield r, miss, resid, offset, np.moveaxis(inv, 2, 0), log_det
 
 
 def conditional_fill(X, mean, factor):
