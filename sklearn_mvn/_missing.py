@@ -43,6 +43,7 @@ from ._linalg import (
     LOG_2PI,
     log_density,
     map_chunks,
+    multiply_lower,
     precision_from_factor,
     row_chunks,
 )
@@ -907,7 +908,8 @@ def _sweep_inverse(a):
     ``-A^{-1}``, and the product of the pivots is ``|A|``. Each of the ``k``
     steps is a few array operations over the whole stack, which for small
     ``k`` beats one LAPACK call per matrix. ``k = 1`` and ``k = 2`` use the
-    closed forms.
+    closed forms. Only ratios of entries and reciprocals of pivots are
+    formed, so any scale of ``A`` representable in float64 works.
     """
     k = a.shape[0]
     if k == 1:
@@ -915,12 +917,16 @@ def _sweep_inverse(a):
         np.reciprocal(a, out=a)
         return a, logdet
     if k == 2:
-        det = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
-        a[0, 0], a[1, 1] = a[1, 1].copy(), a[0, 0].copy()
-        a[0, 1] *= -1.0
-        a[1, 0] *= -1.0
-        a /= det
-        return a, np.log(det)
+        # Pivot, then Schur complement: no product of two entries, which
+        # under- or overflows for extreme scales (unstandardised precisions).
+        piv = a[0, 0].copy()
+        up, low = a[0, 1] / piv, a[1, 0] / piv
+        schur = a[1, 1] - a[1, 0] * up
+        a[1, 1] = 1.0 / schur
+        a[0, 1] = -up * a[1, 1]
+        a[1, 0] = -low * a[1, 1]
+        a[0, 0] = 1.0 / piv + up * low * a[1, 1]
+        return a, np.log(piv) + np.log(schur)
     pivots = np.empty(a.shape[::2])
     outer = np.empty_like(a)
     for j in range(k):
@@ -1029,9 +1035,10 @@ class MissingObjective:
         )
         # The transpose shares the data: it is updated with them.
         self._fill_t = self._fill.T
-        self._fill_rhs = np.block(
-            [[wmeans, w[:, None]], [stats.roots, np.zeros((n_roots, 1))]]
-        )
+        self._fill_rhs = np.zeros((len(w) + n_roots, d + 1))
+        self._fill_rhs[: len(w), :d] = wmeans
+        self._fill_rhs[: len(w), d] = w
+        self._fill_rhs[len(w) :, :d] = stats.roots
         root_bounds = np.searchsorted(root_pat, np.arange(len(w) + 1))
         self._batches = []
         for k in np.unique(n_missing):
@@ -1185,8 +1192,9 @@ def whitened_objective(objective, shift, chol):
     last = {}
 
     def evaluate(u, t):
+        # As the solver maps a cycle's end point back (bitwise the same).
         mean = shift + chol @ u
-        factor = chol @ t
+        factor = multiply_lower(chol, t)
         try:
             with np.errstate(all="ignore"):
                 total, entropy = objective.total_stats(mean, factor)

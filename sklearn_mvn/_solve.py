@@ -10,9 +10,12 @@ representation's structure (the pilot for the first cycle), so the problem is
 close to isotropic whatever the scales and correlations of the data and the
 iteration count does not depend on them. For exact objectives (complete-data
 statistics) one cycle normally suffices (the pilot is the optimum); inexact
-ones (missing values) are re-whitened every ``_CYCLE_ITER`` iterations, and
-switch to Newton steps (:func:`newton_steps`) when a cycle is slow, stalls at
-their round-off floor or stops decreasing the objective.
+ones (missing values) are re-whitened every ``_CYCLE_ITER`` iterations,
+continue a line search stalled at their round-off floor with value-free
+quasi-Newton steps (:func:`_gradient_steps`), and switch to Newton steps
+(:func:`newton_steps`) when a cycle is slow, stalls at that floor or stops
+decreasing the objective. The free parameters are scaled so that the
+complete-data Hessian is the identity (:func:`_unit_curvature`).
 
 Each concern lives in one place: the start point (pilot, warm start, or the
 better of the two for ``partial_fit``) in :func:`_start`, the convergence rule
@@ -31,7 +34,7 @@ from ._linalg import multiply_lower, solve_lower
 
 _EPS = np.finfo(np.float64).eps
 # L-BFGS-B iterations between re-whitenings of an inexact objective.
-_CYCLE_ITER = 10
+_CYCLE_ITER = 30
 # A cycle that shrinks the gradient by less than this factor is slow: Newton
 # steps are tried next (inexact objectives).
 _SLOW = 1e-2
@@ -161,6 +164,62 @@ def _unit_curvature(representation, n_features):
     return scale
 
 
+def _two_loop(grad, pairs):
+    """``-H grad`` for the L-BFGS inverse Hessian ``H`` of the ``(s, y)``
+    pairs (oldest first), scaled by ``s.y / y.y`` of the newest."""
+    q = grad.copy()
+    alphas = []
+    for s, y in reversed(pairs):
+        alpha = float(s @ q) / float(s @ y)
+        q -= alpha * y
+        alphas.append(alpha)
+    s, y = pairs[-1]
+    q *= float(s @ y) / float(y @ y)
+    for (s, y), alpha in zip(pairs, reversed(alphas), strict=True):
+        q += (alpha - float(y @ q) / float(s @ y)) * s
+    return -q
+
+
+def _gradient_steps(fun, iterates, lower, norm_of, tol, max_steps, record):
+    """Quasi-Newton steps that need no objective values (inexact objectives).
+
+    When L-BFGS-B's line search stalls because the decrease it seeks is below
+    the objective's rounding error, the gradient is still accurate. From the
+    curvature pairs of the accepted iterates (``iterates``: ``(x, grad)``,
+    oldest first), full L-BFGS steps are taken while each shrinks the
+    gradient (largest entry, ``norm_of``), as Newton steps do below the
+    objective's resolution, and stay feasible. Returns the last accepted
+    ``(x, value, grad, norm)`` and the number of steps, or None if no step
+    was accepted.
+    """
+    pairs = []
+    for (x0, g0), (x1, g1) in zip(iterates[:-1], iterates[1:], strict=True):
+        s, y = x1 - x0, g1 - g0
+        if float(s @ y) > 0.0:
+            pairs.append((s, y))
+    if not pairs:
+        return None
+    x, grad = iterates[-1]
+    norm = norm_of(x, grad)
+    best, n_steps = None, 0
+    while n_steps < max_steps and norm > tol:
+        x_new = x + _two_loop(grad, pairs[-20:])
+        if np.any(x_new < lower):
+            break
+        value, grad_new = fun(x_new)
+        norm_new = norm_of(x_new, grad_new)
+        if not (np.isfinite(value) and norm_new < norm):
+            break
+        s, y = x_new - x, grad_new - grad
+        if float(s @ y) > 0.0:
+            pairs.append((s, y))
+        x, grad, norm = x_new, grad_new, norm_new
+        best, n_steps = (x, value, grad, norm), n_steps + 1
+        if record is not None:
+            record(value, norm)
+    return None if best is None else (*best, n_steps)
+
+
 def minimize_whitened(
     evaluate,
     representation,
@@ -171,6 +230,7 @@ def minimize_whitened(
     tol,
     record=None,
     record_start=None,
+    finish=False,
 ):
     """Minimise ``evaluate(mean, factor)`` over the representation with L-BFGS-B.
 
@@ -190,6 +250,11 @@ def minimize_whitened(
         ``record(value, grad_norm)`` after every iteration.
     record_start : callable, default=None
         ``record_start(value, grad_norm)`` at the starting point.
+    finish : bool, default=False
+        For inexact objectives: when L-BFGS-B stops above ``tol`` before its
+        iteration limit (its line search found no decrease within the
+        objective's rounding error), continue with value-free quasi-Newton steps
+        (:func:`_gradient_steps`) within the iteration budget.
 
     Returns
     -------
@@ -215,12 +280,18 @@ def minimize_whitened(
         value, grad = fun(scale * x)
         return value, scale * grad
 
+    iterates = []
+
     def callback(x):
         theta = scale * x
         if not np.array_equal(theta, last.get("theta")):
             fun(theta)
+        iterates.append((x.copy(), scale * last["grad"]))
         if record is not None:
             record(last["value"], _projected_norm(rep, theta, last["grad"]))
+
+    def norm_of(x, grad_scaled):
+        return _projected_norm(rep, scale * x, grad_scaled / scale)
 
     lower = np.r_[np.full(d, -np.inf), rep.lower_bounds()]
     theta0 = np.maximum(np.concatenate([mean0, rep.pack(factor0)]), lower)
@@ -248,6 +319,27 @@ def minimize_whitened(
         theta, value, n_iter = scale * res.x, float(res.fun), int(res.nit)
         grad, message = np.asarray(res.jac) / scale, str(res.message)
         status = min(int(res.status), 2)
+        if (
+            finish
+            and status != 1
+            and n_iter < max_iter
+            and _projected_norm(rep, theta, grad) > tol
+        ):
+            steps = _gradient_steps(
+                fun_scaled,
+                [(theta0 / scale, scale * grad0), *iterates],
+                lower / scale,
+                norm_of,
+                tol,
+                max_iter - n_iter,
+                record,
+            )
+            if steps is not None:
+                x, value, grad_scaled, norm, n_steps = steps
+                theta, grad = scale * x, grad_scaled / scale
+                n_iter += n_steps
+                message += f"; then {n_steps} value-free quasi-Newton steps"
+                status = 0 if norm <= tol else status
     return (
         theta[:d].copy(),
         rep.unpack(theta[d:]),
@@ -540,6 +632,7 @@ def solve(
     # The first cycle is whitened at the pilot for exact objectives (where the
     # pilot is the optimum, so the problem is isotropic there) and at the
     # starting point for inexact ones; later cycles at the current estimate.
+    factor = None
     if objective.exact or start_cov is pilot_cov:
         mean, covariance, chol = pilot_mean, pilot_cov, pilot_chol
     else:
@@ -556,6 +649,12 @@ def solve(
                 break
             if cycle > 0:
                 progress.phase(f"re-whitened at the current estimate (cycle {cycle})")
+                if not objective.exact:
+                    # The current factor whitens as well as the Cholesky
+                    # factor of its covariance and, unlike it, makes the
+                    # cycle's first point bitwise the last point evaluated,
+                    # which the objective's cache answers without an E-step.
+                    chol = factor
         if cycle == 0 and start_cov is not covariance:
             u0 = solve_lower(chol, start_mean - mean)
             start_chol = rep.preconditioner(
@@ -583,6 +682,7 @@ def solve(
             tol=tol,
             record=record,
             record_start=record_start,
+            finish=not objective.exact,
         )
         n_iter += steps
         stalled = status != 1

@@ -474,14 +474,16 @@ def test_impute_is_the_conditional_expectation():
     assert out is not full
 
 
-def test_conditional_blocks_match_per_row_algebra():
+@pytest.mark.parametrize("scale", [1.0, 1e119, 1e-100])
+def test_conditional_blocks_match_per_row_algebra(scale):
     """Every k from 1 to d (the vectorised sweep, no size limit): the offset,
     conditional covariance and log|P_mm| of each row against dense per-row
-    formulas in S; rows grouped by k in increasing order, each row once."""
+    formulas in S; rows grouped by k in increasing order, each row once. Also
+    at scales where products of two precision entries leave float64."""
     rng = np.random.RandomState(3)
     d = 10
-    S = _random_cov(rng, d, cond=1e3)
-    mu = rng.randn(d)
+    S = _random_cov(rng, d, cond=1e3) * scale**2
+    mu = rng.randn(d) * scale
     P = np.linalg.inv(S)
     X = rng.multivariate_normal(mu, S, size=60)
     n_missing = np.r_[np.arange(d + 1), rng.randint(0, d + 1, 49)]

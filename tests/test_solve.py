@@ -6,7 +6,12 @@ from numpy.testing import assert_allclose
 
 from sklearn_mvn._gradients import nll_grad_stats
 from sklearn_mvn._representations import TriangularCovariance
-from sklearn_mvn._solve import _unit_curvature, _verdict, minimize_whitened
+from sklearn_mvn._solve import (
+    _gradient_steps,
+    _unit_curvature,
+    _verdict,
+    minimize_whitened,
+)
 from sklearn_mvn._stats import SufficientStats
 
 
@@ -105,3 +110,78 @@ def test_unit_curvature_keeps_the_gradient_tolerance():
     assert status == 0
     assert np.max(np.abs(full)) <= 1e-9
     assert_allclose(grad_norm, np.max(np.abs(full)), rtol=1e-12)
+
+
+def test_value_free_steps_converge_without_resolvable_values():
+    """On a quadratic whose value carries no information (a constant, as an
+    objective below its rounding error), L-BFGS steps from the curvature pairs
+    of a few gradient steps shrink the gradient below tol; a pair-less start
+    or a step that would leave the feasible box gives no step."""
+    rng = np.random.RandomState(0)
+    p = 12
+    q, _ = np.linalg.qr(rng.randn(p, p))
+    hess = (q * np.linspace(0.3, 1.0, p)) @ q.T
+    optimum = rng.randn(p)
+    calls = []
+
+    def fun(x):
+        calls.append(x)
+        return 1.0, hess @ (x - optimum)
+
+    def norm_of(x, grad):
+        return float(np.max(np.abs(grad)))
+
+    iterates = []
+    x = optimum + rng.randn(p)
+    for _ in range(4):
+        grad = fun(x)[1]
+        iterates.append((x, grad))
+        x = x - grad
+    lower = np.full(p, -np.inf)
+    history = []
+    x, value, grad, norm, n_steps = _gradient_steps(
+        fun, iterates, lower, norm_of, 1e-10, 50, lambda v, g: history.append(g)
+    )
+    assert norm <= 1e-10 and n_steps == len(history) <= 15
+    assert_allclose(grad, hess @ (x - optimum), rtol=1e-12)
+    assert_allclose(x, optimum, atol=1e-9)
+    assert np.all(np.diff(history) < 0)
+    assert _gradient_steps(fun, iterates[:1], lower, norm_of, 1e-10, 50, None) is None
+    bound = np.full(p, np.inf)
+    assert _gradient_steps(fun, iterates, bound, norm_of, 1e-10, 50, None) is None
+
+
+def test_a_new_cycle_reuses_the_last_evaluation(monkeypatch):
+    """Inexact objectives re-whiten at the current factor: the first point of
+    a cycle is bitwise the last one evaluated, so no E-step is repeated at a
+    point equal to round-off (as whitening at the Cholesky factor of the
+    covariance did)."""
+    from sklearn_mvn import _solve
+    from sklearn_mvn._likelihoods import make_objective
+    from sklearn_mvn._missing import MissingObjective, PatternStats
+
+    rng = np.random.RandomState(0)
+    d = 5
+    X = rng.randn(300, d) @ np.tril(rng.uniform(0.5, 1.0, (d, d))).T
+    X[rng.uniform(size=X.shape) < 0.3] = np.nan
+    X[np.isnan(X).all(axis=1), 0] = 0.0
+    points = []
+    original = MissingObjective.expected_stats
+
+    def recorded(self, mean, factor):
+        points.append((mean.copy(), factor.copy()))
+        return original(self, mean, factor)
+
+    monkeypatch.setattr(MissingObjective, "expected_stats", recorded)
+    # Short cycles, none of them "slow" (no switch to Newton steps).
+    monkeypatch.setattr(_solve, "_CYCLE_ITER", 3)
+    monkeypatch.setattr(_solve, "_SLOW", 1.0)
+    rep = TriangularCovariance("full", d)
+    result = _solve.solve(make_objective(PatternStats.from_array(X), rep), rep)
+    assert result.converged and result.n_iter > 6
+    assert "Newton" not in result.message
+    for (m0, f0), (m1, f1) in zip(points[:-1], points[1:], strict=True):
+        assert not (
+            np.allclose(m0, m1, rtol=1e-13, atol=0)
+            and np.allclose(f0, f1, rtol=1e-13, atol=0)
+        )
