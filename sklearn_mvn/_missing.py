@@ -50,6 +50,8 @@ from ._linalg import (
 from ._stats import SufficientStats, check_range, normalise_weights, set_slots
 from ._validation import warn_at_caller
 
+# Rows searched for NaN before a complete-data pass is tried.
+_PROBE_ROWS = 64
 # Budget (float64 entries) for the per-batch gathered blocks of the precision.
 _BATCH_ENTRIES = 2**21
 
@@ -652,7 +654,10 @@ def _build_stats(X, sample_weight, row_offset):
     # is X searched (finite data too large to square keep their overflowed
     # statistics, which the estimator reports). Statistics of zero weight are
     # zero whatever X holds, so then X is searched too: rows of zero weight
-    # are validated like any row.
+    # are validated like any row. A NaN among the first rows (a cheap probe)
+    # skips the complete-data pass that would only find it.
+    if np.isnan(X[:_PROBE_ROWS]).any() and check_missing(X, row_offset=row_offset):
+        return PatternStats.from_array(X, sample_weight)
     stats = SufficientStats.from_array(X, sample_weight)
     finite = np.all(np.isfinite(stats.mean)) and np.all(np.isfinite(stats.scatter))
     if finite and stats.weight_sum > 0.0:
