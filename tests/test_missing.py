@@ -14,6 +14,7 @@ from sklearn_mvn._missing import (
     MissingObjective,
     PatternStats,
     _inverse_pmm,
+    _pattern_keys,
     compute_stats,
     conditional_blocks,
     marginal_mahalanobis,
@@ -472,6 +473,22 @@ def test_impute_is_the_conditional_expectation():
     out = model.impute(full)
     assert_array_equal(out, full)
     assert out is not full
+
+
+@pytest.mark.parametrize("n_features", [1, 3, 20, 64, 65, 130])
+def test_pattern_keys_group_and_sort_like_the_packed_bytes(n_features):
+    """Integer keys (up to 64 features) or byte strings: rows with the same
+    mask share a key, and np.unique orders the patterns as the packed bytes
+    compared lexicographically."""
+    rng = np.random.RandomState(n_features)
+    observed = rng.uniform(size=(500, n_features)) < 0.7
+    observed[250:] = observed[:250]  # every pattern at least twice
+    keys = _pattern_keys(observed)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    assert_array_equal(observed[first][inverse.ravel()], observed)
+    assert len(first) == len({row.tobytes() for row in observed})
+    packed = [bytes(np.packbits(row)) for row in observed[first]]
+    assert packed == sorted(packed)
 
 
 @pytest.mark.parametrize("scale", [1.0, 1e119, 1e-100])
