@@ -164,6 +164,12 @@ def _unit_curvature(representation, n_features):
     return scale
 
 
+def _noise_floor(value):
+    """Gradient below which an inexact objective's line search cannot resolve
+    the decrease it asks for (about the square root of its rounding error)."""
+    return 10.0 * np.sqrt(_EPS * max(1.0, abs(value)))
+
+
 def _two_loop(grad, pairs):
     """``-H grad`` for the L-BFGS inverse Hessian ``H`` of the ``(s, y)``
     pairs (oldest first), scaled by ``s.y / y.y`` of the newest."""
@@ -251,10 +257,11 @@ def minimize_whitened(
     record_start : callable, default=None
         ``record_start(value, grad_norm)`` at the starting point.
     finish : bool, default=False
-        For inexact objectives: when L-BFGS-B stops above ``tol`` before its
-        iteration limit (its line search found no decrease within the
-        objective's rounding error), continue with value-free quasi-Newton steps
-        (:func:`_gradient_steps`) within the iteration budget.
+        For inexact objectives: when L-BFGS-B stops before its iteration limit
+        with a gradient above ``tol`` but below the objective's noise floor
+        (its line search found no decrease within the rounding error),
+        continue with value-free quasi-Newton steps (:func:`_gradient_steps`)
+        within the iteration budget.
 
     Returns
     -------
@@ -323,7 +330,7 @@ def minimize_whitened(
             finish
             and status != 1
             and n_iter < max_iter
-            and _projected_norm(rep, theta, grad) > tol
+            and tol < _projected_norm(rep, theta, grad) <= _noise_floor(value)
         ):
             steps = _gradient_steps(
                 fun_scaled,
@@ -688,7 +695,7 @@ def solve(
         stalled = status != 1
         floor = 100.0 * tol
         if not objective.exact:
-            floor = 10.0 * np.sqrt(_EPS * max(1.0, abs(value)))
+            floor = _noise_floor(value)
         verdict = _verdict(grad_norm, tol, stalled=stalled, floor=floor)
         value += offset
         mean = mean + chol @ u
