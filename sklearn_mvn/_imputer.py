@@ -208,7 +208,11 @@ class GaussianImputer(TransformerMixin, BaseEstimator):
         self : GaussianImputer
             The fitted imputer.
         """
-        X = self._validate(X, reset=True)
+        self._fit(self._validate(X, reset=True))
+        return self
+
+    def _fit(self, X):
+        """Fit on validated ``X``; return which rows have no observed entry."""
         _, empty = _nan_rows(X)
         if empty.all():
             raise ValueError(
@@ -220,7 +224,30 @@ class GaussianImputer(TransformerMixin, BaseEstimator):
         self.indicator_ = None
         if self.add_indicator:
             self.indicator_ = MissingIndicator(error_on_new=False).fit(X)
-        return self
+        return empty
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit_transform(self, X, y=None):
+        """Fit to ``X``, then fill each of its missing entries.
+
+        The same result as ``fit(X).transform(X)``, with ``X`` checked once.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, NaN at the missing entries.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        X_imputed : ndarray of shape (n_samples, n_features_out)
+            As :meth:`transform` returns for ``X``.
+        """
+        X = self._validate(X, reset=True)
+        empty = self._fit(X)
+        return self._transform(X, empty)
 
     def transform(self, X):
         """Fill each missing entry of ``X``.
@@ -240,21 +267,26 @@ class GaussianImputer(TransformerMixin, BaseEstimator):
             after ``set_output(transform="pandas")``.
         """
         check_is_fitted(self)
-        X = self._validate(X, reset=False)
+        return self._transform(self._validate(X, reset=False))
+
+    def _transform(self, X, every=None):
+        """Fill validated ``X`` (``every``: its rows without observed entry,
+        computed if None)."""
         if self.sample_posterior:
             rng = check_random_state(self.random_state)
             X_imputed = _posterior_draw(self.estimator_, X, rng)
         else:
-            X_imputed = self._impute(X)
+            X_imputed = self._impute(X, every)
         if self.indicator_ is not None:
             X_imputed = np.hstack(
                 [X_imputed, self.indicator_.transform(X).astype(np.float64)]
             )
         return X_imputed
 
-    def _impute(self, X):
+    def _impute(self, X, every=None):
         """Conditional expectations; rows without observed entries get the mean."""
-        _, every = _nan_rows(X)
+        if every is None:
+            _, every = _nan_rows(X)
         if not every.any():
             # One call on X itself: no copy of X besides the output.
             X_imputed = np.asarray(self.estimator_.impute(X), dtype=np.float64)

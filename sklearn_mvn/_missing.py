@@ -43,14 +43,15 @@ from ._linalg import (
     LOG_2PI,
     log_density,
     map_chunks,
+    multiply_lower,
     precision_from_factor,
     row_chunks,
 )
 from ._stats import SufficientStats, check_range, normalise_weights, set_slots
 from ._validation import warn_at_caller
 
-# Largest missing-block size inverted by the vectorised sweep operator.
-_SWEEP_MAX = 6
+# Rows searched for NaN before a complete-data pass is tried.
+_PROBE_ROWS = 64
 # Budget (float64 entries) for the per-batch gathered blocks of the precision.
 _BATCH_ENTRIES = 2**21
 
@@ -138,10 +139,21 @@ def warn_unobserved_pairs(pair_weight):
 
 
 def _pattern_keys(observed):
-    """One hashable (void) key per row of a boolean matrix."""
+    """One sortable key per row of a boolean matrix: its packed bits.
+
+    Up to 64 features the key is the unsigned integer of those bytes in
+    big-endian order, which sorts like the bytes and about ten times faster
+    than byte strings (``np.unique`` on the keys is the cost); above, a void
+    scalar of the bytes.
+    """
     packed = np.packbits(observed, axis=1)
+    n_bytes = packed.shape[1]
+    if n_bytes <= 8:
+        padded = np.zeros((packed.shape[0], 8), dtype=np.uint8)
+        padded[:, :n_bytes] = packed
+        return padded.view(">u8").ravel().astype(np.uint64)
     packed = np.ascontiguousarray(packed)
-    return packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+    return packed.view(np.dtype((np.void, n_bytes))).ravel()
 
 
 def _psd_roots(scatter):
@@ -653,7 +665,10 @@ def _build_stats(X, sample_weight, row_offset):
     # is X searched (finite data too large to square keep their overflowed
     # statistics, which the estimator reports). Statistics of zero weight are
     # zero whatever X holds, so then X is searched too: rows of zero weight
-    # are validated like any row.
+    # are validated like any row. A NaN among the first rows (a cheap probe)
+    # skips the complete-data pass that would only find it.
+    if np.isnan(X[:_PROBE_ROWS]).any() and check_missing(X, row_offset=row_offset):
+        return PatternStats.from_array(X, sample_weight)
     stats = SufficientStats.from_array(X, sample_weight)
     finite = np.all(np.isfinite(stats.mean)) and np.all(np.isfinite(stats.scatter))
     if finite and stats.weight_sum > 0.0:
@@ -688,39 +703,25 @@ def _batches(n_items, per_item):
         yield slice(start, min(start + step, n_items))
 
 
+def _pair_gather(flat_precision, missing_t):
+    """``P_mm`` of a stack of missing-index rows, stacked on the last axis:
+    shape ``(k, k, n)`` for ``missing_t`` of shape ``(k, n)``."""
+    d = int(round(np.sqrt(flat_precision.size)))
+    return flat_precision[missing_t[:, None, :] * d + missing_t[None, :, :]]
+
+
 def _inverse_pmm(precision, missing):
     """``P_mm^{-1}`` and ``log|P_mm|`` for a stack of missing-index rows of
     equal length ``k`` (batched, O(k^3) per row).
 
     The conditional law of the missing entries is ``N(mu_m - P_mm^{-1}
     [P (x - mu)]_m, P_mm^{-1})`` with ``x - mu`` set to 0 at the missing
-    entries.
+    entries. The blocks are inverted by :func:`_sweep_inverse` with the stack
+    on the last axis; the result is a view of shape ``(n, k, k)``.
     """
-    k = missing.shape[1]
-    if k == 1:
-        pmm = precision[missing[:, 0], missing[:, 0]]
-        return (1.0 / pmm)[:, None, None], np.log(pmm)
-    pmm = precision[missing[:, :, None], missing[:, None, :]]
-    if k > _SWEEP_MAX:
-        chol = np.linalg.cholesky(pmm)
-        logdet = 2.0 * np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), axis=1)
-        return np.linalg.inv(pmm), logdet
-    # The sweep operator on every pivot, vectorised over the stack: k steps
-    # of O(n k^2) array operations instead of one LAPACK call per matrix.
-    # Sweeping all pivots of A gives -A^{-1}; the pivots' product is |A|.
-    a = pmm
-    logdet = np.zeros(a.shape[0])
-    for j in range(k):
-        piv = a[:, j, j].copy()
-        logdet += np.log(piv)
-        col = a[:, :, j] / piv[:, None]
-        row = a[:, j, :].copy()
-        a -= col[:, :, None] * row[:, None, :]
-        a[:, :, j] = col
-        a[:, j, :] = row / piv[:, None]
-        a[:, j, j] = -1.0 / piv
-    a *= -1.0
-    return a, logdet
+    flat = np.ascontiguousarray(precision).ravel()
+    inv, logdet = _sweep_inverse(_pair_gather(flat, np.ascontiguousarray(missing.T)))
+    return np.moveaxis(inv, 2, 0), logdet
 
 
 def _take_rows(values, missing):
@@ -762,18 +763,25 @@ def conditional_blocks(X, mean, precision):
     mask = np.isnan(X)
     n_missing = mask.sum(axis=1)
     d = X.shape[1]
-    for k in np.unique(n_missing):
-        if k == 0:
-            continue
-        rows = np.flatnonzero(n_missing == k)
+    # Rows grouped by k in one stable sort (increasing row order within k).
+    order = np.argsort(n_missing, kind="stable")
+    bounds = np.r_[0, np.cumsum(np.bincount(n_missing, minlength=d + 1))]
+    flat_p = np.ascontiguousarray(precision).ravel()
+    for k in range(1, d + 1):
+        rows = order[bounds[k] : bounds[k + 1]]
         for part in _batches(rows.size, k * (d + k)):
             r = rows[part]
-            miss = np.nonzero(mask[r])[1].reshape(r.size, k)
-            resid = np.where(mask[r], 0.0, X[r] - mean)
-            pmm_inv, log_det = _inverse_pmm(precision, miss)
+            row_mask = mask[r]
+            miss = np.nonzero(row_mask)[1].reshape(r.size, k)
+            resid = X[r] - mean
+            resid[row_mask] = 0.0
+            # P_mm stacked on the last axis for the vectorised sweep.
+            inv, log_det = _sweep_inverse(
+                _pair_gather(flat_p, np.ascontiguousarray(miss.T))
+            )
             pull = _take_rows(resid @ precision, miss)
-            offset = -np.einsum("ikl,il->ik", pmm_inv, pull)
-            yield r, miss, resid, offset, pmm_inv, log_det
+            offset = -np.einsum("kln,nl->nk", inv, pull)
+            yield r, miss, resid, offset, np.moveaxis(inv, 2, 0), log_det
 
 
 def conditional_fill(X, mean, factor):
@@ -909,14 +917,16 @@ def conditional_draw(X, mean, factor, rng):
 
 
 def _sweep_inverse(a):
-    """In-place inverse and log-determinant of a stack of SPD matrices stored
-    as ``a[i, j, p]`` (the stack on the last, contiguous axis).
+    """In-place inverse and log-determinant of a stack of symmetric positive
+    definite matrices stored as ``a[i, j, p]`` (the stack on the last,
+    contiguous axis; the upper triangle is read).
 
     The sweep operator on every pivot: sweeping all pivots of ``A`` gives
     ``-A^{-1}``, and the product of the pivots is ``|A|``. Each of the ``k``
     steps is a few array operations over the whole stack, which for small
     ``k`` beats one LAPACK call per matrix. ``k = 1`` and ``k = 2`` use the
-    closed forms.
+    closed forms. Only ratios of entries and reciprocals of pivots are
+    formed, so any scale of ``A`` representable in float64 works.
     """
     k = a.shape[0]
     if k == 1:
@@ -924,24 +934,27 @@ def _sweep_inverse(a):
         np.reciprocal(a, out=a)
         return a, logdet
     if k == 2:
-        det = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
-        a[0, 0], a[1, 1] = a[1, 1].copy(), a[0, 0].copy()
-        a[0, 1] *= -1.0
-        a[1, 0] *= -1.0
-        a /= det
-        return a, np.log(det)
+        # Pivot, then Schur complement: no product of two entries, which
+        # under- or overflows for extreme scales (unstandardised precisions).
+        piv = a[0, 0].copy()
+        up, low = a[0, 1] / piv, a[1, 0] / piv
+        schur = a[1, 1] - a[1, 0] * up
+        a[1, 1] = 1.0 / schur
+        a[0, 1] = -up * a[1, 1]
+        a[1, 0] = -low * a[1, 1]
+        a[0, 0] = 1.0 / piv + up * low * a[1, 1]
+        return a, np.log(piv) + np.log(schur)
     pivots = np.empty(a.shape[::2])
     outer = np.empty_like(a)
     for j in range(k):
-        piv = pivots[j]
-        piv[...] = a[j, j]
-        np.reciprocal(piv, out=piv)
-        row = a[j].copy()
-        col = a[:, j] * piv
+        piv = np.reciprocal(a[j, j], out=pivots[j])
+        # The swept matrix stays symmetric: row j doubles as column j.
+        row = a[j]
+        col = row * piv
         np.multiply(col[:, None, :], row[None, :, :], out=outer)
         a -= outer
         a[:, j] = col
-        np.multiply(row, piv, out=a[j])
+        a[j] = col
         np.negative(piv, out=a[j, j])
     np.negative(a, out=a)
     # The pivots were replaced by their reciprocals: log|A| = -sum log(1/p).
@@ -1038,9 +1051,10 @@ class MissingObjective:
         )
         # The transpose shares the data: it is updated with them.
         self._fill_t = self._fill.T
-        self._fill_rhs = np.block(
-            [[wmeans, w[:, None]], [stats.roots, np.zeros((n_roots, 1))]]
-        )
+        self._fill_rhs = np.zeros((len(w) + n_roots, d + 1))
+        self._fill_rhs[: len(w), :d] = wmeans
+        self._fill_rhs[: len(w), d] = w
+        self._fill_rhs[len(w) :, :d] = stats.roots
         root_bounds = np.searchsorted(root_pat, np.arange(len(w) + 1))
         self._batches = []
         for k in np.unique(n_missing):
@@ -1194,8 +1208,9 @@ def whitened_objective(objective, shift, chol):
     last = {}
 
     def evaluate(u, t):
+        # As the solver maps a cycle's end point back (bitwise the same).
         mean = shift + chol @ u
-        factor = chol @ t
+        factor = multiply_lower(chol, t)
         try:
             with np.errstate(all="ignore"):
                 total, entropy = objective.total_stats(mean, factor)

@@ -10,9 +10,12 @@ representation's structure (the pilot for the first cycle), so the problem is
 close to isotropic whatever the scales and correlations of the data and the
 iteration count does not depend on them. For exact objectives (complete-data
 statistics) one cycle normally suffices (the pilot is the optimum); inexact
-ones (missing values) are re-whitened every ``_CYCLE_ITER`` iterations, and
-switch to Newton steps (:func:`newton_steps`) when a cycle is slow, stalls at
-their round-off floor or stops decreasing the objective.
+ones (missing values) are re-whitened every ``_CYCLE_ITER`` iterations,
+continue a line search stalled at their round-off floor with value-free
+quasi-Newton steps (:func:`_gradient_steps`), and switch to Newton steps
+(:func:`newton_steps`) when a cycle is slow, stalls at that floor or stops
+decreasing the objective. The free parameters are scaled so that the
+complete-data Hessian is the identity (:func:`_unit_curvature`).
 
 Each concern lives in one place: the start point (pilot, warm start, or the
 better of the two for ``partial_fit``) in :func:`_start`, the convergence rule
@@ -31,7 +34,7 @@ from ._linalg import multiply_lower, solve_lower
 
 _EPS = np.finfo(np.float64).eps
 # L-BFGS-B iterations between re-whitenings of an inexact objective.
-_CYCLE_ITER = 10
+_CYCLE_ITER = 30
 # A cycle that shrinks the gradient by less than this factor is slow: Newton
 # steps are tried next (inexact objectives).
 _SLOW = 1e-2
@@ -49,6 +52,9 @@ _FD_STEP = 1e-8
 _FD_STEP_CENTRAL = 1e-5
 # Central differences (and the dense Hessian) once the gradient is below this.
 _CENTRAL_BELOW = 1e-4
+# Curvature (relative to the largest, or to 1) that central differences, with
+# entries accurate to about 1e-9, cannot tell from 0.
+_NULL_CURVATURE = 1e-6
 
 
 class SolveResult:
@@ -135,6 +141,91 @@ def _projected_norm(representation, theta, grad):
     return float(np.max(np.abs(proj))) if proj.size else 0.0
 
 
+def _unit_curvature(representation, n_features):
+    """Scales that give the whitened problem unit complete-data curvature.
+
+    At the whitening point (``u = 0``, ``T = I``) of a complete-data
+    objective at its optimum, the Hessian of the negative log-likelihood per
+    unit weight is diagonal in ``(u, packed T)``: 1 for the mean and an
+    off-diagonal entry of ``T``, 2 for a diagonal entry of ``T`` (``1/t^2``
+    from ``log|T|`` and ``3/t^4 - 2/t^2`` from ``tr(T^{-T} T^{-1})`` per unit
+    of each), and ``2 d`` for the one parameter of ``T = t I``. L-BFGS-B
+    starts from a multiple of the identity, so it works in ``x`` with
+    ``theta = scale * x``, where that Hessian is the identity; with missing
+    values the remaining curvature is the fraction of observed information,
+    which is what the iterations have to learn.
+    """
+    scale = np.ones(n_features + representation.n_theta)
+    diag = n_features + representation.diag_positions
+    if representation.covariance_type == "spherical":
+        scale[diag] = 1.0 / np.sqrt(2.0 * n_features)
+    else:
+        scale[diag] = 1.0 / np.sqrt(2.0)
+    return scale
+
+
+def _noise_floor(value):
+    """Gradient below which an inexact objective's line search cannot resolve
+    the decrease it asks for (about the square root of its rounding error)."""
+    return 10.0 * np.sqrt(_EPS * max(1.0, abs(value)))
+
+
+def _two_loop(grad, pairs):
+    """``-H grad`` for the L-BFGS inverse Hessian ``H`` of the ``(s, y)``
+    pairs (oldest first), scaled by ``s.y / y.y`` of the newest."""
+    q = grad.copy()
+    alphas = []
+    for s, y in reversed(pairs):
+        alpha = float(s @ q) / float(s @ y)
+        q -= alpha * y
+        alphas.append(alpha)
+    s, y = pairs[-1]
+    q *= float(s @ y) / float(y @ y)
+    for (s, y), alpha in zip(pairs, reversed(alphas), strict=True):
+        q += (alpha - float(y @ q) / float(s @ y)) * s
+    return -q
+
+
+def _gradient_steps(fun, iterates, lower, norm_of, tol, max_steps, record):
+    """Quasi-Newton steps that need no objective values (inexact objectives).
+
+    When L-BFGS-B's line search stalls because the decrease it seeks is below
+    the objective's rounding error, the gradient is still accurate. From the
+    curvature pairs of the accepted iterates (``iterates``: ``(x, grad)``,
+    oldest first), full L-BFGS steps are taken while each shrinks the
+    gradient (largest entry, ``norm_of``), as Newton steps do below the
+    objective's resolution, and stay feasible. Returns the last accepted
+    ``(x, value, grad, norm)`` and the number of steps, or None if no step
+    was accepted.
+    """
+    pairs = []
+    for (x0, g0), (x1, g1) in zip(iterates[:-1], iterates[1:], strict=True):
+        s, y = x1 - x0, g1 - g0
+        if float(s @ y) > 0.0:
+            pairs.append((s, y))
+    if not pairs:
+        return None
+    x, grad = iterates[-1]
+    norm = norm_of(x, grad)
+    best, n_steps = None, 0
+    while n_steps < max_steps and norm > tol:
+        x_new = x + _two_loop(grad, pairs[-20:])
+        if np.any(x_new < lower):
+            break
+        value, grad_new = fun(x_new)
+        norm_new = norm_of(x_new, grad_new)
+        if not (np.isfinite(value) and norm_new < norm):
+            break
+        s, y = x_new - x, grad_new - grad
+        if float(s @ y) > 0.0:
+            pairs.append((s, y))
+        x, grad, norm = x_new, grad_new, norm_new
+        best, n_steps = (x, value, grad, norm), n_steps + 1
+        if record is not None:
+            record(value, norm)
+    return None if best is None else (*best, n_steps)
+
+
 def minimize_whitened(
     evaluate,
     representation,
@@ -145,6 +236,7 @@ def minimize_whitened(
     tol,
     record=None,
     record_start=None,
+    finish=False,
 ):
     """Minimise ``evaluate(mean, factor)`` over the representation with L-BFGS-B.
 
@@ -164,6 +256,12 @@ def minimize_whitened(
         ``record(value, grad_norm)`` after every iteration.
     record_start : callable, default=None
         ``record_start(value, grad_norm)`` at the starting point.
+    finish : bool, default=False
+        For inexact objectives: when L-BFGS-B stops before its iteration limit
+        with a gradient above ``tol`` but below the objective's noise floor
+        (its line search found no decrease within the rounding error),
+        continue with value-free quasi-Newton steps (:func:`_gradient_steps`)
+        within the iteration budget.
 
     Returns
     -------
@@ -177,6 +275,7 @@ def minimize_whitened(
     d = mean0.shape[0]
     rep = representation
     last = {}
+    scale = _unit_curvature(rep, d)
 
     def fun(theta):
         value, grad_mean, grad_factor = evaluate(theta[:d], rep.unpack(theta[d:]))
@@ -184,11 +283,22 @@ def minimize_whitened(
         last["theta"], last["value"], last["grad"] = theta.copy(), value, grad
         return value, grad
 
-    def callback(theta):
+    def fun_scaled(x):
+        value, grad = fun(scale * x)
+        return value, scale * grad
+
+    iterates = []
+
+    def callback(x):
+        theta = scale * x
         if not np.array_equal(theta, last.get("theta")):
             fun(theta)
+        iterates.append((x.copy(), scale * last["grad"]))
         if record is not None:
             record(last["value"], _projected_norm(rep, theta, last["grad"]))
+
+    def norm_of(x, grad_scaled):
+        return _projected_norm(rep, scale * x, grad_scaled / scale)
 
     lower = np.r_[np.full(d, -np.inf), rep.lower_bounds()]
     theta0 = np.maximum(np.concatenate([mean0, rep.pack(factor0)]), lower)
@@ -203,11 +313,40 @@ def minimize_whitened(
         theta, value, grad, n_iter, status = theta0, value0, grad0, 0, 1
         message = "max_iter = 0"
     else:
-        bounds = list(zip(lower, np.full(lower.size, np.inf), strict=True))
-        res = lbfgsb(fun, theta0, bounds, max_iter=max_iter, tol=tol, callback=callback)
-        theta, value, n_iter = res.x, float(res.fun), int(res.nit)
-        grad, message = np.asarray(res.jac), str(res.message)
+        bounds = list(zip(lower / scale, np.full(lower.size, np.inf), strict=True))
+        # A scaled gradient within tol * min(scale) is within tol unscaled.
+        res = lbfgsb(
+            fun_scaled,
+            theta0 / scale,
+            bounds,
+            max_iter=max_iter,
+            tol=tol * float(np.min(scale)),
+            callback=callback,
+        )
+        theta, value, n_iter = scale * res.x, float(res.fun), int(res.nit)
+        grad, message = np.asarray(res.jac) / scale, str(res.message)
         status = min(int(res.status), 2)
+        if (
+            finish
+            and status != 1
+            and n_iter < max_iter
+            and tol < _projected_norm(rep, theta, grad) <= _noise_floor(value)
+        ):
+            steps = _gradient_steps(
+                fun_scaled,
+                [(theta0 / scale, scale * grad0), *iterates],
+                lower / scale,
+                norm_of,
+                tol,
+                max_iter - n_iter,
+                record,
+            )
+            if steps is not None:
+                x, value, grad_scaled, norm, n_steps = steps
+                theta, grad = scale * x, grad_scaled / scale
+                n_iter += n_steps
+                message += f"; then {n_steps} value-free quasi-Newton steps"
+                status = 0 if norm <= tol else status
     return (
         theta[:d].copy(),
         rep.unpack(theta[d:]),
@@ -301,15 +440,28 @@ class _Whitened:
         return (self(self.x0 + h * v)[1] - self(self.x0 - h * v)[1]) / (2.0 * h)
 
 
-def _dense_step(w, grad):
+def _dense_step(w, grad, tol):
     """Newton step from the Hessian formed column by column; None if it is not
-    positive definite."""
+    positive semi-definite.
+
+    Eigenvalues within the differences' accuracy of 0 (``_NULL_CURVATURE``
+    times the largest) are a null space: directions along which the
+    likelihood is flat (a covariance the data do not determine). The step is
+    taken in the complement (the minimum-norm Newton step) when the gradient
+    along the null space is already within ``tol``; otherwise, or on a clearly
+    negative eigenvalue, there is no minimum to step to.
+    """
     p = grad.size
     hess = np.column_stack([w.hessian_vector(e, grad) for e in np.eye(p)])
     eigval, eigvec = np.linalg.eigh(0.5 * (hess + hess.T))
-    if not eigval[0] > 1e3 * _EPS * max(eigval[-1], 1.0):
+    null = _NULL_CURVATURE * max(eigval[-1], 1.0)
+    if not eigval[0] > -null:
         return None
-    return -(eigvec @ ((eigvec.T @ grad) / eigval))
+    coef = eigvec.T @ grad
+    flat = eigval <= null
+    if np.linalg.norm(coef[flat]) > tol:
+        return None
+    return -(eigvec[:, ~flat] @ (coef[~flat] / eigval[~flat]))
 
 
 def _cg_step(w, grad, tol, max_iter):
@@ -399,7 +551,7 @@ def newton_steps(
         if grad_norm <= tol or n_steps >= max_steps or not np.isfinite(value):
             break
         if grad.size <= _DENSE_MAX and grad_norm <= _CENTRAL_BELOW:
-            step = _dense_step(w, grad)
+            step = _dense_step(w, grad, tol)
         else:
             step = _cg_step(w, grad, tol, max_iter=grad.size)
         if step is None:
@@ -487,6 +639,7 @@ def solve(
     # The first cycle is whitened at the pilot for exact objectives (where the
     # pilot is the optimum, so the problem is isotropic there) and at the
     # starting point for inexact ones; later cycles at the current estimate.
+    factor = None
     if objective.exact or start_cov is pilot_cov:
         mean, covariance, chol = pilot_mean, pilot_cov, pilot_chol
     else:
@@ -503,6 +656,12 @@ def solve(
                 break
             if cycle > 0:
                 progress.phase(f"re-whitened at the current estimate (cycle {cycle})")
+                if not objective.exact:
+                    # The current factor whitens as well as the Cholesky
+                    # factor of its covariance and, unlike it, makes the
+                    # cycle's first point bitwise the last point evaluated,
+                    # which the objective's cache answers without an E-step.
+                    chol = factor
         if cycle == 0 and start_cov is not covariance:
             u0 = solve_lower(chol, start_mean - mean)
             start_chol = rep.preconditioner(
@@ -530,12 +689,13 @@ def solve(
             tol=tol,
             record=record,
             record_start=record_start,
+            finish=not objective.exact,
         )
         n_iter += steps
         stalled = status != 1
         floor = 100.0 * tol
         if not objective.exact:
-            floor = 10.0 * np.sqrt(_EPS * max(1.0, abs(value)))
+            floor = _noise_floor(value)
         verdict = _verdict(grad_norm, tol, stalled=stalled, floor=floor)
         value += offset
         mean = mean + chol @ u

@@ -372,6 +372,27 @@ def test_pipeline_and_grid_search():
     assert_allclose(grid.cv_results_["split0_test_score"][index], score, rtol=1e-10)
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"add_indicator": True},
+        {"sample_posterior": True, "random_state": 3},
+    ],
+)
+def test_fit_transform_equals_fit_then_transform(params):
+    """fit_transform checks X once but returns what fit().transform() does,
+    also with rows without observed entries (filled with the mean)."""
+    rng = np.random.RandomState(8)
+    X = np.vstack([_mcar(rng, 150, 4, 0.3), np.full((2, 4), np.nan)])
+    out = GaussianImputer(**params).fit_transform(X)
+    imputer = GaussianImputer(**params).fit(X)
+    assert_array_equal(out, imputer.transform(X))
+    assert imputer.n_features_in_ == 4 and not np.isnan(out).any()
+    if not params:
+        assert_allclose(out[-2:], np.tile(imputer.estimator_.mean_, (2, 1)))
+
+
 def test_pandas_round_trip():
     X, _ = _diabetes_mcar()
     columns = [f"feature {j}" for j in range(X.shape[1])]

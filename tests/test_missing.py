@@ -13,7 +13,10 @@ from sklearn_mvn._gradients import penalty_stats
 from sklearn_mvn._missing import (
     MissingObjective,
     PatternStats,
+    _inverse_pmm,
+    _pattern_keys,
     compute_stats,
+    conditional_blocks,
     marginal_mahalanobis,
     merge_stats,
 )
@@ -470,6 +473,65 @@ def test_impute_is_the_conditional_expectation():
     out = model.impute(full)
     assert_array_equal(out, full)
     assert out is not full
+
+
+@pytest.mark.parametrize("n_features", [1, 3, 20, 64, 65, 130])
+def test_pattern_keys_group_and_sort_like_the_packed_bytes(n_features):
+    """Integer keys (up to 64 features) or byte strings: rows with the same
+    mask share a key, and np.unique orders the patterns as the packed bytes
+    compared lexicographically."""
+    rng = np.random.RandomState(n_features)
+    observed = rng.uniform(size=(500, n_features)) < 0.7
+    observed[250:] = observed[:250]  # every pattern at least twice
+    keys = _pattern_keys(observed)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    assert_array_equal(observed[first][inverse.ravel()], observed)
+    assert len(first) == len({row.tobytes() for row in observed})
+    packed = [bytes(np.packbits(row)) for row in observed[first]]
+    assert packed == sorted(packed)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e119, 1e-100])
+def test_conditional_blocks_match_per_row_algebra(scale):
+    """Every k from 1 to d (the vectorised sweep, no size limit): the offset,
+    conditional covariance and log|P_mm| of each row against dense per-row
+    formulas in S; rows grouped by k in increasing order, each row once. Also
+    at scales where products of two precision entries leave float64."""
+    rng = np.random.RandomState(3)
+    d = 10
+    S = _random_cov(rng, d, cond=1e3) * scale**2
+    mu = rng.randn(d) * scale
+    P = np.linalg.inv(S)
+    X = rng.multivariate_normal(mu, S, size=60)
+    n_missing = np.r_[np.arange(d + 1), rng.randint(0, d + 1, 49)]
+    for row, k in zip(X, n_missing, strict=True):
+        row[rng.permutation(d)[:k]] = np.nan
+    seen = []
+    for r, miss, resid, offset, pmm_inv, log_det in conditional_blocks(X, mu, P):
+        k = miss.shape[1]
+        assert np.all(n_missing[r] == k) and np.all(np.diff(r) > 0)
+        seen.extend(r)
+        for i, row in enumerate(r):
+            m = np.isnan(X[row])
+            o = ~m
+            assert_array_equal(miss[i], np.flatnonzero(m))
+            assert_array_equal(resid[i, m], 0.0)
+            assert_allclose(resid[i, o], X[row, o] - mu[o], rtol=1e-15)
+            cond = S[np.ix_(m, m)]
+            expected = np.zeros(k)
+            if o.any():
+                gain = np.linalg.solve(S[np.ix_(o, o)], S[np.ix_(o, m)]).T
+                expected = gain @ (X[row, o] - mu[o])
+                cond = cond - gain @ S[np.ix_(o, m)]
+            scale = np.sqrt(np.diag(cond))
+            assert_allclose(offset[i] / scale, expected / scale, atol=1e-9)
+            assert_allclose(pmm_inv[i], cond, rtol=1e-9, atol=1e-12 * S.max())
+            assert_allclose(log_det[i], -np.linalg.slogdet(cond)[1], rtol=1e-10)
+        # The t's helper gives the same blocks.
+        inv, logdet = _inverse_pmm(P, miss)
+        assert_allclose(inv, pmm_inv, rtol=1e-12)
+        assert_allclose(logdet, log_det, rtol=1e-12)
+    assert sorted(seen) == sorted(np.flatnonzero(n_missing > 0))
 
 
 # ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from test_missing import MISSVALS, _em_by_pattern, _mcar, _random_cov
 from sklearn_mvn._likelihoods import make_objective
 from sklearn_mvn._missing import PatternStats
 from sklearn_mvn._representations import make_representation
-from sklearn_mvn._solve import _Whitened, newton_steps
+from sklearn_mvn._solve import _dense_step, _Whitened, newton_steps
 
 
 def _setup(X):
@@ -79,3 +79,35 @@ def test_newton_steps_do_not_converge_on_an_unbounded_likelihood():
     )
     grad_norm = newton_steps(objective, rep, mean, factor, 1e-8)[3]
     assert grad_norm > 1e-8
+
+
+class _Quadratic:
+    """``hessian_vector`` of a fixed symmetric matrix (the interface of
+    ``_Whitened`` that ``_dense_step`` uses)."""
+
+    def __init__(self, hess):
+        self.hess = hess
+
+    def hessian_vector(self, v, grad0):
+        return self.hess @ v
+
+
+def test_dense_newton_step_skips_a_flat_null_space():
+    """A Hessian with a null space (a parameter the likelihood does not
+    depend on): the step solves H s = -g on the complement and moves nothing
+    along the null space when the gradient has no component there; with a
+    gradient along it, or a negative eigenvalue, there is no step."""
+    rng = np.random.RandomState(0)
+    q, _ = np.linalg.qr(rng.randn(5, 5))
+    eigval = np.array([0.0, 0.5, 1.0, 2.0, 3.0])
+    hess = (q * eigval) @ q.T
+    grad = q[:, 1:] @ rng.randn(4)
+    step = _dense_step(_Quadratic(hess), grad, 1e-8)
+    assert_allclose(hess @ step, -grad, atol=1e-12)
+    assert_allclose(q[:, 0] @ step, 0.0, atol=1e-12)
+    assert _dense_step(_Quadratic(hess), grad + 1e-6 * q[:, 0], 1e-8) is None
+    eigval[0] = -0.1
+    assert _dense_step(_Quadratic((q * eigval) @ q.T), grad, 1e-8) is None
+    eigval[0] = 0.1
+    step = _dense_step(_Quadratic((q * eigval) @ q.T), grad + q[:, 0], 1e-8)
+    assert_allclose(((q * eigval) @ q.T) @ step, -(grad + q[:, 0]), atol=1e-12)
