@@ -920,19 +920,23 @@ class _RootFactor:
         self.gain = np.sqrt(1.0 + sigma**2)
 
     def _inner(self, vector, gain):
-        return vector + self.basis @ ((gain - 1.0) * (self.basis.T @ vector))
+        coef = (gain - 1.0).reshape((-1,) + (1,) * (vector.ndim - 1))
+        return vector + self.basis @ (coef * (self.basis.T @ vector))
+
+    def _root(self, vector):
+        return self.root if vector.ndim == 1 else self.root[:, np.newaxis]
 
     def apply(self, vector):
-        """``T vector``."""
-        return self.root * self._inner(vector, self.gain)
+        """``T vector`` (a vector or the columns of a matrix)."""
+        return self._root(vector) * self._inner(vector, self.gain)
 
     def apply_t(self, vector):
         """``T^T vector``."""
-        return self._inner(self.root * vector, self.gain)
+        return self._inner(self._root(vector) * vector, self.gain)
 
     def solve(self, vector):
         """``T^{-1} vector``."""
-        return self._inner(vector / self.root, 1.0 / self.gain)
+        return self._inner(vector / self._root(vector), 1.0 / self.gain)
 
 
 def fit_factor_model(
@@ -951,12 +955,11 @@ def fit_factor_model(
 ):
     """Maximum-likelihood factor model by L-BFGS-B (standalone).
 
-    The optimiser works in standardised coordinates: with the data's mean
+    The start is probabilistic PCA on the data standardised by their mean
     ``c`` and standard deviations ``s`` (available-case ones with missing
-    values), ``mu = c + s T_0 mu'``, ``W = s a W'`` and ``psi = s^2 psi'_0 t``, where
-    ``a = sqrt(psi'_0)`` is the start's relative noise level (a fixed diagonal
-    preconditioner: the curvature in row ``j`` of ``W`` scales as
-    ``1 / psi_j``). The objective is the negative log-likelihood per unit
+    values); the optimiser works in coordinates in which the Fisher
+    information is about the identity (see :func:`run_cycles`). The objective
+    is the negative log-likelihood per unit
     weight. ``psi_j / s_j^2`` is bounded below by ``min_noise``: a feature
     reaching it is a Heywood case. With complete data the mean is the
     weighted mean (the optimum whatever the covariance) and is not optimised.
@@ -1062,7 +1065,7 @@ def run_cycles(
     value = None
     psi = np.maximum(psi, psi_lower)
     for _ in range(_MAX_CYCLES):
-        res, mu, W, psi, grad_norm = _lbfgs_cycle(
+        fun, nit, nfev, cycle_message, mu, W, psi, grad_norm = _lbfgs_cycle(
             evaluate,
             weight,
             center,
@@ -1076,20 +1079,70 @@ def run_cycles(
             psi_lower,
             history,
         )
-        n_iter += int(res.nit)
-        n_fev += int(res.nfev)
-        improved = value is None or res.fun < value - 1e-15 * abs(value)
-        value = float(res.fun)
+        n_iter += nit
+        n_fev += nfev
+        improved = value is None or fun < value - 1e-15 * abs(value)
+        value = fun
         if grad_norm <= 100 * tol or n_iter >= max_iter or not improved:
             break
-    message = f"{res.message} ({n_fev} evaluations)"
+    message = f"{cycle_message} ({n_fev} evaluations)"
     return mu, W, psi, value, n_iter, grad_norm, message
 
 
 # L-BFGS-B runs at most this many times, each preconditioned at the point the
-# previous one stopped (a Heywood feature's row of W needs a scale of
-# sqrt(psi_j), which the start cannot know).
+# previous one stopped (the scalings of a Heywood feature change by orders of
+# magnitude as its noise variance reaches the bound, which the start cannot
+# know).
 _MAX_CYCLES = 5
+
+
+# Near the optimum the objective's rounding (sums of large terms that cancel,
+# worst at a Heywood case) exceeds the decrease a step can make, and a line
+# search on computed values fails. So the value L-BFGS-B sees is the last
+# accepted one plus the trapezoidal integral of the gradient along the step,
+# ``(g_0 + g_1)^T p / 2`` (exact for a quadratic; the gradient has no such
+# cancellation), as long as that agrees with the computed change to this
+# relative accuracy; beyond it (a long step, where the quadratic model may be
+# off) the computed change is used.
+_MODEL_AGREEMENT = 1e-8
+
+
+def _factor_scales(components, noise_variance):
+    """Coordinates in which the Fisher information of ``(W, psi)`` is about one.
+
+    Per sample, the Fisher information of ``W`` is ``tr(dW^T S^{-1} dW A)``
+    plus a term of the same size, with ``A = W^T S^{-1} W = I - M^{-1}``; that
+    of ``psi_j`` is ``p_j^2 / 2`` with ``p_j = (S^{-1})_jj`` (plus smaller
+    couplings between features). So ``W = W_0 + T B A^{-1/2}``, with ``T`` a
+    square factor of ``S_0`` (:class:`_RootFactor`, O(d k^2)), and ``psi_j =
+    psi_0j + sqrt(2) / p_j tau_j`` have curvatures about one whatever the
+    features' communalities and the factors' strengths; in particular the
+    coherent stretches ``dW = W G`` of the loadings, which a row-wise scaling
+    leaves ``sigma^2 h`` times too flat (``sigma^2`` a factor's whitened
+    strength, ``h`` the features' uniqueness), are as curved as the rest.
+
+    Returns
+    -------
+    root : _RootFactor
+        ``T``.
+    col_scale : ndarray of shape (n_factors, n_factors)
+        ``A^{-1/2}``.
+    psi_scale : ndarray of shape (n_features,)
+        ``sqrt(2) / p``.
+    """
+    cov = LowRankPlusDiagonal(components, noise_variance)
+    V, core_inv = cov._scaled, cov._core_inv
+    uniq = 1.0 - np.einsum("jk,jk->j", V @ core_inv, V)
+    prec_diag = np.clip(uniq, _MIN_UNIQUENESS, 1.0) / cov.noise_variance
+    eigval, eigvec = np.linalg.eigh(np.eye(V.shape[1]) - core_inv)
+    eigval = np.clip(eigval, _MIN_UNIQUENESS, None)
+    col_scale = (eigvec / np.sqrt(eigval)) @ eigvec.T
+    root = _RootFactor(components, noise_variance)
+    return root, col_scale, np.sqrt(2.0) / prec_diag
+
+
+# Floor of the uniqueness h_j and of the eigenvalues of A in the scalings.
+_MIN_UNIQUENESS = 1e-12
 
 
 def _lbfgs_cycle(
@@ -1108,68 +1161,117 @@ def _lbfgs_cycle(
 ):
     """One L-BFGS-B run preconditioned at ``(mu, W, psi)`` (original units).
 
-    Coordinates: ``mu = mu_0 + s T_0 u`` with ``T_0`` a square factor of the
-    standardised ``S_0`` (the mean's curvature is ``S^{-1}``), ``W = sqrt(psi_0)
-    B`` row-wise (row ``j``'s curvature scales as ``1 / psi_j``) and ``psi =
-    psi_0 t``: ``psi`` enters linearly, relative to the start, so its
-    curvature is about one and, at a Heywood case, its gradient stays away
-    from zero and the bound ``psi_j >= min_noise s_j^2`` becomes active (a
-    log scale would make it vanish there).
+    Coordinates (see :func:`_factor_scales`): ``mu = mu_0 + s T_0 u`` with
+    ``T_0`` a square factor of the standardised ``S_0`` (the mean's curvature
+    is ``S^{-1}``), ``W = W_0 + T B A^{-1/2}`` and ``psi = psi_0 + sqrt(2) /
+    p tau``, in which the Fisher information is about the identity: L-BFGS-B
+    takes unit steps from the first iterations on. ``psi`` enters linearly,
+    so that at a Heywood case its gradient stays away from zero and the
+    bound ``psi_j >= psi_lower_j`` becomes active (a log scale would make it
+    vanish there).
+
+    The values passed to L-BFGS-B follow the gradient where the computed
+    ones cannot resolve a step (see ``_MODEL_AGREEMENT``), so that its line
+    search keeps working below the objective's rounding: no evaluations are
+    lost to a line search that cannot succeed. The value returned is the
+    computed one.
+
+    Returns
+    -------
+    value, n_iter, n_fev, message, mu, W, psi, grad_norm
     """
     d, k = W.shape
     scale = np.sqrt(var)
     root_mean = _RootFactor(W / scale[:, np.newaxis], psi / var)
-    mu_start = mu
-    precond = np.sqrt(psi)
-    t_lower = np.minimum(psi_lower / psi, 1.0)
+    # A noise variance within rounding of its bound starts on it.
+    psi = np.where(psi <= psi_lower * (1.0 + 1e-12), psi_lower, psi)
+    mu_start, W_start, psi_start = mu, W, psi
+    root_w, col_scale, psi_scale = _factor_scales(W, psi)
+    tau_lower = (psi_lower - psi) / psi_scale
     n_mu = d if fit_mean else 0
     n_w = d * k
 
     def unpack(theta):
         mean = mu_start + scale * root_mean.apply(theta[:n_mu]) if fit_mean else mu
-        comp = precond[:, np.newaxis] * theta[n_mu : n_mu + n_w].reshape(d, k)
-        return mean, comp, psi * theta[n_mu + n_w :]
+        B = theta[n_mu : n_mu + n_w].reshape(d, k)
+        comp = W_start + root_w.apply(B @ col_scale)
+        tau = theta[n_mu + n_w :]
+        # On its bound (where L-BFGS-B puts it exactly) psi is the bound.
+        noise = np.where(tau <= tau_lower, psi_lower, psi_start + psi_scale * tau)
+        return mean, comp, noise
 
-    # The gradient of the last evaluation and of the last accepted iterate
-    # (only these: a dict of every evaluation would grow with the run).
-    last = {}
-    accepted = {}
+    def projected_norm(theta, grad):
+        at_bound = theta[n_mu + n_w :] <= tau_lower + 1e-12 * psi_lower / psi_scale
+        proj = grad.copy()
+        proj[n_mu + n_w :][at_bound & (grad[n_mu + n_w :] > 0)] = 0.0
+        return float(np.max(np.abs(proj))) if proj.size else 0.0
+
+    # The last evaluation and the last accepted iterate, as (theta, computed
+    # value, grad, projected norm, value seen by L-BFGS-B): only these (a
+    # record of every evaluation would grow with the run).
+    state = {"last": None, "accepted": None, "n_fev": 0}
 
     def fun(theta):
         mean, comp, noise = unpack(theta)
         value, g_mu, g_W, g_psi = evaluate(mean, comp, noise)
-        parts = [(g_W * precond[:, np.newaxis]).ravel(), g_psi * psi]
+        parts = [
+            (root_w.apply_t(g_W) @ col_scale).ravel(),
+            g_psi * psi_scale,
+        ]
         if fit_mean:
             parts.insert(0, root_mean.apply_t(g_mu * scale))
         grad = np.concatenate(parts) / weight
-        last["theta"], last["grad"] = theta.copy(), grad
-        last["value"] = value / weight
-        return value / weight, grad
+        value = value / weight
+        state["n_fev"] += 1
+        # Values relative to the start, so that small decreases are not lost
+        # to the resolution of a large value.
+        state.setdefault("origin", value)
+        seen = value - state["origin"]
+        accepted = state["accepted"]
+        if accepted is not None:
+            step = theta - accepted[0]
+            model = 0.5 * float((accepted[2] + grad) @ step)
+            computed = value - accepted[1]
+            if abs(computed - model) <= _MODEL_AGREEMENT * max(abs(value), 1.0):
+                seen = accepted[4] + model
+            else:
+                seen = accepted[4] + computed
+        point = (theta.copy(), value, grad, projected_norm(theta, grad), seen)
+        state["last"] = point
+        if accepted is None:
+            state["accepted"] = point  # the starting point
+        return seen, grad
 
     def callback(theta):
-        if "theta" in last and np.array_equal(theta, last["theta"]):
-            accepted["theta"], accepted["grad"] = last["theta"], last["grad"]
+        last = state["last"]
+        if last is not None and np.array_equal(theta, last[0]):
+            state["accepted"] = last
             if history is not None:
-                history.append((last["value"], float(np.max(np.abs(last["grad"])))))
+                history.append((last[1], float(np.max(np.abs(last[2])))))
 
-    theta0 = np.concatenate(
-        [np.zeros(n_mu), (W / precond[:, np.newaxis]).ravel(), np.ones(d)]
-    )
-    bounds = [(None, None)] * (n_mu + n_w) + [(low, None) for low in t_lower]
+    theta0 = np.zeros(n_mu + n_w + d)
+    bounds = [(None, None)] * (n_mu + n_w) + [(low, None) for low in tau_lower]
     res = lbfgsb(fun, theta0, bounds, max_iter=max_iter, tol=tol, callback=callback)
-    theta = res.x
-    # The gradient at the returned point (after an abnormal line search
-    # ``res.jac`` may belong to a rejected trial point).
-    grad = None
-    for store in (last, accepted):
-        if "theta" in store and np.array_equal(theta, store["theta"]):
-            grad = store["grad"]
+    # The point returned and its gradient (after an abnormal line search
+    # ``res.jac`` may belong to a rejected trial point); evaluated again only
+    # if it is neither the last evaluation nor the last iterate.
+    point = None
+    for store in (state["last"], state["accepted"]):
+        if store is not None and np.array_equal(res.x, store[0]):
+            point = store
             break
-    if grad is None:
-        grad = fun(theta)[1]
-    at_bound = np.zeros(theta.size, dtype=bool)
-    at_bound[n_mu + n_w :] = theta[n_mu + n_w :] <= t_lower * (1.0 + 1e-12)
-    proj = np.where(at_bound & (grad > 0), 0.0, grad)
-    grad_norm = float(np.max(np.abs(proj))) if proj.size else 0.0
+    if point is None:
+        fun(res.x)
+        point = state["last"]
+    theta, value, _, grad_norm, _ = point
     mean, comp, noise = unpack(theta)
-    return res, np.array(mean, dtype=np.float64), comp, noise, grad_norm
+    return (
+        float(value),
+        int(res.nit),
+        state["n_fev"],
+        str(res.message),
+        np.array(mean, dtype=np.float64),
+        comp,
+        noise,
+        grad_norm,
+    )
