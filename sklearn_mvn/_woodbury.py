@@ -477,12 +477,23 @@ def _nll_grad_moments(
 _MAX_KAPPA_DIRECT = 15.0
 
 
+# A preliminary pass accumulates sums around the first row ``s`` and centres
+# them afterwards; if a feature's mean is farther than this many standard
+# deviations from ``s`` (the centred second moment would lose digits), a
+# second, centred pass recomputes them.
+_MAX_SHIFT_SDS = 10.0
+
+
 class DataPass:
     """Negative log-likelihood and gradients by chunked passes over ``X``.
 
     One preliminary pass computes the weight, the weighted mean ``c`` and
     ``sum w (x - c)``, ``sum w (x - c)^2`` per feature (they do not depend on
-    the parameters). Each evaluation then reads ``X`` once, chunk by chunk,
+    the parameters), from sums around the first row (a second pass only if a
+    mean lies more than 10 standard deviations from it); with ``probe`` it
+    also computes ``C probe`` for the weighted covariance ``C`` (the first
+    product of the start's subspace iteration, at no extra pass). Each
+    evaluation then reads ``X`` once, chunk by chunk,
     with two products: ``P = (X_c - s) U`` with ``U = diag(psi)^{-1} W`` (so
     ``z = P - (mu - s) U`` and ``q = z M^{-1}``) and ``(X_c - s)^T (w q)``, from
     which ``sum w r~ q^T`` follows. The shift ``s`` is 0 (``X`` is multiplied
@@ -497,9 +508,11 @@ class DataPass:
         Complete data.
     sample_weight : ndarray of shape (n_samples,), default=None
     chunk_size : int, default=None
+    probe : ndarray of shape (n_features, m), default=None
+        A matrix whose product with the covariance is wanted (``probe_product``).
     """
 
-    def __init__(self, X, sample_weight=None, chunk_size=None):
+    def __init__(self, X, sample_weight=None, chunk_size=None, probe=None):
         self.X = X
         n, d = X.shape
         self.sample_weight = (
@@ -510,23 +523,50 @@ class DataPass:
         self.chunk = chunk_size or _chunk_rows(d)
         w = self.sample_weight
         self.weight = float(n if w is None else w.sum())
-        sums = np.zeros(d)
-        for block, wb in self._chunks():
-            sums += block.sum(axis=0) if wb is None else wb @ block
-        self.center = sums / self.weight
-        first = np.zeros(d)
-        second = np.zeros(d)
-        buffer = np.empty((min(self.chunk, n), d))
-        for block, wb in self._chunks():
-            r = np.subtract(block, self.center, out=buffer[: block.shape[0]])
-            first += r.sum(axis=0) if wb is None else wb @ r
-            r *= r
-            second += r.sum(axis=0) if wb is None else wb @ r
-        self.first, self.second = first, second
-        self.variance = second / self.weight
+        origin = np.array(X[0], dtype=np.float64)
+        first, second, product = self._moments(origin, probe)
+        offset = first / self.weight  # c - s
+        self.center = origin + offset
+        second -= first * offset
+        if np.any(offset**2 > _MAX_SHIFT_SDS**2 * second / self.weight):
+            first, second, _ = self._moments(self.center, None)
+        else:
+            first = first - self.weight * offset  # sum w (x - c), ~0
+        self.first, self.second = first, np.maximum(second, 0.0)
+        self.variance = self.second / self.weight
+        # sum w (x - c)(x - c)^T G = sum w (x - s)(x - s)^T G - n (c - s)(c - s)^T G
+        self.probe_product = (
+            None
+            if probe is None
+            else product / self.weight - np.outer(offset, offset @ probe)
+        )
         with np.errstate(divide="ignore", invalid="ignore"):
             kappa = np.where(self.center == 0.0, 0.0, self.center**2 / self.variance)
         self.shift = None if np.all(kappa <= _MAX_KAPPA_DIRECT) else self.center
+
+    def _moments(self, origin, probe):
+        """``sum w r``, ``sum w r^2``, ``sum w r r^T probe`` for ``r = x - origin``."""
+        d = self.X.shape[1]
+        first, second = np.zeros(d), np.zeros(d)
+        product = None if probe is None else np.zeros(probe.shape)
+        buffer = np.empty((min(self.chunk, self.X.shape[0]), d))
+        square = np.empty_like(buffer)
+        for block, wb in self._chunks():
+            rows = block.shape[0]
+            r = np.subtract(block, origin, out=buffer[:rows])
+            if probe is not None:
+                part = r @ probe
+                if wb is not None:
+                    part *= wb[:, np.newaxis]
+                product += r.T @ part
+            r2 = np.multiply(r, r, out=square[:rows])
+            if wb is None:
+                first += r.sum(axis=0)
+                second += r2.sum(axis=0)
+            else:
+                first += wb @ r
+                second += wb @ r2
+        return first, second, product
 
     def _chunks(self):
         n = self.X.shape[0]
@@ -535,28 +575,31 @@ class DataPass:
             stop = min(start + self.chunk, n)
             yield self.X[start:stop], (None if w is None else w[start:stop])
 
-    def covariance_products(self, Q, max_rows=None):
+    def covariance_products(self, Q):
         """``C Q`` for the weighted covariance ``C`` (one pass).
 
-        With ``max_rows``, an estimate from every ``s``-th row only
-        (``s = ceil(n / max_rows)``; for a start point, not for the fit).
+        Like an evaluation, ``X`` is multiplied in place (``C Q = X^T W X Q /
+        n - c c^T Q``) unless a feature's mean is large against its standard
+        deviation, when each chunk is first centred into a buffer.
         """
-        X, w = self.X, self.sample_weight
-        step = 1 if max_rows is None else max(1, -(-X.shape[0] // int(max_rows)))
-        if step > 1:
-            X = X[::step]
-            w = None if w is None else w[::step]
-        weight = float(X.shape[0] if w is None else w.sum())
         out = np.zeros_like(Q)
-        buffer = np.empty((min(self.chunk, X.shape[0]), X.shape[1]))
-        for start in range(0, X.shape[0], self.chunk):
-            block = X[start : start + self.chunk]
-            r = np.subtract(block, self.center, out=buffer[: block.shape[0]])
-            part = r @ Q
-            if w is not None:
-                part *= w[start : start + self.chunk, np.newaxis]
-            out += r.T @ part
-        return out / weight
+        shift = np.zeros(self.X.shape[1]) if self.shift is None else self.shift
+        buffer = (
+            None
+            if self.shift is None
+            else np.empty((min(self.chunk, self.X.shape[0]), self.X.shape[1]))
+        )
+        for block, wb in self._chunks():
+            if buffer is not None:
+                block = np.subtract(block, shift, out=buffer[: block.shape[0]])
+            part = block @ Q
+            if wb is not None:
+                part *= wb[:, np.newaxis]
+            out += block.T @ part
+        out /= self.weight
+        offset = self.center - shift
+        out -= np.outer(offset, offset @ Q)
+        return out
 
     def __call__(self, mean, components, noise_variance):
         cov = LowRankPlusDiagonal(components, noise_variance)
@@ -823,31 +866,64 @@ class FactorFit:
         return LowRankPlusDiagonal(self.components, self.noise_variance)
 
 
-def _top_subspace(matvec, d, k, random_state, n_iter=4, oversample=10):
-    """Top-``k`` eigenpairs of a PSD operator by randomised subspace iteration."""
+# Columns of the start's subspace iteration beyond the factors, its largest
+# number of products after the first and the relative change of the top
+# Ritz values at which it stops.
+_OVERSAMPLE = 10
+_SUBSPACE_ITER = 4
+_RITZ_RTOL = 1e-2
+
+
+def start_probe(n_features, n_factors, random_state=0):
+    """The Gaussian matrix ``G`` whose product ``C G`` starts the subspace iteration."""
     rng = np.random.default_rng(random_state)
-    width = min(d, k + oversample)
-    basis, _ = np.linalg.qr(rng.standard_normal((d, width)))
-    for _ in range(n_iter):
-        basis, _ = np.linalg.qr(matvec(basis))
-    small = basis.T @ matvec(basis)
-    eigval, eigvec = np.linalg.eigh(0.5 * (small + small.T))
-    order = np.argsort(eigval)[::-1][:k]
-    return eigval[order], basis @ eigvec[:, order]
+    width = min(n_features, n_factors + _OVERSAMPLE)
+    return rng.standard_normal((n_features, width))
 
 
-def ppca_start(matvec, diag, n_factors, random_state=0, floor=MIN_NOISE):
+def _top_subspace(matvec, d, k, random_state, first=None):
+    """Top-``k`` eigenpairs of a PSD operator by randomised subspace iteration.
+
+    From ``Y = C G`` for ``G =`` :func:`start_probe` (``first``, computed
+    here unless given with the right shape), each step orthonormalises
+    ``Q = orth(Y)`` and computes ``Y = C Q``; the Rayleigh-Ritz values of
+    ``Q^T Y`` come with it, and the iteration stops once the top ``k`` change by at most
+    ``_RITZ_RTOL`` (relative) between steps, after ``_SUBSPACE_ITER`` steps at
+    most. A clear gap between the factors' eigenvalues and the rest (the case
+    the factor model is for) takes two steps.
+    """
+    if first is None or first.shape != (d, min(d, k + _OVERSAMPLE)):
+        first = matvec(start_probe(d, k, random_state))
+    Y = first
+    previous = None
+    for _ in range(_SUBSPACE_ITER):
+        basis, _ = np.linalg.qr(Y)
+        Y = matvec(basis)
+        small = basis.T @ Y
+        eigval, eigvec = np.linalg.eigh(0.5 * (small + small.T))
+        order = np.argsort(eigval)[::-1][:k]
+        top = eigval[order]
+        if previous is not None and np.all(
+            np.abs(top - previous) <= _RITZ_RTOL * np.abs(top)
+        ):
+            break
+        previous = top
+    return top, basis @ eigvec[:, order]
+
+
+def ppca_start(matvec, diag, n_factors, random_state=0, floor=MIN_NOISE, first=None):
     """Probabilistic-PCA start on a covariance given by products.
 
     ``matvec(Q)`` returns ``C Q`` for the (standardised) covariance ``C`` whose
-    diagonal is ``diag``. The top eigenpairs ``(l_i, u_i)`` come from a
-    randomised subspace iteration (no ``d x d`` factorisation); ``W = U (L -
-    s^2)^{1/2}`` with ``s^2`` the mean of the other eigenvalues, ``psi =
-    diag - rowsum(W^2)`` floored.
+    diagonal is ``diag``; ``first`` is optionally ``C G`` for ``G =``
+    :func:`start_probe` (computed with other quantities in one pass). The top
+    eigenpairs ``(l_i, u_i)`` come from a randomised subspace iteration (no
+    ``d x d`` factorisation); ``W = U (L - s^2)^{1/2}`` with ``s^2`` the mean of
+    the other eigenvalues, ``psi = diag - rowsum(W^2)`` floored.
     """
     d = diag.shape[0]
     k = n_factors
-    eigval, eigvec = _top_subspace(matvec, d, k, random_state)
+    eigval, eigvec = _top_subspace(matvec, d, k, random_state, first)
     rest = max(float(np.sum(diag) - np.sum(eigval)), 0.0) / max(d - k, 1)
     rest = max(rest, 1e-3 * float(np.mean(diag)))
     W = eigvec * np.sqrt(np.clip(eigval - rest, 1e-3 * rest, None))
