@@ -548,17 +548,19 @@ class DataPass:
         """``sum w r``, ``sum w r^2``, ``sum w r r^T probe`` for ``r = x - origin``."""
         d = self.X.shape[1]
         first, second = np.zeros(d), np.zeros(d)
-        product = None if probe is None else np.zeros(probe.shape)
+        if probe is not None:
+            probe_t = np.ascontiguousarray(probe.T)
+            product = np.zeros(probe_t.shape)
         buffer = np.empty((min(self.chunk, self.X.shape[0]), d))
         square = np.empty_like(buffer)
         for block, wb in self._chunks():
             rows = block.shape[0]
             r = np.subtract(block, origin, out=buffer[:rows])
             if probe is not None:
-                part = r @ probe
+                part = probe_t @ r.T
                 if wb is not None:
-                    part *= wb[:, np.newaxis]
-                product += r.T @ part
+                    part *= wb
+                product += part @ r
             r2 = np.multiply(r, r, out=square[:rows])
             if wb is None:
                 first += r.sum(axis=0)
@@ -566,7 +568,7 @@ class DataPass:
             else:
                 first += wb @ r
                 second += wb @ r2
-        return first, second, product
+        return first, second, (None if probe is None else product.T)
 
     def _chunks(self):
         n = self.X.shape[0]
@@ -582,21 +584,22 @@ class DataPass:
         n - c c^T Q``) unless a feature's mean is large against its standard
         deviation, when each chunk is first centred into a buffer.
         """
-        out = np.zeros_like(Q)
         shift = np.zeros(self.X.shape[1]) if self.shift is None else self.shift
         buffer = (
             None
             if self.shift is None
             else np.empty((min(self.chunk, self.X.shape[0]), self.X.shape[1]))
         )
+        Q_t = np.ascontiguousarray(Q.T)
+        out_t = np.zeros(Q_t.shape)
         for block, wb in self._chunks():
             if buffer is not None:
                 block = np.subtract(block, shift, out=buffer[: block.shape[0]])
-            part = block @ Q
+            part = Q_t @ block.T
             if wb is not None:
-                part *= wb[:, np.newaxis]
-            out += block.T @ part
-        out /= self.weight
+                part *= wb
+            out_t += part @ block
+        out = out_t.T / self.weight
         offset = self.center - shift
         out -= np.outer(offset, offset @ Q)
         return out
@@ -614,26 +617,30 @@ class DataPass:
             if self.shift is None
             else np.empty((min(self.chunk, self.X.shape[0]), d))
         )
-        product = np.zeros((d, k))
+        # Factor-major products ((k x d)(d x c) and (k x c)(c x d)): faster
+        # than their transposes for thin U (one BLAS thread, d = 10,000).
+        U_t = np.ascontiguousarray(U.T)
+        product = np.zeros((k, d))
         qq = np.zeros((k, k))
         q_sum = np.zeros(k)
         zq = 0.0
         for block, wb in self._chunks():
             if buffer is not None:
                 block = np.subtract(block, shift, out=buffer[: block.shape[0]])
-            z = block @ U
-            z -= offset
-            q = z @ cov._core_inv
-            zq_rows = np.einsum("ij,ij->i", z, q)
+            z = U_t @ block.T
+            z -= offset[:, np.newaxis]
+            q = cov._core_inv @ z
+            zq_rows = np.einsum("ki,ki->i", z, q)
             if wb is None:
                 wq = q
                 zq += float(zq_rows.sum())
             else:
-                wq = q * wb[:, np.newaxis]
+                wq = q * wb
                 zq += float(wb @ zq_rows)
-            product += block.T @ wq
-            qq += q.T @ wq
-            q_sum += wq.sum(axis=0)
+            product += wq @ block
+            qq += wq @ q.T
+            q_sum += wq.sum(axis=1)
+        product = product.T
         n = self.weight
         # sum w r~ q^T = ((X - s)^T w q - (mu - s) sum w q^T) / sqrt(psi)
         cross = (product - np.outer(mean - shift, q_sum)) / root[:, np.newaxis]
