@@ -552,7 +552,6 @@ class DataPass:
             probe_t = np.ascontiguousarray(probe.T)
             product = np.zeros(probe_t.shape)
         buffer = np.empty((min(self.chunk, self.X.shape[0]), d))
-        square = np.empty_like(buffer)
         for block, wb in self._chunks():
             rows = block.shape[0]
             r = np.subtract(block, origin, out=buffer[:rows])
@@ -561,13 +560,12 @@ class DataPass:
                 if wb is not None:
                     part *= wb
                 product += part @ r
-            r2 = np.multiply(r, r, out=square[:rows])
             if wb is None:
                 first += r.sum(axis=0)
-                second += r2.sum(axis=0)
+                second += np.einsum("ij,ij->j", r, r)
             else:
                 first += wb @ r
-                second += wb @ r2
+                second += np.einsum("i,ij,ij->j", wb, r, r)
         return first, second, (None if probe is None else product.T)
 
     def _chunks(self):
