@@ -57,6 +57,11 @@ from ._linalg import LOG_2PI
 # memory of a pass is a few such chunks whatever ``d``.
 _CHUNK_BYTES = 2**23
 _MIN_CHUNK_ROWS = 16
+# The fit's passes over X use larger chunks: a chunk is a view of X (no copy
+# unless a mean is large), and fewer, larger products keep two BLAS threads
+# busy between synchronisations (on a loaded machine, 8 MiB chunks made
+# two-thread passes several times slower).
+_PASS_CHUNK_BYTES = 2**25
 # Default lower bound of the noise variance, relative to the feature's
 # variance (the data are standardised before fitting).
 MIN_NOISE = 1e-6
@@ -520,7 +525,7 @@ class DataPass:
             if sample_weight is None
             else np.asarray(sample_weight, dtype=np.float64)
         )
-        self.chunk = chunk_size or _chunk_rows(d)
+        self.chunk = chunk_size or _chunk_rows(d, _PASS_CHUNK_BYTES)
         w = self.sample_weight
         self.weight = float(n if w is None else w.sum())
         origin = np.array(X[0], dtype=np.float64)
