@@ -53,7 +53,9 @@ def fit_factor_model(X, k):
 def blas_threads():
     from threadpoolctl import threadpool_info
 
-    counts = {info["num_threads"] for info in threadpool_info()}
+    counts = {
+        info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"
+    }
     return "/".join(str(c) for c in sorted(counts))
 
 
