@@ -261,6 +261,27 @@ def test_heywood_fit_converges_at_the_bounded_optimum(monkeypatch, noise, rows):
     assert_allclose(model.covariance_, ref_W @ ref_W.T + np.diag(ref_psi), atol=1e-5)
 
 
+def test_poor_start_reaches_the_same_optimum():
+    # Re-preconditioning every few iterations: from random loadings the fit
+    # still converges, to the optimum reached from the PCA start.
+    from sklearn_mvn._likelihoods import FactorObjective
+    from sklearn_mvn._missing import compute_stats
+    from sklearn_mvn._solve import solve_factor
+
+    X = _factor_data(13, 400, 30, 3)
+    objective = FactorObjective(compute_stats(X, None), n_factors=3)
+    ref = solve_factor(objective, 3)
+    assert ref.converged
+    rng = np.random.default_rng(0)
+    scale = np.sqrt(objective.variance)[:, np.newaxis]
+    for size in (0.01, 3.0):
+        W0 = size * scale * rng.standard_normal((30, 3))
+        start = (objective.center, (W0, objective.variance.copy()))
+        res = solve_factor(objective, 3, start=start, max_iter=1000)
+        assert res.converged, res.message
+        assert abs(res.objective - ref.objective) <= 1e-10 * abs(ref.objective)
+
+
 def test_fit_stopped_early_still_warns():
     X = _factor_data(12, 400, 8, 2)
     with pytest.warns(ConvergenceWarning, match="did not converge"):
