@@ -1241,11 +1241,17 @@ def _factor_scales(components, noise_variance):
     eigval = np.clip(eigval, _MIN_UNIQUENESS, None)
     col_scale = (eigvec / np.sqrt(eigval)) @ eigvec.T
     root = _RootFactor(components, noise_variance)
-    return root, col_scale, np.sqrt(2.0) / prec_diag
+    # Far below its optimum a noise variance's curvature exceeds the Fisher
+    # information by orders of magnitude (the residual variance over psi^3):
+    # a step of at most _PSI_STEP psi_j keeps the line search in range.
+    psi_scale = np.minimum(np.sqrt(2.0) / prec_diag, _PSI_STEP * cov.noise_variance)
+    return root, col_scale, psi_scale
 
 
-# Floor of the uniqueness h_j and of the eigenvalues of A in the scalings.
+# Floor of the uniqueness h_j and of the eigenvalues of A in the scalings, and
+# the largest unit of tau_j relative to psi_j.
 _MIN_UNIQUENESS = 1e-12
+_PSI_STEP = 100.0
 
 
 def _lbfgs_cycle(
