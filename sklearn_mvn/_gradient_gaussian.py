@@ -399,7 +399,7 @@ class GradientGaussian(BaseDensity):
         if start is not None and not isinstance(start[1], tuple):
             start = None  # a solution of another covariance type
         objective = FactorObjective(
-            stats, shrinkage=self.shrinkage, reg_covar=self.reg_covar
+            stats, shrinkage=self.shrinkage, reg_covar=self.reg_covar, n_factors=k
         )
         result = solve_factor(
             objective,

@@ -242,15 +242,26 @@ class FactorObjective:
     psi_floor : float
         ``reg_covar``: a lower bound of every noise variance.
     n_samples : int
+    first_product : ndarray of shape (n_features, n_factors + 10) or None
+        With ``n_factors`` and a pass over rows: ``R (s G)`` for ``G =``
+        :func:`~._woodbury.start_probe` (``s`` the pilot's standard
+        deviations), computed in the preliminary pass over ``X``: the first
+        product of the start's subspace iteration.
     """
 
-    def __init__(self, source, *, shrinkage=0.0, reg_covar=0.0):
+    def __init__(self, source, *, shrinkage=0.0, reg_covar=0.0, n_factors=None):
         from ._missing import PatternStats
         from ._representations import singular_error
-        from ._woodbury import DataPass, PatternObjective, nll_grad_diagonal
+        from ._woodbury import (
+            DataPass,
+            PatternObjective,
+            nll_grad_diagonal,
+            start_probe,
+        )
 
         self.n_samples = source.n_samples
         self.psi_floor = float(reg_covar)
+        self.first_product = None
         keep = 1.0 - shrinkage
         if isinstance(source, SufficientStats):
             check_stats_range(source)
@@ -266,7 +277,12 @@ class FactorObjective:
             data, self.fit_mean = PatternObjective(source), True
             self.mode = "missing-value patterns"
         else:
-            data = DataPass(source.X, source.sample_weight)
+            probe = (
+                None
+                if n_factors is None
+                else start_probe(source.n_features, int(n_factors))
+            )
+            data = DataPass(source.X, source.sample_weight, probe=probe)
             weight, center, variance = data.weight, data.center, data.variance
             self.fit_mean = False
             self.mode = "chunked passes over X"
@@ -337,9 +353,16 @@ class FactorObjective:
 
                 def products(Q):
                     out = data.covariance_products(Q / scale[:, np.newaxis])
-                    out *= keep
-                    out += (shrinkage * target + reg_covar) * (Q / scale[:, np.newaxis])
+                    return pilot_products(out, Q / scale[:, np.newaxis])
+
+                def pilot_products(cov_q, q):
+                    # R (scale q) from C q, R the standardised pilot
+                    out = keep * cov_q + (shrinkage * target + reg_covar) * q
                     return out / scale[:, np.newaxis]
+
+                if probe is not None:
+                    # The start's first product R (scale G), from the pass above.
+                    self.first_product = pilot_products(data.probe_product, probe)
 
         self.evaluate = evaluate
         self.products = products

@@ -818,7 +818,14 @@ def solve_factor(
     d = center.shape[0]
     scale = np.sqrt(var)
     psi_lower = np.maximum(min_noise * var, objective.psi_floor)
-    W0, psi0 = ppca_start(objective.products, np.ones(d), n_factors, 0, min_noise)
+    W0, psi0 = ppca_start(
+        objective.products,
+        np.ones(d),
+        n_factors,
+        0,
+        min_noise,
+        first=objective.first_product,
+    )
     pilot = (center, W0 * scale[:, np.newaxis], np.maximum(psi0 * var, psi_lower))
     point = pilot
     if start is not None:

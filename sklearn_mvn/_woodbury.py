@@ -57,6 +57,11 @@ from ._linalg import LOG_2PI
 # memory of a pass is a few such chunks whatever ``d``.
 _CHUNK_BYTES = 2**23
 _MIN_CHUNK_ROWS = 16
+# The fit's passes over X use larger chunks: a chunk is a view of X (no copy
+# unless a mean is large), and fewer, larger products keep two BLAS threads
+# busy between synchronisations (on a loaded machine, 8 MiB chunks made
+# two-thread passes several times slower).
+_PASS_CHUNK_BYTES = 2**25
 # Default lower bound of the noise variance, relative to the feature's
 # variance (the data are standardised before fitting).
 MIN_NOISE = 1e-6
@@ -477,12 +482,23 @@ def _nll_grad_moments(
 _MAX_KAPPA_DIRECT = 15.0
 
 
+# A preliminary pass accumulates sums around the first row ``s`` and centres
+# them afterwards; if a feature's mean is farther than this many standard
+# deviations from ``s`` (the centred second moment would lose digits), a
+# second, centred pass recomputes them.
+_MAX_SHIFT_SDS = 10.0
+
+
 class DataPass:
     """Negative log-likelihood and gradients by chunked passes over ``X``.
 
     One preliminary pass computes the weight, the weighted mean ``c`` and
     ``sum w (x - c)``, ``sum w (x - c)^2`` per feature (they do not depend on
-    the parameters). Each evaluation then reads ``X`` once, chunk by chunk,
+    the parameters), from sums around the first row (a second pass only if a
+    mean lies more than 10 standard deviations from it); with ``probe`` it
+    also computes ``C probe`` for the weighted covariance ``C`` (the first
+    product of the start's subspace iteration, at no extra pass). Each
+    evaluation then reads ``X`` once, chunk by chunk,
     with two products: ``P = (X_c - s) U`` with ``U = diag(psi)^{-1} W`` (so
     ``z = P - (mu - s) U`` and ``q = z M^{-1}``) and ``(X_c - s)^T (w q)``, from
     which ``sum w r~ q^T`` follows. The shift ``s`` is 0 (``X`` is multiplied
@@ -497,9 +513,11 @@ class DataPass:
         Complete data.
     sample_weight : ndarray of shape (n_samples,), default=None
     chunk_size : int, default=None
+    probe : ndarray of shape (n_features, m), default=None
+        A matrix whose product with the covariance is wanted (``probe_product``).
     """
 
-    def __init__(self, X, sample_weight=None, chunk_size=None):
+    def __init__(self, X, sample_weight=None, chunk_size=None, probe=None):
         self.X = X
         n, d = X.shape
         self.sample_weight = (
@@ -507,26 +525,53 @@ class DataPass:
             if sample_weight is None
             else np.asarray(sample_weight, dtype=np.float64)
         )
-        self.chunk = chunk_size or _chunk_rows(d)
+        self.chunk = chunk_size or _chunk_rows(d, _PASS_CHUNK_BYTES)
         w = self.sample_weight
         self.weight = float(n if w is None else w.sum())
-        sums = np.zeros(d)
-        for block, wb in self._chunks():
-            sums += block.sum(axis=0) if wb is None else wb @ block
-        self.center = sums / self.weight
-        first = np.zeros(d)
-        second = np.zeros(d)
-        buffer = np.empty((min(self.chunk, n), d))
-        for block, wb in self._chunks():
-            r = np.subtract(block, self.center, out=buffer[: block.shape[0]])
-            first += r.sum(axis=0) if wb is None else wb @ r
-            r *= r
-            second += r.sum(axis=0) if wb is None else wb @ r
-        self.first, self.second = first, second
-        self.variance = second / self.weight
+        origin = np.array(X[0], dtype=np.float64)
+        first, second, product = self._moments(origin, probe)
+        offset = first / self.weight  # c - s
+        self.center = origin + offset
+        second -= first * offset
+        if np.any(offset**2 > _MAX_SHIFT_SDS**2 * second / self.weight):
+            first, second, _ = self._moments(self.center, None)
+        else:
+            first = first - self.weight * offset  # sum w (x - c), ~0
+        self.first, self.second = first, np.maximum(second, 0.0)
+        self.variance = self.second / self.weight
+        # sum w (x - c)(x - c)^T G = sum w (x - s)(x - s)^T G - n (c - s)(c - s)^T G
+        self.probe_product = (
+            None
+            if probe is None
+            else product / self.weight - np.outer(offset, offset @ probe)
+        )
         with np.errstate(divide="ignore", invalid="ignore"):
             kappa = np.where(self.center == 0.0, 0.0, self.center**2 / self.variance)
         self.shift = None if np.all(kappa <= _MAX_KAPPA_DIRECT) else self.center
+
+    def _moments(self, origin, probe):
+        """``sum w r``, ``sum w r^2``, ``sum w r r^T probe`` for ``r = x - origin``."""
+        d = self.X.shape[1]
+        first, second = np.zeros(d), np.zeros(d)
+        if probe is not None:
+            probe_t = np.ascontiguousarray(probe.T)
+            product = np.zeros(probe_t.shape)
+        buffer = np.empty((min(self.chunk, self.X.shape[0]), d))
+        for block, wb in self._chunks():
+            rows = block.shape[0]
+            r = np.subtract(block, origin, out=buffer[:rows])
+            if probe is not None:
+                part = probe_t @ r.T
+                if wb is not None:
+                    part *= wb
+                product += part @ r
+            if wb is None:
+                first += r.sum(axis=0)
+                second += np.einsum("ij,ij->j", r, r)
+            else:
+                first += wb @ r
+                second += np.einsum("i,ij,ij->j", wb, r, r)
+        return first, second, (None if probe is None else product.T)
 
     def _chunks(self):
         n = self.X.shape[0]
@@ -535,28 +580,32 @@ class DataPass:
             stop = min(start + self.chunk, n)
             yield self.X[start:stop], (None if w is None else w[start:stop])
 
-    def covariance_products(self, Q, max_rows=None):
+    def covariance_products(self, Q):
         """``C Q`` for the weighted covariance ``C`` (one pass).
 
-        With ``max_rows``, an estimate from every ``s``-th row only
-        (``s = ceil(n / max_rows)``; for a start point, not for the fit).
+        Like an evaluation, ``X`` is multiplied in place (``C Q = X^T W X Q /
+        n - c c^T Q``) unless a feature's mean is large against its standard
+        deviation, when each chunk is first centred into a buffer.
         """
-        X, w = self.X, self.sample_weight
-        step = 1 if max_rows is None else max(1, -(-X.shape[0] // int(max_rows)))
-        if step > 1:
-            X = X[::step]
-            w = None if w is None else w[::step]
-        weight = float(X.shape[0] if w is None else w.sum())
-        out = np.zeros_like(Q)
-        buffer = np.empty((min(self.chunk, X.shape[0]), X.shape[1]))
-        for start in range(0, X.shape[0], self.chunk):
-            block = X[start : start + self.chunk]
-            r = np.subtract(block, self.center, out=buffer[: block.shape[0]])
-            part = r @ Q
-            if w is not None:
-                part *= w[start : start + self.chunk, np.newaxis]
-            out += r.T @ part
-        return out / weight
+        shift = np.zeros(self.X.shape[1]) if self.shift is None else self.shift
+        buffer = (
+            None
+            if self.shift is None
+            else np.empty((min(self.chunk, self.X.shape[0]), self.X.shape[1]))
+        )
+        Q_t = np.ascontiguousarray(Q.T)
+        out_t = np.zeros(Q_t.shape)
+        for block, wb in self._chunks():
+            if buffer is not None:
+                block = np.subtract(block, shift, out=buffer[: block.shape[0]])
+            part = Q_t @ block.T
+            if wb is not None:
+                part *= wb
+            out_t += part @ block
+        out = out_t.T / self.weight
+        offset = self.center - shift
+        out -= np.outer(offset, offset @ Q)
+        return out
 
     def __call__(self, mean, components, noise_variance):
         cov = LowRankPlusDiagonal(components, noise_variance)
@@ -571,26 +620,30 @@ class DataPass:
             if self.shift is None
             else np.empty((min(self.chunk, self.X.shape[0]), d))
         )
-        product = np.zeros((d, k))
+        # Factor-major products ((k x d)(d x c) and (k x c)(c x d)): faster
+        # than their transposes for thin U (one BLAS thread, d = 10,000).
+        U_t = np.ascontiguousarray(U.T)
+        product = np.zeros((k, d))
         qq = np.zeros((k, k))
         q_sum = np.zeros(k)
         zq = 0.0
         for block, wb in self._chunks():
             if buffer is not None:
                 block = np.subtract(block, shift, out=buffer[: block.shape[0]])
-            z = block @ U
-            z -= offset
-            q = z @ cov._core_inv
-            zq_rows = np.einsum("ij,ij->i", z, q)
+            z = U_t @ block.T
+            z -= offset[:, np.newaxis]
+            q = cov._core_inv @ z
+            zq_rows = np.einsum("ki,ki->i", z, q)
             if wb is None:
                 wq = q
                 zq += float(zq_rows.sum())
             else:
-                wq = q * wb[:, np.newaxis]
+                wq = q * wb
                 zq += float(wb @ zq_rows)
-            product += block.T @ wq
-            qq += q.T @ wq
-            q_sum += wq.sum(axis=0)
+            product += wq @ block
+            qq += wq @ q.T
+            q_sum += wq.sum(axis=1)
+        product = product.T
         n = self.weight
         # sum w r~ q^T = ((X - s)^T w q - (mu - s) sum w q^T) / sqrt(psi)
         cross = (product - np.outer(mean - shift, q_sum)) / root[:, np.newaxis]
@@ -823,31 +876,64 @@ class FactorFit:
         return LowRankPlusDiagonal(self.components, self.noise_variance)
 
 
-def _top_subspace(matvec, d, k, random_state, n_iter=4, oversample=10):
-    """Top-``k`` eigenpairs of a PSD operator by randomised subspace iteration."""
+# Columns of the start's subspace iteration beyond the factors, its largest
+# number of products after the first and the relative change of the top
+# Ritz values at which it stops.
+_OVERSAMPLE = 10
+_SUBSPACE_ITER = 4
+_RITZ_RTOL = 1e-2
+
+
+def start_probe(n_features, n_factors, random_state=0):
+    """The Gaussian matrix ``G`` whose product ``C G`` starts the subspace iteration."""
     rng = np.random.default_rng(random_state)
-    width = min(d, k + oversample)
-    basis, _ = np.linalg.qr(rng.standard_normal((d, width)))
-    for _ in range(n_iter):
-        basis, _ = np.linalg.qr(matvec(basis))
-    small = basis.T @ matvec(basis)
-    eigval, eigvec = np.linalg.eigh(0.5 * (small + small.T))
-    order = np.argsort(eigval)[::-1][:k]
-    return eigval[order], basis @ eigvec[:, order]
+    width = min(n_features, n_factors + _OVERSAMPLE)
+    return rng.standard_normal((n_features, width))
 
 
-def ppca_start(matvec, diag, n_factors, random_state=0, floor=MIN_NOISE):
+def _top_subspace(matvec, d, k, random_state, first=None):
+    """Top-``k`` eigenpairs of a PSD operator by randomised subspace iteration.
+
+    From ``Y = C G`` for ``G =`` :func:`start_probe` (``first``, computed
+    here unless given with the right shape), each step orthonormalises
+    ``Q = orth(Y)`` and computes ``Y = C Q``; the Rayleigh-Ritz values of
+    ``Q^T Y`` come with it, and the iteration stops once the top ``k`` change by at most
+    ``_RITZ_RTOL`` (relative) between steps, after ``_SUBSPACE_ITER`` steps at
+    most. A clear gap between the factors' eigenvalues and the rest (the case
+    the factor model is for) takes two steps.
+    """
+    if first is None or first.shape != (d, min(d, k + _OVERSAMPLE)):
+        first = matvec(start_probe(d, k, random_state))
+    Y = first
+    previous = None
+    for _ in range(_SUBSPACE_ITER):
+        basis, _ = np.linalg.qr(Y)
+        Y = matvec(basis)
+        small = basis.T @ Y
+        eigval, eigvec = np.linalg.eigh(0.5 * (small + small.T))
+        order = np.argsort(eigval)[::-1][:k]
+        top = eigval[order]
+        if previous is not None and np.all(
+            np.abs(top - previous) <= _RITZ_RTOL * np.abs(top)
+        ):
+            break
+        previous = top
+    return top, basis @ eigvec[:, order]
+
+
+def ppca_start(matvec, diag, n_factors, random_state=0, floor=MIN_NOISE, first=None):
     """Probabilistic-PCA start on a covariance given by products.
 
     ``matvec(Q)`` returns ``C Q`` for the (standardised) covariance ``C`` whose
-    diagonal is ``diag``. The top eigenpairs ``(l_i, u_i)`` come from a
-    randomised subspace iteration (no ``d x d`` factorisation); ``W = U (L -
-    s^2)^{1/2}`` with ``s^2`` the mean of the other eigenvalues, ``psi =
-    diag - rowsum(W^2)`` floored.
+    diagonal is ``diag``; ``first`` is optionally ``C G`` for ``G =``
+    :func:`start_probe` (computed with other quantities in one pass). The top
+    eigenpairs ``(l_i, u_i)`` come from a randomised subspace iteration (no
+    ``d x d`` factorisation); ``W = U (L - s^2)^{1/2}`` with ``s^2`` the mean of
+    the other eigenvalues, ``psi = diag - rowsum(W^2)`` floored.
     """
     d = diag.shape[0]
     k = n_factors
-    eigval, eigvec = _top_subspace(matvec, d, k, random_state)
+    eigval, eigvec = _top_subspace(matvec, d, k, random_state, first)
     rest = max(float(np.sum(diag) - np.sum(eigval)), 0.0) / max(d - k, 1)
     rest = max(rest, 1e-3 * float(np.mean(diag)))
     W = eigvec * np.sqrt(np.clip(eigval - rest, 1e-3 * rest, None))
@@ -920,19 +1006,23 @@ class _RootFactor:
         self.gain = np.sqrt(1.0 + sigma**2)
 
     def _inner(self, vector, gain):
-        return vector + self.basis @ ((gain - 1.0) * (self.basis.T @ vector))
+        coef = (gain - 1.0).reshape((-1,) + (1,) * (vector.ndim - 1))
+        return vector + self.basis @ (coef * (self.basis.T @ vector))
+
+    def _root(self, vector):
+        return self.root if vector.ndim == 1 else self.root[:, np.newaxis]
 
     def apply(self, vector):
-        """``T vector``."""
-        return self.root * self._inner(vector, self.gain)
+        """``T vector`` (a vector or the columns of a matrix)."""
+        return self._root(vector) * self._inner(vector, self.gain)
 
     def apply_t(self, vector):
         """``T^T vector``."""
-        return self._inner(self.root * vector, self.gain)
+        return self._inner(self._root(vector) * vector, self.gain)
 
     def solve(self, vector):
         """``T^{-1} vector``."""
-        return self._inner(vector / self.root, 1.0 / self.gain)
+        return self._inner(vector / self._root(vector), 1.0 / self.gain)
 
 
 def fit_factor_model(
@@ -951,12 +1041,11 @@ def fit_factor_model(
 ):
     """Maximum-likelihood factor model by L-BFGS-B (standalone).
 
-    The optimiser works in standardised coordinates: with the data's mean
+    The start is probabilistic PCA on the data standardised by their mean
     ``c`` and standard deviations ``s`` (available-case ones with missing
-    values), ``mu = c + s T_0 mu'``, ``W = s a W'`` and ``psi = s^2 psi'_0 t``, where
-    ``a = sqrt(psi'_0)`` is the start's relative noise level (a fixed diagonal
-    preconditioner: the curvature in row ``j`` of ``W`` scales as
-    ``1 / psi_j``). The objective is the negative log-likelihood per unit
+    values); the optimiser works in coordinates in which the Fisher
+    information is about the identity (see :func:`run_cycles`). The objective
+    is the negative log-likelihood per unit
     weight. ``psi_j / s_j^2`` is bounded below by ``min_noise``: a feature
     reaching it is a Heywood case. With complete data the mean is the
     weighted mean (the optimum whatever the covariance) and is not optimised.
@@ -1049,9 +1138,11 @@ def run_cycles(
     """Preconditioned L-BFGS-B cycles from ``(mu, W, psi)`` (original units).
 
     Each cycle is preconditioned at the point where the previous one stopped
-    (see :func:`_lbfgs_cycle`); cycling stops at ``100 tol``, at
-    ``max_iter`` iterations in all, or when a cycle does not decrease the
-    objective.
+    (see :func:`_lbfgs_cycle`) and runs at most ``_CYCLE_ITER`` iterations;
+    cycling stops at ``tol`` (``100 tol`` after a cycle that stopped on its
+    own), at ``max_iter`` iterations in all, when a
+    cycle does not decrease the objective, or after ``_MAX_CYCLES`` cycles
+    that stopped short of the tolerance on their own.
 
     Returns
     -------
@@ -1060,9 +1151,11 @@ def run_cycles(
     n_iter = 0
     n_fev = 0
     value = None
+    stops = 0
     psi = np.maximum(psi, psi_lower)
-    for _ in range(_MAX_CYCLES):
-        res, mu, W, psi, grad_norm = _lbfgs_cycle(
+    while True:
+        budget = min(max_iter - n_iter, _CYCLE_ITER)
+        fun, nit, nfev, cycle_message, mu, W, psi, grad_norm = _lbfgs_cycle(
             evaluate,
             weight,
             center,
@@ -1071,25 +1164,94 @@ def run_cycles(
             W,
             psi,
             fit_mean,
-            max_iter - n_iter,
+            budget,
             tol,
             psi_lower,
             history,
         )
-        n_iter += int(res.nit)
-        n_fev += int(res.nfev)
-        improved = value is None or res.fun < value - 1e-15 * abs(value)
-        value = float(res.fun)
-        if grad_norm <= 100 * tol or n_iter >= max_iter or not improved:
+        n_iter += nit
+        n_fev += nfev
+        improved = value is None or fun < value - 1e-15 * abs(value)
+        value = fun
+        # A cycle that stopped before its budget (not converged) counts; a
+        # gradient within 100 tol is accepted from such a cycle only (the
+        # line search stalled at the objective's rounding).
+        stopped = nit < budget
+        stops += stopped
+        if (
+            grad_norm <= tol
+            or (stopped and grad_norm <= 100 * tol)
+            or n_iter >= max_iter
+            or not improved
+            or stops >= _MAX_CYCLES
+        ):
             break
-    message = f"{res.message} ({n_fev} evaluations)"
+    message = f"{cycle_message} ({n_fev} evaluations)"
     return mu, W, psi, value, n_iter, grad_norm, message
 
 
-# L-BFGS-B runs at most this many times, each preconditioned at the point the
-# previous one stopped (a Heywood feature's row of W needs a scale of
-# sqrt(psi_j), which the start cannot know).
+# L-BFGS-B runs are preconditioned at the point the previous one stopped (the
+# scalings of a Heywood feature change by orders of magnitude as its noise
+# variance reaches the bound, and from a poor start all of them change): a
+# run stops after this many iterations, and cycling ends after this many runs
+# that stopped on their own short of the tolerance.
+_CYCLE_ITER = 25
 _MAX_CYCLES = 5
+
+
+# Near the optimum the objective's rounding (sums of large terms that cancel,
+# worst at a Heywood case) exceeds the decrease a step can make, and a line
+# search on computed values fails. So the value L-BFGS-B sees is the last
+# accepted one plus the trapezoidal integral of the gradient along the step,
+# ``(g_0 + g_1)^T p / 2`` (exact for a quadratic; the gradient has no such
+# cancellation), as long as that agrees with the computed change to this
+# relative accuracy; beyond it (a long step, where the quadratic model may be
+# off) the computed change is used.
+_MODEL_AGREEMENT = 1e-8
+
+
+def _factor_scales(components, noise_variance):
+    """Coordinates in which the Fisher information of ``(W, psi)`` is about one.
+
+    Per sample, the Fisher information of ``W`` is ``tr(dW^T S^{-1} dW A)``
+    plus a term of the same size, with ``A = W^T S^{-1} W = I - M^{-1}``; that
+    of ``psi_j`` is ``p_j^2 / 2`` with ``p_j = (S^{-1})_jj`` (plus smaller
+    couplings between features). So ``W = W_0 + T B A^{-1/2}``, with ``T`` a
+    square factor of ``S_0`` (:class:`_RootFactor`, O(d k^2)), and ``psi_j =
+    psi_0j + sqrt(2) / p_j tau_j`` have curvatures about one whatever the
+    features' communalities and the factors' strengths; in particular the
+    coherent stretches ``dW = W G`` of the loadings, which a row-wise scaling
+    leaves ``sigma^2 h`` times too flat (``sigma^2`` a factor's whitened
+    strength, ``h`` the features' uniqueness), are as curved as the rest.
+
+    Returns
+    -------
+    root : _RootFactor
+        ``T``.
+    col_scale : ndarray of shape (n_factors, n_factors)
+        ``A^{-1/2}``.
+    psi_scale : ndarray of shape (n_features,)
+        ``sqrt(2) / p``.
+    """
+    cov = LowRankPlusDiagonal(components, noise_variance)
+    V, core_inv = cov._scaled, cov._core_inv
+    uniq = 1.0 - np.einsum("jk,jk->j", V @ core_inv, V)
+    prec_diag = np.clip(uniq, _MIN_UNIQUENESS, 1.0) / cov.noise_variance
+    eigval, eigvec = np.linalg.eigh(np.eye(V.shape[1]) - core_inv)
+    eigval = np.clip(eigval, _MIN_UNIQUENESS, None)
+    col_scale = (eigvec / np.sqrt(eigval)) @ eigvec.T
+    root = _RootFactor(components, noise_variance)
+    # Far below its optimum a noise variance's curvature exceeds the Fisher
+    # information by orders of magnitude (the residual variance over psi^3):
+    # a step of at most _PSI_STEP psi_j keeps the line search in range.
+    psi_scale = np.minimum(np.sqrt(2.0) / prec_diag, _PSI_STEP * cov.noise_variance)
+    return root, col_scale, psi_scale
+
+
+# Floor of the uniqueness h_j and of the eigenvalues of A in the scalings, and
+# the largest unit of tau_j relative to psi_j.
+_MIN_UNIQUENESS = 1e-12
+_PSI_STEP = 100.0
 
 
 def _lbfgs_cycle(
@@ -1108,68 +1270,117 @@ def _lbfgs_cycle(
 ):
     """One L-BFGS-B run preconditioned at ``(mu, W, psi)`` (original units).
 
-    Coordinates: ``mu = mu_0 + s T_0 u`` with ``T_0`` a square factor of the
-    standardised ``S_0`` (the mean's curvature is ``S^{-1}``), ``W = sqrt(psi_0)
-    B`` row-wise (row ``j``'s curvature scales as ``1 / psi_j``) and ``psi =
-    psi_0 t``: ``psi`` enters linearly, relative to the start, so its
-    curvature is about one and, at a Heywood case, its gradient stays away
-    from zero and the bound ``psi_j >= min_noise s_j^2`` becomes active (a
-    log scale would make it vanish there).
+    Coordinates (see :func:`_factor_scales`): ``mu = mu_0 + s T_0 u`` with
+    ``T_0`` a square factor of the standardised ``S_0`` (the mean's curvature
+    is ``S^{-1}``), ``W = W_0 + T B A^{-1/2}`` and ``psi = psi_0 + sqrt(2) /
+    p tau``, in which the Fisher information is about the identity: L-BFGS-B
+    takes unit steps from the first iterations on. ``psi`` enters linearly,
+    so that at a Heywood case its gradient stays away from zero and the
+    bound ``psi_j >= psi_lower_j`` becomes active (a log scale would make it
+    vanish there).
+
+    The values passed to L-BFGS-B follow the gradient where the computed
+    ones cannot resolve a step (see ``_MODEL_AGREEMENT``), so that its line
+    search keeps working below the objective's rounding: no evaluations are
+    lost to a line search that cannot succeed. The value returned is the
+    computed one.
+
+    Returns
+    -------
+    value, n_iter, n_fev, message, mu, W, psi, grad_norm
     """
     d, k = W.shape
     scale = np.sqrt(var)
     root_mean = _RootFactor(W / scale[:, np.newaxis], psi / var)
-    mu_start = mu
-    precond = np.sqrt(psi)
-    t_lower = np.minimum(psi_lower / psi, 1.0)
+    # A noise variance within rounding of its bound starts on it.
+    psi = np.where(psi <= psi_lower * (1.0 + 1e-12), psi_lower, psi)
+    mu_start, W_start, psi_start = mu, W, psi
+    root_w, col_scale, psi_scale = _factor_scales(W, psi)
+    tau_lower = (psi_lower - psi) / psi_scale
     n_mu = d if fit_mean else 0
     n_w = d * k
 
     def unpack(theta):
         mean = mu_start + scale * root_mean.apply(theta[:n_mu]) if fit_mean else mu
-        comp = precond[:, np.newaxis] * theta[n_mu : n_mu + n_w].reshape(d, k)
-        return mean, comp, psi * theta[n_mu + n_w :]
+        B = theta[n_mu : n_mu + n_w].reshape(d, k)
+        comp = W_start + root_w.apply(B @ col_scale)
+        tau = theta[n_mu + n_w :]
+        # On its bound (where L-BFGS-B puts it exactly) psi is the bound.
+        noise = np.where(tau <= tau_lower, psi_lower, psi_start + psi_scale * tau)
+        return mean, comp, noise
 
-    # The gradient of the last evaluation and of the last accepted iterate
-    # (only these: a dict of every evaluation would grow with the run).
-    last = {}
-    accepted = {}
+    def projected_norm(theta, grad):
+        at_bound = theta[n_mu + n_w :] <= tau_lower + 1e-12 * psi_lower / psi_scale
+        proj = grad.copy()
+        proj[n_mu + n_w :][at_bound & (grad[n_mu + n_w :] > 0)] = 0.0
+        return float(np.max(np.abs(proj))) if proj.size else 0.0
+
+    # The last evaluation and the last accepted iterate, as (theta, computed
+    # value, grad, projected norm, value seen by L-BFGS-B): only these (a
+    # record of every evaluation would grow with the run).
+    state = {"last": None, "accepted": None, "n_fev": 0}
 
     def fun(theta):
         mean, comp, noise = unpack(theta)
         value, g_mu, g_W, g_psi = evaluate(mean, comp, noise)
-        parts = [(g_W * precond[:, np.newaxis]).ravel(), g_psi * psi]
+        parts = [
+            (root_w.apply_t(g_W) @ col_scale).ravel(),
+            g_psi * psi_scale,
+        ]
         if fit_mean:
             parts.insert(0, root_mean.apply_t(g_mu * scale))
         grad = np.concatenate(parts) / weight
-        last["theta"], last["grad"] = theta.copy(), grad
-        last["value"] = value / weight
-        return value / weight, grad
+        value = value / weight
+        state["n_fev"] += 1
+        # Values relative to the start, so that small decreases are not lost
+        # to the resolution of a large value.
+        state.setdefault("origin", value)
+        seen = value - state["origin"]
+        accepted = state["accepted"]
+        if accepted is not None:
+            step = theta - accepted[0]
+            model = 0.5 * float((accepted[2] + grad) @ step)
+            computed = value - accepted[1]
+            if abs(computed - model) <= _MODEL_AGREEMENT * max(abs(value), 1.0):
+                seen = accepted[4] + model
+            else:
+                seen = accepted[4] + computed
+        point = (theta.copy(), value, grad, projected_norm(theta, grad), seen)
+        state["last"] = point
+        if accepted is None:
+            state["accepted"] = point  # the starting point
+        return seen, grad
 
     def callback(theta):
-        if "theta" in last and np.array_equal(theta, last["theta"]):
-            accepted["theta"], accepted["grad"] = last["theta"], last["grad"]
+        last = state["last"]
+        if last is not None and np.array_equal(theta, last[0]):
+            state["accepted"] = last
             if history is not None:
-                history.append((last["value"], float(np.max(np.abs(last["grad"])))))
+                history.append((last[1], float(np.max(np.abs(last[2])))))
 
-    theta0 = np.concatenate(
-        [np.zeros(n_mu), (W / precond[:, np.newaxis]).ravel(), np.ones(d)]
-    )
-    bounds = [(None, None)] * (n_mu + n_w) + [(low, None) for low in t_lower]
+    theta0 = np.zeros(n_mu + n_w + d)
+    bounds = [(None, None)] * (n_mu + n_w) + [(low, None) for low in tau_lower]
     res = lbfgsb(fun, theta0, bounds, max_iter=max_iter, tol=tol, callback=callback)
-    theta = res.x
-    # The gradient at the returned point (after an abnormal line search
-    # ``res.jac`` may belong to a rejected trial point).
-    grad = None
-    for store in (last, accepted):
-        if "theta" in store and np.array_equal(theta, store["theta"]):
-            grad = store["grad"]
+    # The point returned and its gradient (after an abnormal line search
+    # ``res.jac`` may belong to a rejected trial point); evaluated again only
+    # if it is neither the last evaluation nor the last iterate.
+    point = None
+    for store in (state["last"], state["accepted"]):
+        if store is not None and np.array_equal(res.x, store[0]):
+            point = store
             break
-    if grad is None:
-        grad = fun(theta)[1]
-    at_bound = np.zeros(theta.size, dtype=bool)
-    at_bound[n_mu + n_w :] = theta[n_mu + n_w :] <= t_lower * (1.0 + 1e-12)
-    proj = np.where(at_bound & (grad > 0), 0.0, grad)
-    grad_norm = float(np.max(np.abs(proj))) if proj.size else 0.0
+    if point is None:
+        fun(res.x)
+        point = state["last"]
+    theta, value, _, grad_norm, _ = point
     mean, comp, noise = unpack(theta)
-    return res, np.array(mean, dtype=np.float64), comp, noise, grad_norm
+    return (
+        float(value),
+        int(res.nit),
+        state["n_fev"],
+        str(res.message),
+        np.array(mean, dtype=np.float64),
+        comp,
+        noise,
+        grad_norm,
+    )

@@ -171,6 +171,124 @@ def test_heywood_warning_names_the_feature():
         _model(n_factors=1).fit(X)
 
 
+def _dense_nll_grad(X, W, psi):
+    """Mean NLL and its gradient in (W, psi) by dense algebra (the seed)."""
+    n, d = X.shape
+    C = np.cov(X.T, bias=True)
+    S = W @ W.T + np.diag(psi)
+    P = np.linalg.inv(S)
+    value = 0.5 * (d * np.log(2 * np.pi) + np.linalg.slogdet(S)[1] + np.sum(P * C))
+    G = 0.5 * (P - P @ C @ P)  # dJ/dS
+    return value, 2.0 * G @ W, np.diag(G).copy()
+
+
+def _reference_bounded_fit(X, k, fixed, bound):
+    """The optimum with psi_j fixed at ``bound`` for j in ``fixed``.
+
+    Independent of the estimator: FactorAnalysis (EM) gives a start; damped
+    Newton steps on the dense likelihood (Hessian by central differences of
+    the dense gradient) in the free parameters (W and the other psi) solve
+    the stationarity conditions.
+    """
+    d = X.shape[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fa = FactorAnalysis(k, svd_method="lapack", tol=1e-12, max_iter=10000).fit(X)
+    free = np.setdiff1d(np.arange(d), fixed)
+    psi_fixed = np.zeros(d)
+    psi_fixed[fixed] = bound[fixed]
+
+    def unpack(x):
+        psi = psi_fixed.copy()
+        psi[free] = x[d * k :]
+        return x[: d * k].reshape(d, k), psi
+
+    def value_grad(x):
+        W, psi = unpack(x)
+        value, gW, gpsi = _dense_nll_grad(X, W, psi)
+        return value, np.concatenate([gW.ravel(), gpsi[free]])
+
+    x = np.concatenate([fa.components_.T.ravel(), fa.noise_variance_[free]])
+    for _ in range(50):
+        value, grad = value_grad(x)
+        if np.max(np.abs(grad)) < 1e-12:
+            break
+        h = 1e-6 * np.maximum(np.abs(x), 1e-3)
+        H = np.empty((x.size, x.size))
+        for i in range(x.size):
+            e = np.zeros(x.size)
+            e[i] = h[i]
+            H[:, i] = (value_grad(x + e)[1] - value_grad(x - e)[1]) / (2 * h[i])
+        H = 0.5 * (H + H.T)
+        eigval, eigvec = np.linalg.eigh(H)
+        # The rotations of W are flat: a pseudo-inverse on the rest.
+        keep = eigval > 1e-8 * eigval.max()
+        step = -eigvec[:, keep] @ ((eigvec[:, keep].T @ grad) / eigval[keep])
+        t = 1.0
+        while value_grad(x + t * step)[0] > value + 1e-4 * t * (grad @ step):
+            t /= 2
+        x = x + t * step
+    W, psi = unpack(x)
+    return value_grad(x)[0], W, psi, np.max(np.abs(value_grad(x)[1]))
+
+
+@pytest.mark.parametrize("noise", [0.0, 1e-4])
+@pytest.mark.parametrize("rows", [False, True])
+def test_heywood_fit_converges_at_the_bounded_optimum(monkeypatch, noise, rows):
+    # Feature 2 is the factor itself (plus, optionally, noise far below the
+    # bound): its noise variance goes to the bound min_noise * var.
+    rng = np.random.default_rng(10)
+    z = rng.standard_normal((500, 1))
+    X = z @ rng.uniform(0.5, 1.5, (1, 6)) + 0.5 * rng.standard_normal((500, 6))
+    X[:, 2] = 3.0 * z[:, 0] + noise * rng.standard_normal(500)
+    if rows:  # the chunked passes over X
+        monkeypatch.setattr(gg, "_factor_uses_rows", lambda n, d: True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = _model(n_factors=1).fit(X)
+    messages = [str(w.message) for w in caught]
+    assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert [m for m in messages if "feature(s) [2]" in m and "Heywood" in m]
+    assert model.converged_
+    bound = 1e-6 * X.var(axis=0)
+    assert_allclose(model.noise_variance_[2], bound[2], rtol=1e-6)
+    ref_value, ref_W, ref_psi, ref_grad = _reference_bounded_fit(X, 1, [2], bound)
+    assert ref_grad < 1e-9
+    # The bound is active at the reference: the NLL decreases towards it.
+    assert _dense_nll_grad(X, ref_W, ref_psi)[2][2] > 0
+    assert abs(model.objective_ - ref_value) <= 1e-6
+    assert model.objective_ <= ref_value + 1e-9
+    assert_allclose(model.covariance_, ref_W @ ref_W.T + np.diag(ref_psi), atol=1e-5)
+
+
+def test_poor_start_reaches_the_same_optimum():
+    # Re-preconditioning every few iterations: from random loadings the fit
+    # still converges, to the optimum reached from the PCA start.
+    from sklearn_mvn._likelihoods import FactorObjective
+    from sklearn_mvn._missing import compute_stats
+    from sklearn_mvn._solve import solve_factor
+
+    X = _factor_data(13, 400, 30, 3)
+    objective = FactorObjective(compute_stats(X, None), n_factors=3)
+    ref = solve_factor(objective, 3)
+    assert ref.converged
+    rng = np.random.default_rng(0)
+    scale = np.sqrt(objective.variance)[:, np.newaxis]
+    for size in (0.01, 3.0):
+        W0 = size * scale * rng.standard_normal((30, 3))
+        start = (objective.center, (W0, objective.variance.copy()))
+        res = solve_factor(objective, 3, start=start, max_iter=1000)
+        assert res.converged, res.message
+        assert abs(res.objective - ref.objective) <= 1e-10 * abs(ref.objective)
+
+
+def test_fit_stopped_early_still_warns():
+    X = _factor_data(12, 400, 8, 2)
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        model = _model(n_factors=2, max_iter=2).fit(X)
+    assert not model.converged_
+
+
 def test_n_factors_errors():
     X = _factor_data(11, 50, 5, 1)
     with pytest.raises(ValueError, match="n_features - 1"):

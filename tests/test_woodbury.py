@@ -272,6 +272,33 @@ def test_data_pass_uses_both_shift_branches():
         assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("outlier", [0.0, 1e4])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("offset", [0.0, 50.0])
+def test_data_pass_moments_and_probe_product(outlier, weighted, offset):
+    # Sums are taken around the first row; an outlying first row (about 20
+    # standard deviations from the mean) takes the second, centred pass. The
+    # offset makes the products centre each chunk (DataPass.shift).
+    rng = np.random.default_rng(14)
+    X = _factor_data(rng, 400, 6, 2, scales=rng.uniform(0.1, 10.0, 6), offset=offset)
+    X[0] += outlier * X.std(axis=0)
+    w = rng.uniform(0.2, 3.0, 400) if weighted else None
+    probe = rng.standard_normal((6, 3))
+    data = DataPass(X, w, chunk_size=37, probe=probe)
+    if outlier == 0.0:
+        assert (data.shift is None) == (offset == 0.0)
+    weights = np.ones(400) if w is None else w
+    mean = weights @ X / weights.sum()
+    centred = X - mean
+    cov = (centred * weights[:, np.newaxis]).T @ centred / weights.sum()
+    assert_allclose(data.center, mean, rtol=1e-12)
+    assert_allclose(data.second, weights @ centred**2, rtol=1e-12)
+    assert_allclose(data.variance, np.diag(cov), rtol=1e-12)
+    assert_allclose(data.first, 0.0, atol=1e-10 * np.abs(X).max() * weights.sum())
+    assert_allclose(data.probe_product, cov @ probe, rtol=1e-10, atol=1e-12)
+    assert_allclose(data.covariance_products(probe), cov @ probe, rtol=1e-10)
+
+
 def test_gradients_match_finite_differences():
     rng = np.random.default_rng(7)
     n, d, k = 25, 5, 2
