@@ -591,77 +591,55 @@ def ecm_factor_step(
     return mean + coef[:, 0], (coef[:, 1:], np.maximum(psi_new, psi_lower))
 
 
-class _FactorPacker:
-    """Scaled coordinates ``theta = (u, B, t, s)`` of ``(mean, (W, psi), df)``.
+class _DfTail:
+    """The ``log nu`` coordinate of the factor t as a tail block of
+    :func:`~._woodbury.run_cycles`: ``log nu = log nu0 + s / s_scale``
+    centred at the current ``nu`` (as in :class:`_Packer`); no coordinate when
+    ``nu`` is fixed."""
 
-    ``mean = mean0 + T0 u`` with ``T0`` a square root of the start's scale
-    matrix applied in O(d k) (:class:`~._woodbury._RootFactor`), ``W =
-    diag(sqrt(psi0)) B`` (row ``j``'s curvature scales as ``1 / psi_j``),
-    ``psi = psi0 t`` (bounded below by ``psi_lower``) and ``log nu = log nu0 +
-    s / s_scale`` as in :class:`_Packer`.
-    """
-
-    def __init__(self, mean0, params0, df0, estimate_df, psi_lower):
-        from ._woodbury import _RootFactor
-
-        W0, psi0 = params0
-        self.d, self.k = W0.shape
-        self.mean0 = mean0
-        self.root = _RootFactor(W0, psi0)
-        self.precond = np.sqrt(psi0)
-        self.psi0 = psi0
-        self.t_lower = np.minimum(psi_lower / psi0, 1.0)
-        self.log_df0 = np.log(df0)
-        self.s_scale = _scale_df(df0, self.d, estimate_df)
+    def __init__(self, df, n_features, estimate_df):
+        self.value = df
+        self.d = n_features
         self.estimate_df = estimate_df
 
-    def to_params(self, theta, df_fixed):
-        d, k = self.d, self.k
-        mean = self.mean0 + self.root.apply(theta[:d])
-        W = self.precond[:, np.newaxis] * theta[d : d + d * k].reshape(d, k)
-        psi = self.psi0 * theta[d + d * k : 2 * d + d * k]
-        if self.estimate_df:
-            df = float(np.exp(self.log_df0 + theta[-1] / self.s_scale))
-            df = min(max(df, DF_MIN), DF_MAX)
-        else:
-            df = df_fixed
-        return mean, (W, psi), df
+    def coordinates(self):
+        if not self.estimate_df:
+            return 0, lambda theta: self.value, lambda g, df: [], [], []
+        log_df0 = np.log(self.value)
+        s_scale = _scale_df(self.value, self.d, True)
 
-    def from_params(self, mean, params, df):
-        W, psi = params
-        parts = [
-            self.root.solve(mean - self.mean0),
-            (W / self.precond[:, np.newaxis]).ravel(),
-            psi / self.psi0,
-        ]
-        if self.estimate_df:
-            parts.append([(np.log(df) - self.log_df0) * self.s_scale])
-        return np.concatenate(parts)
+        def unpack(theta):
+            df = float(np.exp(log_df0 + theta[0] / s_scale))
+            return min(max(df, DF_MIN), DF_MAX)  # round-off at the bounds
 
-    def gradient(self, grad_mean, grad_params, grad_df, df):
-        g_W, g_psi = grad_params
-        parts = [
-            self.root.apply_t(grad_mean),
-            (g_W * self.precond[:, np.newaxis]).ravel(),
-            g_psi * self.psi0,
-        ]
-        if self.estimate_df:
-            parts.append([df * grad_df / self.s_scale])
-        return np.concatenate(parts)
+        def gradient(grad_df, df):
+            return [df * grad_df / s_scale]
 
-    def bounds(self):
-        d, k = self.d, self.k
-        lower = [np.full(d + d * k, -np.inf), self.t_lower]
-        upper = [np.full(2 * d + d * k, np.inf)]
-        if self.estimate_df:
-            lower.append([(np.log(DF_MIN) - self.log_df0) * self.s_scale])
-            upper.append([(np.log(DF_MAX) - self.log_df0) * self.s_scale])
-        return list(zip(np.concatenate(lower), np.concatenate(upper), strict=True))
+        lower = [(np.log(DF_MIN) - log_df0) * s_scale]
+        upper = [(np.log(DF_MAX) - log_df0) * s_scale]
+        return 1, unpack, gradient, np.array(lower), np.array(upper)
 
 
-# L-BFGS-B runs at most this many times for the factor t, each in coordinates
-# scaled at the point where the previous one stopped.
-_MAX_FACTOR_CYCLES = 4
+def _factor_norm(mean, params, df, g_mean, g_params, g_df, psi_lower, estimate_df):
+    """Largest entry of the projected gradient in the coordinates of the
+    cycles of :func:`~._woodbury.run_cycles` at ``(mean, (W, psi), df)``."""
+    from ._woodbury import _factor_scales, _RootFactor
+
+    W, psi = params
+    g_W, g_psi = g_params
+    root_w, col_scale, psi_scale = _factor_scales(W, psi)
+    g_tau = g_psi * psi_scale
+    g_tau[(psi <= psi_lower * (1.0 + 1e-12)) & (g_tau > 0)] = 0.0
+    parts = [
+        _RootFactor(W, psi).apply_t(g_mean),
+        (root_w.apply_t(g_W) @ col_scale).ravel(),
+        g_tau,
+    ]
+    if estimate_df:
+        g_s = df * g_df / _scale_df(df, mean.shape[0], True)
+        at_low, at_high = df <= DF_MIN and g_s > 0, df >= DF_MAX and g_s < 0
+        parts.append([0.0 if at_low or at_high else g_s])
+    return float(np.max(np.abs(np.concatenate(parts))))
 
 
 def fit_t_factor(
@@ -687,18 +665,23 @@ def fit_t_factor(
     (``data_pass(mean, (W, psi), df) -> TFactorSums``). The ECM iterations
     (:func:`ecm_factor_step` and a Newton step on ``log nu``; complete data
     only) run while the largest
-    entry of the scaled gradient at least halves per step; L-BFGS-B then
-    works in the coordinates of :class:`_FactorPacker`, re-scaled at the
-    point where a run stops, until the largest entry is at most ``tol``.
-    ``psi`` is bounded below by ``psi_lower``.
+    entry of the scaled gradient at least halves per step; then the factor
+    model's L-BFGS-B cycles (:func:`~._woodbury.run_cycles`, with ``log nu``
+    as a tail coordinate, :class:`_DfTail`) work in coordinates in which the
+    Fisher information is about the identity, re-preconditioned as they go,
+    with gradient-consistent line-search values below the objective's
+    rounding, until the largest entry is at most ``tol`` (``100 tol`` from a
+    cycle that stopped on its own). ``psi`` is bounded below by
+    ``psi_lower``; a Heywood case converges on that bound.
 
     Returns
     -------
     result : TFitResult
         ``factor`` is ``(W, psi)`` with ``W`` in canonical rotation.
     """
+    from ._solve import _Recorder
     from ._t_factor import factor_shape_penalty, t_factor_objective
-    from ._woodbury import canonical_rotation
+    from ._woodbury import MIN_NOISE, canonical_rotation, run_cycles
 
     mean = np.asarray(mean0, dtype=np.float64)
     params = (np.asarray(params0[0], float), np.maximum(params0[1], psi_lower))
@@ -723,7 +706,6 @@ def fit_t_factor(
     n_passes, n_em, previous = 0, 0, np.inf
     verdict, message = "short", "max_iter reached"
     while True:
-        packer = _FactorPacker(mean, params, df, estimate_df, psi_lower)
         sums, value, gm, gp, gd = evaluate(mean, params, df)
         n_passes += 1
         if not np.isfinite(value):
@@ -733,9 +715,7 @@ def fit_t_factor(
                 "Rescale X, e.g. with sklearn.preprocessing.StandardScaler, "
                 "and fit again."
             )
-        theta = packer.from_params(mean, params, df)
-        grad = packer.gradient(gm, gp, gd, df)
-        norm = _projected_norm(theta, grad, packer.bounds())
+        norm = _factor_norm(mean, params, df, gm, gp, gd, psi_lower, estimate_df)
         progress.record(value, norm, step=n_em > 0)
         if norm <= tol:
             verdict, message = "converged", "ECM iterations met tol"
@@ -750,38 +730,33 @@ def fit_t_factor(
         )
         df = new_df
         n_em += 1
-    n_lbfgs, cycles = 0, 0
-    while verdict == "short" and n_em + n_lbfgs < max_iter:
-        if cycles:
-            packer = _FactorPacker(mean, params, df, estimate_df, psi_lower)
-            theta = packer.from_params(mean, params, df)
-            grad = packer.gradient(gm, gp, gd, df)
-        progress.phase("L-BFGS-B in coordinates scaled at the current point")
-        result = _lbfgs(
-            evaluate,
-            packer,
-            df,
-            theta,
-            value,
-            grad,
-            max_iter - n_em - n_lbfgs,
+    n_lbfgs = 0
+    if verdict == "short" and n_em < max_iter:
+        progress.phase("L-BFGS-B in Fisher-scaled coordinates (cycles)")
+        tail = _DfTail(df, mean.shape[0], estimate_df)
+
+        def evaluate_cycle(m, W, psi, nu):
+            _, value, gm, (gW, gp), gd = evaluate(m, (W, psi), nu)
+            return value, gm, gW, gp, gd
+
+        mean, W, psi, value, n_lbfgs, norm, message = run_cycles(
+            evaluate_cycle,
+            1.0,
+            mean,
+            psi_lower / MIN_NOISE,
+            mean,
+            params[0],
+            params[1],
+            True,
+            max_iter - n_em,
             tol,
-            progress.record,
+            psi_lower,
+            _Recorder(progress),
+            tail,
         )
-        theta, new_value, grad, norm, nit, status, message, extra = result
-        n_passes += extra
-        n_lbfgs += nit
-        cycles += 1
-        floor = max(10.0 * np.sqrt(_EPS * max(1.0, abs(new_value))), 100.0 * tol)
-        verdict = _verdict(norm, tol, stalled=status != 1, floor=floor)
-        improved = new_value < value - 1e-15 * abs(value)
-        mean, params, df = packer.to_params(theta, df)
-        value = new_value
-        if verdict != "short" or cycles >= _MAX_FACTOR_CYCLES or not improved:
-            break
-        # The gradient at the point, in the next cycle's coordinates.
-        _, value, gm, gp, gd = evaluate(mean, params, df)
-        n_passes += 1
+        df = tail.value
+        params = (W, psi)
+        verdict = "converged" if norm <= 100.0 * tol else "short"
     W, psi = params
     result = TFitResult(
         mean=mean,

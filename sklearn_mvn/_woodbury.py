@@ -1134,6 +1134,7 @@ def run_cycles(
     tol,
     psi_lower,
     history=None,
+    tail=None,
 ):
     """Preconditioned L-BFGS-B cycles from ``(mu, W, psi)`` (original units).
 
@@ -1143,6 +1144,14 @@ def run_cycles(
     own), at ``max_iter`` iterations in all, when a
     cycle does not decrease the objective, or after ``_MAX_CYCLES`` cycles
     that stopped short of the tolerance on their own.
+
+    ``tail`` (e.g. the t's degrees of freedom) is an optional block of further
+    parameters: an object with a ``value`` (updated in place to the value at
+    the end) and ``coordinates()`` returning, for coordinates centred at
+    ``value``, ``(size, unpack, gradient, lower, upper)``: ``unpack(theta)``
+    the parameter, ``gradient(g, value)`` the gradient in the coordinates and
+    their bounds. With a tail, ``evaluate(mu, W, psi, value)`` returns the
+    tail's gradient fifth.
 
     Returns
     -------
@@ -1168,6 +1177,7 @@ def run_cycles(
             tol,
             psi_lower,
             history,
+            tail,
         )
         n_iter += nit
         n_fev += nfev
@@ -1267,6 +1277,7 @@ def _lbfgs_cycle(
     tol,
     psi_lower,
     history=None,
+    tail=None,
 ):
     """One L-BFGS-B run preconditioned at ``(mu, W, psi)`` (original units).
 
@@ -1283,7 +1294,8 @@ def _lbfgs_cycle(
     ones cannot resolve a step (see ``_MODEL_AGREEMENT``), so that its line
     search keeps working below the objective's rounding: no evaluations are
     lost to a line search that cannot succeed. The value returned is the
-    computed one.
+    computed one. ``tail``: further parameters (see :func:`run_cycles`),
+    their coordinates appended; ``tail.value`` is set to the final value.
 
     Returns
     -------
@@ -1299,20 +1311,34 @@ def _lbfgs_cycle(
     tau_lower = (psi_lower - psi) / psi_scale
     n_mu = d if fit_mean else 0
     n_w = d * k
+    n_psi = n_mu + n_w + d
+    if tail is None:
+        n_tail, tail_lower, tail_upper = 0, np.empty(0), np.empty(0)
+    else:
+        n_tail, tail_unpack, tail_grad, tail_lower, tail_upper = tail.coordinates()
+    lower = np.concatenate([np.full(n_mu + n_w, -np.inf), tau_lower, tail_lower])
+    upper = np.concatenate([np.full(n_psi, np.inf), tail_upper])
 
     def unpack(theta):
         mean = mu_start + scale * root_mean.apply(theta[:n_mu]) if fit_mean else mu
         B = theta[n_mu : n_mu + n_w].reshape(d, k)
         comp = W_start + root_w.apply(B @ col_scale)
-        tau = theta[n_mu + n_w :]
+        tau = theta[n_mu + n_w : n_psi]
         # On its bound (where L-BFGS-B puts it exactly) psi is the bound.
         noise = np.where(tau <= tau_lower, psi_lower, psi_start + psi_scale * tau)
-        return mean, comp, noise
+        if tail is None:
+            return mean, comp, noise
+        return mean, comp, noise, tail_unpack(theta[n_psi:])
+
+    # A noise variance within rounding of its bound counts as on it.
+    near = np.concatenate(
+        [np.zeros(n_mu + n_w), 1e-12 * psi_lower / psi_scale, np.zeros(n_tail)]
+    )
 
     def projected_norm(theta, grad):
-        at_bound = theta[n_mu + n_w :] <= tau_lower + 1e-12 * psi_lower / psi_scale
         proj = grad.copy()
-        proj[n_mu + n_w :][at_bound & (grad[n_mu + n_w :] > 0)] = 0.0
+        proj[(theta <= lower + near) & (grad > 0)] = 0.0
+        proj[(theta >= upper) & (grad < 0)] = 0.0
         return float(np.max(np.abs(proj))) if proj.size else 0.0
 
     # The last evaluation and the last accepted iterate, as (theta, computed
@@ -1321,14 +1347,16 @@ def _lbfgs_cycle(
     state = {"last": None, "accepted": None, "n_fev": 0}
 
     def fun(theta):
-        mean, comp, noise = unpack(theta)
-        value, g_mu, g_W, g_psi = evaluate(mean, comp, noise)
+        params = unpack(theta)
+        value, g_mu, g_W, g_psi, *g_tail = evaluate(*params)
         parts = [
             (root_w.apply_t(g_W) @ col_scale).ravel(),
             g_psi * psi_scale,
         ]
         if fit_mean:
             parts.insert(0, root_mean.apply_t(g_mu * scale))
+        if tail is not None:
+            parts.append(tail_grad(g_tail[0], params[3]))
         grad = np.concatenate(parts) / weight
         value = value / weight
         state["n_fev"] += 1
@@ -1358,8 +1386,11 @@ def _lbfgs_cycle(
             if history is not None:
                 history.append((last[1], float(np.max(np.abs(last[2])))))
 
-    theta0 = np.zeros(n_mu + n_w + d)
-    bounds = [(None, None)] * (n_mu + n_w) + [(low, None) for low in tau_lower]
+    theta0 = np.zeros(n_psi + n_tail)
+    bounds = [
+        (None if np.isinf(lo) else lo, None if np.isinf(hi) else hi)
+        for lo, hi in zip(lower, upper, strict=True)
+    ]
     res = lbfgsb(fun, theta0, bounds, max_iter=max_iter, tol=tol, callback=callback)
     # The point returned and its gradient (after an abnormal line search
     # ``res.jac`` may belong to a rejected trial point); evaluated again only
@@ -1373,7 +1404,9 @@ def _lbfgs_cycle(
         fun(res.x)
         point = state["last"]
     theta, value, _, grad_norm, _ = point
-    mean, comp, noise = unpack(theta)
+    mean, comp, noise, *rest = unpack(theta)
+    if tail is not None:
+        tail.value = rest[0]
     return (
         float(value),
         int(res.nit),
