@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from scipy.optimize import minimize
-from scipy.special import gammaln
+from scipy.special import digamma, gammaln
 from scipy.stats import multivariate_t
 
 from sklearn_mvn import GradientGaussian, GradientStudentT
@@ -378,3 +378,145 @@ def test_no_d_by_d_array_in_fit_and_predict():
     # A d x d float64 array would take 72 MB; the data take 4.8 MB, and a
     # pass keeps a few arrays of one chunk (here all 200 rows) at a time.
     assert peak < 0.5 * d * d * 8
+
+
+# ---------------------------------------------------------------------------
+# A Heywood case: a noise variance at its lower bound at the optimum
+# ---------------------------------------------------------------------------
+
+
+def _dense_t_nll_grad(X, mean, W, psi, df):
+    """Mean t NLL and its gradient in (mean, W, psi, df), dense algebra."""
+    n, d = X.shape
+    S = W @ W.T + np.diag(psi)
+    P = np.linalg.inv(S)
+    R = X - mean
+    PR = R @ P
+    delta = np.einsum("ij,ij->i", PR, R)
+    u = (df + d) / (df + delta)
+    loglik = (
+        gammaln(0.5 * (df + d))
+        - gammaln(0.5 * df)
+        - 0.5 * d * np.log(df * np.pi)
+        - 0.5 * np.linalg.slogdet(S)[1]
+        - 0.5 * (df + d) * np.log1p(delta / df)
+    )
+    g_mean = -(u @ PR) / n
+    g_S = 0.5 * P - 0.5 * (PR.T * u) @ PR / n  # d(NLL)/dS
+    g_df = -np.mean(
+        0.5 * digamma(0.5 * (df + d))
+        - 0.5 * digamma(0.5 * df)
+        - 0.5 * d / df
+        - 0.5 * np.log1p(delta / df)
+        + 0.5 * (df + d) * delta / (df * (df + delta))
+    )
+    return -loglik.mean(), g_mean, 2.0 * g_S @ W, np.diag(g_S).copy(), g_df
+
+
+def _reference_t_bounded_fit(X, fixed, bound):
+    """The one-factor t optimum with psi_j fixed at ``bound_j`` (j in ``fixed``).
+
+    Independent of the estimator: L-BFGS-B with the dense analytic gradient
+    over (mean, W, log psi_free, log df) from the sample moments, then damped
+    Newton steps (Hessian by central differences of that gradient).
+    """
+    d = X.shape[1]
+    free = np.setdiff1d(np.arange(d), fixed)
+
+    def unpack(x):
+        psi = np.array(bound, dtype=float)
+        psi[free] = np.exp(x[2 * d : 2 * d + free.size])
+        return x[:d], x[d : 2 * d].reshape(d, 1), psi, np.exp(x[-1])
+
+    def value_grad(x):
+        mean, W, psi, df = unpack(x)
+        value, gm, gW, gp, gd = _dense_t_nll_grad(X, mean, W, psi, df)
+        grad = np.concatenate([gm, gW.ravel(), (gp * psi)[free], [gd * df]])
+        return value, grad
+
+    vals, vecs = np.linalg.eigh(np.cov(X.T))
+    W0 = vecs[:, -1] * np.sqrt(vals[-1])
+    psi0 = np.maximum(X.var(axis=0) - W0**2, 0.1 * X.var(axis=0))
+    x = np.concatenate([X.mean(axis=0), W0, np.log(psi0[free]), [np.log(5.0)]])
+    x = minimize(
+        value_grad,
+        x,
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": 20000, "ftol": 1e-15, "gtol": 1e-12},
+    ).x
+    for _ in range(30):
+        value, grad = value_grad(x)
+        if np.max(np.abs(grad)) < 1e-11:
+            break
+        h = 1e-6 * np.maximum(np.abs(x), 1e-3)
+        H = np.empty((x.size, x.size))
+        for i in range(x.size):
+            e = np.zeros(x.size)
+            e[i] = h[i]
+            H[:, i] = (value_grad(x + e)[1] - value_grad(x - e)[1]) / (2 * h[i])
+        step = -np.linalg.lstsq(0.5 * (H + H.T), grad, rcond=1e-12)[0]
+        t = 1.0
+        while t > 1e-8 and value_grad(x + t * step)[0] > value + 1e-4 * t * (
+            grad @ step
+        ):
+            t /= 2
+        x = x + t * step
+    value, grad = value_grad(x)
+    return value, unpack(x), np.max(np.abs(grad))
+
+
+def _heywood_t_data(noise, n=400, seed=10):
+    # Feature 2 is 3 z exactly (or plus noise far below the bound) in every
+    # row, rows scaled by 1 / sqrt(chi2_5 / 5): a t with df 5 whose noise
+    # variance of feature 2 goes to its lower bound.
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, 1))
+    X = z @ rng.uniform(0.5, 1.5, (1, 6)) + 0.5 * rng.standard_normal((n, 6))
+    X[:, 2] = 3.0 * z[:, 0] + noise * rng.standard_normal(n)
+    return X / np.sqrt(rng.chisquare(5, (n, 1)) / 5)
+
+
+@pytest.mark.parametrize("noise", [0.0, 1e-4])
+def test_heywood_t_converges_at_the_bounded_optimum(noise):
+    from sklearn.exceptions import ConvergenceWarning
+
+    X = _heywood_t_data(noise)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = GradientStudentT(covariance_type="factor", n_factors=1).fit(X)
+    assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    messages = [str(w.message) for w in caught]
+    assert [m for m in messages if "feature(s) [2]" in m and "Heywood" in m]
+    assert model.converged_
+
+    # The bound: 1e-6 times the squared robust spread (1.4826 MAD, lower
+    # medians) of the start, computed here from the data.
+    def lower_median(a):
+        return np.sort(a, axis=0)[(a.shape[0] - 1) // 2]
+
+    spread = 1.4826 * lower_median(np.abs(X - lower_median(X)))
+    bound = 1e-6 * spread**2
+    assert_allclose(model.noise_variance_[2], bound[2], rtol=1e-10)
+    ref_value, (mean, W, psi, df), ref_grad = _reference_t_bounded_fit(X, [2], bound)
+    assert ref_grad < 1e-9
+    # The bound is active at the reference: the NLL decreases towards it.
+    assert _dense_t_nll_grad(X, mean, W, psi, df)[3][2] > 0
+    value = -_dense_loglik(X, model.mean_, *_params(model), model.df_) / X.shape[0]
+    assert abs(value - ref_value) <= 1e-6
+    assert value <= ref_value + 1e-9
+    assert_allclose(model.df_, df, rtol=1e-4)
+    W_fit, psi_fit = _params(model)
+    scale = W_fit @ W_fit.T + np.diag(psi_fit)
+    assert_allclose(scale, W @ W.T + np.diag(psi), rtol=1e-4, atol=1e-6)
+
+
+def test_heywood_t_stopped_early_still_warns():
+    from sklearn.exceptions import ConvergenceWarning
+
+    X = _heywood_t_data(0.0)
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        model = GradientStudentT(covariance_type="factor", n_factors=1, max_iter=2).fit(
+            X
+        )
+    assert not model.converged_
