@@ -322,6 +322,14 @@ class LowRankPlusDiagonal:
         )
 
 
+def canonical_basis(components, noise_variance):
+    """The orthogonal ``k x k`` rotation ``R`` that makes
+    ``diag(psi)^{-1/2} W R`` have orthogonal columns (decreasing norms)."""
+    root = np.sqrt(np.asarray(noise_variance, dtype=np.float64))
+    _, _, vt = np.linalg.svd(components / root[:, np.newaxis], full_matrices=False)
+    return vt.T
+
+
 def canonical_rotation(components, noise_variance):
     """``W R`` for the rotation ``R`` that makes ``W`` canonical.
 
@@ -1348,7 +1356,15 @@ def _lbfgs_cycle(
 
     def fun(theta):
         params = unpack(theta)
-        value, g_mu, g_W, g_psi, *g_tail = evaluate(*params)
+        # Evaluated in the canonical rotation (orthogonal columns of
+        # diag(psi)^{-1/2} W, a diagonal core M): the value is invariant, but
+        # at a Heywood case M's condition number is ~1 / min(psi / var) and
+        # in another rotation its inverse's rounding costs the value digits.
+        rotation = canonical_basis(params[1], params[2])
+        value, g_mu, g_W, g_psi, *g_tail = evaluate(
+            params[0], params[1] @ rotation, *params[2:]
+        )
+        g_W = g_W @ rotation.T
         parts = [
             (root_w.apply_t(g_W) @ col_scale).ravel(),
             g_psi * psi_scale,
