@@ -247,13 +247,16 @@ class BaseDensity(DensityMixin, BaseEstimator):
         self._sufficient_stats = stats
         self.n_samples_seen_ = stats.n_samples
         if not result.converged:
+            advice = getattr(result, "advice", None) or (
+                "Increase max_iter "
+                "or tol. With missing values, if the covariance becomes "
+                "singular the likelihood may be unbounded (few rows observe all "
+                "features): set shrinkage > 0 or reg_covar > 0."
+            )
             warn_at_caller(
                 f"{type(self).__name__} did not converge: {result.message} after "
                 f"{result.n_iter} iterations (largest gradient entry "
-                f"{result.grad_norm:.3g}, tol={self.tol:g}). Increase max_iter "
-                "or tol. With missing values, if the covariance becomes "
-                "singular the likelihood may be unbounded (few rows observe all "
-                "features): set shrinkage > 0 or reg_covar > 0.",
+                f"{result.grad_norm:.3g}, tol={self.tol:g}). {advice}",
                 ConvergenceWarning,
             )
 

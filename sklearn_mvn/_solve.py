@@ -879,5 +879,39 @@ def solve_factor(
         min_noise * var[result.heywood] >= objective.psi_floor
     ]
     result.factor_scales = np.linalg.norm(W / np.sqrt(psi)[:, np.newaxis], axis=0)
+    if not result.converged:
+        result.advice = _over_factored_advice(d, n_factors, result.heywood)
     progress.summary(result)
     return result
+
+
+def _over_factored_advice(d, k, heywood):
+    """What to do when a factor fit stops short and has more factors than the
+    data support (``None`` when nothing suggests so).
+
+    Signs: ``k`` above the identifiability (Ledermann) bound ``(d - k)^2 >=
+    d + k``, or noise variances at their bound. The likelihood is then flat
+    or multimodal in the directions of the extra factors (their loadings can
+    rotate into the noise), so more iterations do not help.
+    """
+    reasons = []
+    if (d - k) ** 2 < d + k:
+        reasons.append(
+            f"n_factors={k} exceeds the largest identified number for "
+            f"{d} features ((d - k)^2 >= d + k)"
+        )
+    if heywood.size:
+        reasons.append(
+            f"the noise variance of feature(s) {heywood[:20].tolist()} is at its bound"
+        )
+    if not reasons:
+        return None
+    return (
+        f"The model looks over-factored ({'; '.join(reasons)}): its likelihood "
+        "is flat or has several maxima in the directions of the extra factors, "
+        "so the optimum cannot be certified and more iterations will not fix "
+        "it. Use fewer n_factors, chosen by cross-validated log-likelihood, "
+        "e.g. GridSearchCV(GradientGaussian(covariance_type='factor'), "
+        f"{{'n_factors': range(1, {k})}}) (score is the mean log-likelihood), "
+        "or by the smallest bic()."
+    )

@@ -333,3 +333,23 @@ def test_over_factored_heywood_fit_is_a_certified_stationary_point(seed):
     assert at_bound.any()
     assert np.max(np.abs(np.diag(G)[~at_bound])) <= 1e-7
     assert np.all(np.diag(G)[at_bound] > 0)
+
+
+def test_over_factored_fit_that_stops_short_says_to_use_fewer_factors():
+    # k = 8 > the identified maximum for d = 12 ((d - k)^2 >= d + k gives 7)
+    # on data of factor rank 2: the fit cannot be certified, and the warning
+    # says what to do instead of "increase max_iter".
+    X = _rank2_data(1)
+    with pytest.warns(ConvergenceWarning) as record:
+        model = _model(n_factors=8).fit(X)
+    assert not model.converged_
+    messages = [str(w.message) for w in record if w.category is ConvergenceWarning]
+    assert len(messages) == 1
+    assert "over-factored" in messages[0]
+    assert "n_factors=8 exceeds" in messages[0]
+    assert "fewer n_factors" in messages[0]
+    assert "cross-validated log-likelihood" in messages[0]
+    assert "Increase max_iter" not in messages[0]
+    # A well-specified fit stopped by max_iter keeps the generic advice.
+    with pytest.warns(ConvergenceWarning, match="Increase max_iter"):
+        _model(n_factors=2, max_iter=2).fit(_rank2_data(1))
