@@ -32,6 +32,35 @@ from ._validation import (
     warn_at_caller,
 )
 
+# Default number of factors of the "factor" type: min(DEFAULT_FACTORS, d - 1).
+DEFAULT_FACTORS = 10
+
+
+def dense_attribute(name, doc):
+    """A fitted ``(n_features, n_features)`` attribute ``name_`` that is
+    stored when it is cheap and computed on access otherwise (the "factor"
+    type, where ``fit`` never forms a ``d x d`` array).
+
+    Assigning stores the array; reading returns the stored array, or
+    ``self._dense_on_access(name)``, which raises AttributeError when there
+    is nothing to compute from (before fit), so ``hasattr`` stays honest.
+    """
+    key = f"_{name}_value_"
+
+    def get(self):
+        stored = self.__dict__.get(key)
+        if stored is None:
+            # Pickles of the versions that stored it as a plain attribute.
+            stored = self.__dict__.get(f"{name}_")
+        if stored is not None:
+            return stored
+        return self._dense_on_access(name)
+
+    def set(self, value):
+        self.__dict__[key] = value
+
+    return property(get, set, doc=doc)
+
 
 class BaseDensity(DensityMixin, BaseEstimator):
     """Base class of the density estimators (not public).
@@ -44,8 +73,31 @@ class BaseDensity(DensityMixin, BaseEstimator):
       :class:`~sklearn_mvn._solve.SolveResult` for the statistics, starting
       from ``start`` (a previous mean and covariance, or None);
     - ``_covariance_params()``: the fitted factor the representation's
-      methods take.
+      methods take;
+    - ``_dense_on_access(name)``: ``covariance_`` or ``precision_`` (and
+      the t's ``shape_``) when they are not stored (the "factor" type).
     """
+
+    covariance_ = dense_attribute("covariance", "The fitted covariance matrix.")
+    precision_ = dense_attribute("precision", "The inverse of ``covariance_``.")
+
+    def _n_factors_for(self, n_features):
+        """The number of factors for ``n_features`` features (validated)."""
+        k = self.n_factors
+        if k is None:
+            k = min(DEFAULT_FACTORS, n_features - 1)
+        if n_features < 2 or k > n_features - 1:
+            raise ValueError(
+                f"n_factors={k} needs at least n_factors + 1 = {k + 1} features, "
+                f"got n_features={n_features}; set n_factors <= n_features - 1 "
+                "or use covariance_type='full'."
+            )
+        return k
+
+    def _dense_on_access(self, name):
+        raise AttributeError(
+            f"{type(self).__name__!r} object has no attribute '{name}_'"
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

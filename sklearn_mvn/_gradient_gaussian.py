@@ -24,8 +24,6 @@ from ._validation import Integral, Interval, Real, StrOptions, warn_at_caller
 # scatter when d exceeds this and the scatter would take more than a quarter
 # of X's float64 size (see ``GradientGaussian``).
 _FACTOR_STATS_FEATURES = 2048
-# Default number of factors: min(_DEFAULT_FACTORS, n_features - 1).
-_DEFAULT_FACTORS = 10
 
 
 def _factor_uses_rows(n_samples, n_features):
@@ -247,19 +245,6 @@ class GradientGaussian(BaseDensity):
         self.verbose = verbose
         self.warm_start = warm_start
 
-    def _n_factors_for(self, n_features):
-        """The number of factors for ``n_features`` features (validated)."""
-        k = self.n_factors
-        if k is None:
-            k = min(_DEFAULT_FACTORS, n_features - 1)
-        if n_features < 2 or k > n_features - 1:
-            raise ValueError(
-                f"n_factors={k} needs at least n_factors + 1 = {k + 1} features, "
-                f"got n_features={n_features}; set n_factors <= n_features - 1 "
-                "or use covariance_type='full'."
-            )
-        return k
-
     def _representation(self, n_features):
         if self.covariance_type == "factor":
             return make_representation(
@@ -274,35 +259,13 @@ class GradientGaussian(BaseDensity):
 
     # -- covariance_ and precision_ (computed on access for 'factor') ----------
 
-    def _dense(self, name):
-        stored = self.__dict__.get(f"_{name}_value_")
-        if stored is not None:
-            return stored
-        if "components_" in self.__dict__:
-            rep = make_representation(
-                "factor", self.components_.shape[1], self.components_.shape[0]
-            )
-            params = (self.components_.T, self.noise_variance_)
-            return getattr(rep, name)(params)
-        raise AttributeError(
-            f"{type(self).__name__!r} object has no attribute '{name}_'"
+    def _dense_on_access(self, name):
+        if "components_" not in self.__dict__:
+            return super()._dense_on_access(name)
+        rep = make_representation(
+            "factor", self.components_.shape[1], self.components_.shape[0]
         )
-
-    @property
-    def covariance_(self):
-        return self._dense("covariance")
-
-    @covariance_.setter
-    def covariance_(self, value):
-        self.__dict__["_covariance_value_"] = value
-
-    @property
-    def precision_(self):
-        return self._dense("precision")
-
-    @precision_.setter
-    def precision_(self, value):
-        self.__dict__["_precision_value_"] = value
+        return getattr(rep, name)(self._covariance_params())
 
     # -- fitting ---------------------------------------------------------------
 

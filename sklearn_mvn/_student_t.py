@@ -21,7 +21,7 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import BaseDensity, _AllOrNothing
+from ._base import BaseDensity, _AllOrNothing, dense_attribute
 from ._dask import _check_dask_X, is_dask_array
 from ._linalg import precision_from_factor, row_chunks
 from ._missing import check_missing
@@ -56,8 +56,6 @@ from ._validation import (
 _DF_START = 5.0
 # Rows of the subsample that gives the robust start.
 _START_ROWS = 8192
-# Default number of factors: min(_DEFAULT_FACTORS, n_features - 1).
-_DEFAULT_FACTORS = 10
 
 
 def _singular_error(n_samples, n_features, detail):
@@ -306,19 +304,6 @@ class GradientStudentT(BaseDensity):
         self.verbose = verbose
         self.warm_start = warm_start
 
-    def _n_factors_for(self, n_features):
-        """The number of factors for ``n_features`` features (validated)."""
-        k = self.n_factors
-        if k is None:
-            k = min(_DEFAULT_FACTORS, n_features - 1)
-        if n_features < 2 or k > n_features - 1:
-            raise ValueError(
-                f"n_factors={k} needs at least n_factors + 1 = {k + 1} features, "
-                f"got n_features={n_features}; set n_factors <= n_features - 1 "
-                "or use covariance_type='full'."
-            )
-        return k
-
     def _representation(self, n_features):
         if self.covariance_type == "factor":
             return make_representation(
@@ -337,50 +322,20 @@ class GradientStudentT(BaseDensity):
 
     # -- shape_, covariance_ and precision_ (on access for 'factor') ----------
 
-    def _dense(self, name):
-        stored = self.__dict__.get(f"_{name}_value_")
-        if stored is None:
-            # Pickles of the versions that stored them as plain attributes.
-            stored = self.__dict__.get(f"{name}_")
-        if stored is not None:
-            return stored
-        if self._is_factor():
-            k, d = self.components_.shape
-            params = self._covariance_params()
-            rep = make_representation("factor", d, k)
-            if name == "precision":
-                return rep.precision(params)
-            shape = rep.covariance(params)
-            if name == "shape":
-                return shape
-            return _covariance_from_shape(shape, self.df_)
-        raise AttributeError(
-            f"{type(self).__name__!r} object has no attribute '{name}_'"
-        )
+    def _dense_on_access(self, name):
+        if not self._is_factor():
+            return super()._dense_on_access(name)
+        k, d = self.components_.shape
+        params = self._covariance_params()
+        rep = make_representation("factor", d, k)
+        if name == "precision":
+            return rep.precision(params)
+        shape = rep.covariance(params)
+        if name == "shape":
+            return shape
+        return _covariance_from_shape(shape, self.df_)
 
-    @property
-    def shape_(self):
-        return self._dense("shape")
-
-    @shape_.setter
-    def shape_(self, value):
-        self.__dict__["_shape_value_"] = value
-
-    @property
-    def covariance_(self):
-        return self._dense("covariance")
-
-    @covariance_.setter
-    def covariance_(self, value):
-        self.__dict__["_covariance_value_"] = value
-
-    @property
-    def precision_(self):
-        return self._dense("precision")
-
-    @precision_.setter
-    def precision_(self, value):
-        self.__dict__["_precision_value_"] = value
+    shape_ = dense_attribute("shape", "The fitted scale matrix.")
 
     def _squared_distance_quantile(self, tail):
         """The ``1 - tail`` quantile of :meth:`mahalanobis` (in ``shape_``):
