@@ -949,6 +949,52 @@ def ppca_start(matvec, diag, n_factors, random_state=0, floor=MIN_NOISE, first=N
     return W, psi
 
 
+# Closed-form profile steps of a restart (see :func:`profile_start`).
+_PROFILE_STEPS = 100
+
+
+def profile_start(
+    matvec, diag, noise_variance, n_factors, lower, n_steps=_PROFILE_STEPS
+):
+    """Profile-likelihood (closed-form) iterations of the factor model.
+
+    For fixed noise variances ``psi`` the loadings maximising the likelihood
+    of a covariance ``C`` come from the top eigenpairs ``(l_i, u_i)`` of
+    ``Psi^{-1/2} C Psi^{-1/2}``: ``W = Psi^{1/2} U (L - 1)_+^{1/2}``; then
+    ``psi = diag(C) - rowsum(W^2)``, bounded below by ``lower``. Each step
+    takes one subspace-iteration step (products ``matvec(Q) = C Q``, no
+    ``d x d`` factorisation) warm-started at the previous subspace, so a step
+    costs two products with ``C``. These iterations follow the profile
+    likelihood, which from a start with large noise variances tends to stay
+    off Heywood boundaries where the gradient fit may end.
+
+    Returns
+    -------
+    W : ndarray of shape (n_features, n_factors)
+    psi : ndarray of shape (n_features,)
+    """
+    d = diag.shape[0]
+    k = n_factors
+    psi = np.maximum(noise_variance, lower)
+    basis = None
+    for _ in range(n_steps):
+        root = np.sqrt(psi)
+        if basis is None:
+            Y = matvec(start_probe(d, k) / root[:, np.newaxis]) / root[:, np.newaxis]
+        else:
+            Y = matvec(basis / root[:, np.newaxis]) / root[:, np.newaxis]
+        basis, _ = np.linalg.qr(Y)
+        Y = matvec(basis / root[:, np.newaxis]) / root[:, np.newaxis]
+        small = basis.T @ Y
+        eigval, eigvec = np.linalg.eigh(0.5 * (small + small.T))
+        order = np.argsort(eigval)[::-1]
+        basis = basis @ eigvec[:, order]
+        top, U = eigval[order][:k], basis[:, :k]
+        W = root[:, np.newaxis] * U * np.sqrt(np.maximum(top - 1.0, 0.0))
+        psi = np.maximum(diag - np.sum(W**2, axis=1), lower)
+    return W, psi
+
+
 def _problem(X, stats, sample_weight, path, max_stats_features):
     """The data form, its centre and scales, and covariance products."""
     from ._missing import PatternStats, compute_stats

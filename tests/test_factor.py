@@ -353,3 +353,20 @@ def test_over_factored_fit_that_stops_short_says_to_use_fewer_factors():
     # A well-specified fit stopped by max_iter keeps the generic advice.
     with pytest.warns(ConvergenceWarning, match="Increase max_iter"):
         _model(n_factors=2, max_iter=2).fit(_rank2_data(1))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_over_factored_fit_reaches_the_factor_analysis_maximum(seed):
+    # k = 4 on data of factor rank 2 has several local maxima; the gradient
+    # fit from the PCA start may end at a Heywood point below the maximum
+    # scikit-learn's FactorAnalysis (EM from unit noise variances) reaches.
+    # The restarts from profile-likelihood steps must reach it or higher.
+    X = _rank2_data(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fa = FactorAnalysis(4, svd_method="lapack", tol=1e-12, max_iter=10000).fit(X)
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = _model(n_factors=4).fit(X)
+    assert model.converged_
+    assert model.score(X) >= fa.score(X) - 1e-6
