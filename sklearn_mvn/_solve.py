@@ -861,8 +861,10 @@ def solve_factor(
             psi_lower,
             _Recorder(progress),
         )
+        # Noise variances within 10x their bound count (the fit may stop just
+        # off a Heywood boundary).
         if objective.mode == "statistics" and _may_be_multimodal(
-            d, n_factors, heywood_features(psi, psi_lower)
+            d, n_factors, heywood_features(psi, psi_lower, rtol=9.0)
         ):
             mean, W, psi, value, n_iter, grad_norm, message = _profile_restarts(
                 objective,
@@ -899,7 +901,7 @@ def solve_factor(
 
 def _may_be_multimodal(d, k, heywood):
     """Whether a factor fit ended where the likelihood may have a better
-    maximum: noise variances at their bound (a Heywood case) or ``k`` above
+    maximum: noise variances at or near their bound (a Heywood case) or ``k`` above
     the identifiability (Ledermann) bound ``(d - k)^2 >= d + k``."""
     return bool(heywood.size) or (d - k) ** 2 < d + k
 
