@@ -1,0 +1,265 @@
+"""Maximum trimmed likelihood: supports, deterministic starts, concentration
+steps and the consistency correction of a trimmed fit.
+
+A trimmed fit maximises ``sum_{i in H} w_i log f(x_i | theta)`` over the
+parameters ``theta`` and over supports ``H`` of total weight ``h`` (Hadi and
+Luceno, 1997; the minimum covariance determinant is this estimator for the
+normal). Its breakdown point is about ``1 - h / n`` whatever the model, where
+a smooth M-estimator such as the t MLE breaks down near ``1 / (d + nu)``.
+
+The search alternates two exact steps (concentration or C-steps, Rousseeuw
+and Van Driessen, 1999): the model's MLE on the current support, then the
+support of the ``h`` most central rows under that fit. It starts from
+deterministic supports (Hubert, Rousseeuw and Verdonck, 2012: robust
+correlation matrices of a subsample, their eigenvectors, robust distances),
+which need no random subsets.
+
+The fit on ``h`` central rows has too small a scale and too light tails.
+:func:`correct_scale` estimates a scale factor ``c`` and ``nu`` from the
+support's squared distances by the likelihood of the F law truncated where
+the support was cut; the rows that law puts in its far tail are the outliers
+of a reweighting step, as in :class:`sklearn.covariance.MinCovDet`.
+
+The functions here know nothing of the estimator: the caller passes the fit
+on a support and the per-row scores of a fitted state as callables.
+"""
+
+# Authors: sklearn-mvn developers
+# License: BSD 3-Clause
+
+import numpy as np
+from scipy import optimize, special, stats
+
+from ._linalg import row_chunks
+from ._t_solve import robust_start
+
+# Concentration steps from every start before only the best starts go on.
+FIRST_STEPS = 2
+# Starts that are concentrated until their support no longer changes.
+KEEP_STARTS = 2
+# Upper limit of concentration steps of one start.
+MAX_STEPS = 50
+# Tail probability below which the reweighting step drops a row (MinCovDet's
+# 0.975 quantile).
+REWEIGHT_TAIL = 0.025
+
+
+def support_size(n_rows, n_features, support_fraction):
+    """Fraction of the total weight in the support.
+
+    ``support_fraction=None`` is MinCovDet's default ``(n + d + 1) / 2n``
+    (``n`` the rows of positive weight), the largest breakdown point.
+    """
+    if support_fraction is None:
+        return min(1.0, (n_rows + n_features + 1) / (2.0 * n_rows))
+    return float(support_fraction)
+
+
+def support_mask(centrality, weights, h):
+    """Row multipliers in [0, 1] that keep the most central weight ``h``.
+
+    Rows are taken by decreasing ``centrality`` (ties in row order) until
+    their weight reaches ``h``; the row that crosses ``h`` keeps the fraction
+    of its weight that is needed, so integer weights select exactly what
+    repeated rows would.
+    """
+    order = np.argsort(-centrality, kind="stable")
+    w = weights[order]
+    before = np.cumsum(w) - w
+    keep = np.clip((h - before) / np.where(w > 0, w, 1.0), 0.0, 1.0)
+    keep[w <= 0] = 0.0
+    mask = np.empty_like(keep)
+    mask[order] = keep
+    return mask
+
+
+def _robust_distances(X, center, spread, basis, Z, sample_w):
+    """Squared distances of all rows in the robust coordinates of ``basis``.
+
+    The rows are standardised by ``center`` and ``spread`` (NaN entries at
+    the center), projected on ``basis`` (None: the identity); each
+    projection is centred and scaled by the weighted median and MAD of the
+    standardised subsample ``Z``'s projections.
+    """
+    loc, scale = robust_start(Z if basis is None else Z @ basis, sample_w)
+    scale = np.where(scale > 0, scale, np.max(scale, initial=1.0) * 1e-6 + 1e-300)
+    out = np.empty(X.shape[0])
+    for rows in row_chunks(X.shape[0], X.shape[1]):
+        z = np.nan_to_num((X[rows] - center) / spread, nan=0.0)
+        if basis is not None:
+            z = z @ basis
+        out[rows] = (((z - loc) / scale) ** 2).sum(axis=1)
+    return out
+
+
+def _correlations(Z):
+    """Robust correlation-like matrices of standardised rows ``Z``
+    (DetMCD's starts): Spearman, hyperbolic tangent, normal scores and
+    spatial sign."""
+    m = Z.shape[0]
+    ranks = stats.rankdata(Z, axis=0)
+    spearman = np.corrcoef(ranks, rowvar=False)
+    yield 2.0 * np.sin(np.pi / 6.0 * spearman)
+    yield np.corrcoef(np.tanh(Z), rowvar=False)
+    scores = special.ndtri((ranks - 1.0 / 3.0) / (m + 1.0 / 3.0))
+    yield np.corrcoef(scores, rowvar=False)
+    norms = np.sqrt(np.einsum("ij,ij->i", Z, Z))
+    signs = Z / np.where(norms > 0, norms, 1.0)[:, np.newaxis]
+    yield signs.T @ signs / m
+
+
+def start_centralities(X, sample, sample_w, correlations=True):
+    """Centralities (higher = more central) of the deterministic starts.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        All rows, NaN allowed (placed at the start's center).
+    sample : ndarray of shape (m, n_features)
+        Subsample of ``X`` for the robust scatter matrices.
+    sample_w : ndarray of shape (m,) or None
+        Its weights.
+    correlations : bool, default=True
+        Whether to add DetMCD's four correlation starts (each a ``d x d``
+        matrix); otherwise only the distance to the coordinate-wise median.
+
+    Returns
+    -------
+    centralities : list of ndarray of shape (n_samples,)
+    """
+    d = X.shape[1]
+    if sample_w is not None:
+        sample, sample_w = sample[sample_w > 0], sample_w[sample_w > 0]
+    center, spread = robust_start(sample, sample_w)
+    spread = np.where(spread > 0, spread, 1.0)
+    Z = np.nan_to_num((sample - center) / spread, nan=0.0)
+    starts = [-_robust_distances(X, center, spread, None, Z, sample_w)]
+    if correlations and d > 1:
+        for corr in _correlations(Z):
+            corr = np.nan_to_num(corr, nan=0.0)
+            _, basis = np.linalg.eigh(0.5 * (corr + corr.T))
+            starts.append(-_robust_distances(X, center, spread, basis, Z, sample_w))
+    return starts
+
+
+class Candidate:
+    """A start's state in the search: fitted state, support, objective."""
+
+    def __init__(self, state, mask, objective, steps, settled):
+        self.state = state
+        self.mask = mask
+        self.objective = objective
+        self.steps = steps
+        self.settled = settled
+
+
+def concentrate(fit, score, starts, weights, h):
+    """Concentration steps from each start; the best trimmed fit.
+
+    Parameters
+    ----------
+    fit : callable ``fit(row_weights, warm) -> state``
+        The model's MLE with the given row weights (``weights`` times a
+        support mask), warm-started from the state ``warm`` (None: cold).
+    score : callable ``score(state) -> (centrality, log_density)``
+        Per-row centrality (higher = more central; for complete rows the
+        order of the log-density) and log-density under a fitted state.
+    starts : list of ndarray of shape (n_samples,)
+        Centralities of the starting supports.
+    weights : ndarray of shape (n_samples,)
+        Row weights.
+    h : float
+        Weight of the support.
+
+    Returns
+    -------
+    best : Candidate
+        The candidate with the largest trimmed log-likelihood
+        ``sum(weights * mask * log_density)`` (its ``mask`` is the support
+        it was fitted on, ``settled`` whether it stopped changing).
+    """
+
+    def steps(mask, warm, count):
+        for step in range(count):
+            state = fit(weights * mask, warm)
+            centrality, log_density = score(state)
+            new = support_mask(centrality, weights, h)
+            objective = float(np.sum(weights * new * log_density))
+            if np.array_equal(new, mask):
+                return Candidate(state, mask, objective, step + 1, True)
+            mask, warm = new, state
+        return Candidate(state, mask, objective, count, False)
+
+    candidates = [steps(support_mask(c, weights, h), None, FIRST_STEPS) for c in starts]
+    candidates.sort(key=lambda c: -c.objective)
+    finished = []
+    for cand in candidates[:KEEP_STARTS]:
+        if not cand.settled:
+            more = steps(cand.mask, cand.state, MAX_STEPS)
+            more.steps += cand.steps
+            cand = more
+        finished.append(cand)
+    return max(finished, key=lambda c: c.objective)
+
+
+def correct_scale(dist, n_obs, row_weight, cut, df, estimate_df, df_bounds):
+    """Scale factor and degrees of freedom of a trimmed fit's support.
+
+    Under a t with scale matrix ``c Sigma`` and ``nu`` degrees of freedom
+    ``dist / (c p)`` follows F(p, nu) (``p`` the row's observed entries). The
+    support kept the rows with ``dist <= cut`` (per row); the estimate
+    maximises the likelihood of that truncated law over the support.
+
+    Parameters
+    ----------
+    dist, n_obs, row_weight, cut : ndarray of shape (m,)
+        Squared distances (in the trimmed fit's scale matrix), observed
+        entries, weights and truncation points of the support's rows.
+    df : float
+        Starting (or fixed) degrees of freedom.
+    estimate_df : bool
+        Whether ``nu`` is estimated.
+    df_bounds : tuple of float
+
+    Returns
+    -------
+    c : float
+    df : float
+    """
+    groups = [(p, n_obs == p) for p in np.unique(n_obs)]
+    total = row_weight.sum()
+
+    def nll(theta):
+        log_c = theta[0]
+        nu = np.exp(theta[1]) if estimate_df else df
+        value = 0.0
+        for p, rows in groups:
+            x = dist[rows] / (np.exp(log_c) * p)
+            t = cut[rows] / (np.exp(log_c) * p)
+            w = row_weight[rows]
+            value -= w @ (stats.f.logpdf(x, p, nu) - stats.f.logcdf(t, p, nu))
+        return value / total + log_c
+
+    def start(nu):
+        ratio = np.median(dist / (n_obs * stats.f.median(n_obs, nu)))
+        return np.log(max(ratio, 1e-300))
+
+    if not estimate_df:
+        result = optimize.minimize(nll, [start(df)], method="L-BFGS-B")
+        return float(np.exp(result.x[0])), float(df)
+    # The truncated likelihood is flat in large nu: several starts.
+    bounds = [(None, None), tuple(np.log(df_bounds))]
+    best = None
+    for nu in (1.0, 5.0, 30.0, df):
+        nu = float(np.clip(nu, *df_bounds))
+        result = optimize.minimize(
+            nll, [start(nu), np.log(nu)], method="L-BFGS-B", bounds=bounds
+        )
+        if best is None or result.fun < best.fun:
+            best = result
+    return float(np.exp(best.x[0])), float(np.exp(best.x[1]))
+
+
+def tail_probability(dist, n_obs, df):
+    """``P(F(p, nu) > dist / p)`` for each row (``p`` its observed entries)."""
+    return stats.f.sf(dist / n_obs, n_obs, df)
