@@ -43,7 +43,6 @@ from ._t_likelihood import (
 )
 from ._t_solve import factor_start, fit_t, fit_t_factor, robust_start, start_scale
 from ._trimming import (
-    REWEIGHT_TAIL,
     concentrate,
     correct_scale,
     start_centralities,
@@ -188,15 +187,16 @@ class GradientStudentT(BaseDensity):
         ``1.0`` is the maximum-likelihood fit described above. Below 1 the fit
         is robust to gross contamination beyond the t's own breakdown point
         (about ``1 / (d + nu)`` of the rows): it maximises the t likelihood of
-        the most central ``support_fraction`` of the rows, searched by
-        concentration steps from deterministic starts as
-        :class:`~sklearn.covariance.MinCovDet` does for the normal; the scale
-        and ``nu`` of that support are corrected for the trimming (the
-        likelihood of its distances under a truncated F law), and the final
-        fit is the t MLE on the rows whose corrected tail probability is at
-        least 0.025 (``support_``). None means MinCovDet's default ``(n + d +
-        1) / 2n``, the largest breakdown point (``n`` the rows of positive
-        weight). Not available for Dask arrays.
+        the most central ``support_fraction`` of the rows (``support_``),
+        searched by concentration steps from deterministic starts as
+        :class:`~sklearn.covariance.MinCovDet` does for the normal. The fit on
+        a support has too small a scale and too large a ``nu``; both are
+        corrected by the likelihood of the support's Mahalanobis distances
+        under the F law truncated where the support was cut. There is no
+        reweighting step: a heavy-tailed model would take a tight outlying
+        cluster back in. None means MinCovDet's default ``(n + d + 1) / 2n``,
+        the largest breakdown point (``n`` the rows of positive weight). Not
+        available for Dask arrays.
 
     Attributes
     ----------
@@ -245,13 +245,11 @@ class GradientStudentT(BaseDensity):
     history_ : list of tuple of (float, float)
         Objective and largest gradient entry at each iteration.
 
-    raw_support_ : ndarray of shape (n_samples,)
-        ``support_fraction < 1`` only: mask of the rows in the support of the
-        trimmed fit.
-
     support_ : ndarray of shape (n_samples,)
-        ``support_fraction < 1`` only: mask of the rows of the final fit (the
-        MLE on these rows; ``objective_`` and ``history_`` are its).
+        ``support_fraction < 1`` only: mask of the rows in the support of the
+        trimmed fit (``objective_`` is then their mean negative
+        log-likelihood, without penalty terms; ``n_iter_``, ``converged_``
+        and ``history_`` are those of the t MLE on the support).
 
     n_features_in_ : int
         Number of features seen during :term:`fit`.
@@ -427,8 +425,7 @@ class GradientStudentT(BaseDensity):
         return self
 
     def _fit(self, X, sample_weight):
-        for name in ("support_", "raw_support_"):
-            self.__dict__.pop(name, None)
+        self.__dict__.pop("support_", None)
         if self.support_fraction == 1.0:
             self._fit_likelihood(X, sample_weight)
         else:
@@ -580,8 +577,8 @@ class GradientStudentT(BaseDensity):
             )
 
     def _fit_trimmed(self, X, sample_weight):
-        """Maximum trimmed likelihood (:mod:`._trimming`), then the MLE on
-        the rows the corrected trimmed fit does not put in its far tail."""
+        """Maximum trimmed likelihood (:mod:`._trimming`) with the scale and
+        df corrected for the trimming."""
         if is_dask_array(X):
             raise ValueError(
                 "support_fraction < 1 selects rows in memory and is not "
@@ -598,7 +595,7 @@ class GradientStudentT(BaseDensity):
         if fraction * n_rows < d + 1:
             raise ValueError(
                 f"support_fraction={self.support_fraction!r} keeps about "
-                f"{fraction * n_rows:.1f} of {n_rows} rows, fewer than "
+                f"{fraction * n_rows:.1f} of n_samples = {n_rows} rows, fewer than "
                 f"n_features + 1 = {d + 1}; increase support_fraction or pass "
                 "more rows."
             )
@@ -647,34 +644,45 @@ class GradientStudentT(BaseDensity):
         starts.append(score(plain)[0])
         best = concentrate(fit, score, starts, weights, h)
 
-        # Consistency: scale and df of the support's distances, then the MLE
-        # on the rows outside the corrected far tail (MinCovDet's reweighting).
+        # Consistency: the scale and df of the support's distances, from
+        # their likelihood under the F law truncated where the support was cut.
         restore(best.state)
-        raw_support = (best.mask > 0) & (weights > 0)
+        support = (best.mask > 0) & (weights > 0)
         dist = distances()
         if has_nan:
-            p_cut = tail_probability(dist[raw_support], n_obs[raw_support], self.df_)
+            p_cut = tail_probability(dist[support], n_obs[support], self.df_)
             cut = n_obs * f_dist.isf(p_cut.min(), n_obs, self.df_)
         else:
-            cut = np.full(n_samples, dist[raw_support].max())
+            cut = np.full(n_samples, dist[support].max())
+        row_weight = (weights * best.mask)[support]
         c, df = correct_scale(
-            dist[raw_support],
-            n_obs[raw_support],
-            (weights * best.mask)[raw_support],
-            cut[raw_support],
+            dist[support],
+            n_obs[support],
+            row_weight,
+            cut[support],
             self.df_,
             self.df == "auto",
             (DF_MIN, DF_MAX),
         )
-        keep = tail_probability(dist / c, n_obs, df) >= REWEIGHT_TAIL
-        params = self._covariance_params()
+        self._rescale(c, df)
+        self.objective_ = -float(
+            row_weight @ self._log_densities(X[support]) / row_weight.sum()
+        )
+        self.support_ = support
+
+    def _rescale(self, c, df):
+        """Multiply the fitted scale matrix by ``c`` and set ``df_``."""
+        self.df_ = float(df)
+        for name in ("_shape_value_", "_covariance_value_", "_precision_value_"):
+            self.__dict__.pop(name, None)
         if self._is_factor():
-            params = (params[0] * math.sqrt(c), params[1] * c)
-        else:
-            params = params * math.sqrt(c)
-        self._fit_likelihood(X, weights * keep, (self.mean_, params, df))
-        self.raw_support_ = raw_support
-        self.support_ = keep & (weights > 0)
+            self.components_ = self.components_ * math.sqrt(c)
+            self.noise_variance_ = self.noise_variance_ * c
+            return
+        self.factor_ = self.factor_ * math.sqrt(c)
+        self.shape_ = self.factor_ @ self.factor_.T
+        self.covariance_ = _covariance_from_shape(self.shape_, self.df_)
+        self.precision_ = precision_from_factor(self.factor_)[1]
 
     @available_if(lambda self: False)
     def partial_fit(self, X, y=None, sample_weight=None):

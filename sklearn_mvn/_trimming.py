@@ -17,8 +17,8 @@ which need no random subsets.
 The fit on ``h`` central rows has too small a scale and too light tails.
 :func:`correct_scale` estimates a scale factor ``c`` and ``nu`` from the
 support's squared distances by the likelihood of the F law truncated where
-the support was cut; the rows that law puts in its far tail are the outliers
-of a reweighting step, as in :class:`sklearn.covariance.MinCovDet`.
+the support was cut (the consistency factor of MinCovDet generalised to
+an unknown ``nu``).
 
 The functions here know nothing of the estimator: the caller passes the fit
 on a support and the per-row scores of a fitted state as callables.
@@ -34,14 +34,13 @@ from ._linalg import row_chunks
 from ._t_solve import robust_start
 
 # Concentration steps from every start before only the best starts go on.
-FIRST_STEPS = 2
+FIRST_STEPS = 3
 # Starts that are concentrated until their support no longer changes.
-KEEP_STARTS = 2
+KEEP_STARTS = 3
+# Stopping rule of the two-parameter consistency fit.
+_TIGHT = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 500}
 # Upper limit of concentration steps of one start.
 MAX_STEPS = 50
-# Tail probability below which the reweighting step drops a row (MinCovDet's
-# 0.975 quantile).
-REWEIGHT_TAIL = 0.025
 
 
 def support_size(n_rows, n_features, support_fraction):
@@ -92,20 +91,39 @@ def _robust_distances(X, center, spread, basis, Z, sample_w):
     return out
 
 
-def _correlations(Z):
-    """Robust correlation-like matrices of standardised rows ``Z``
-    (DetMCD's starts): Spearman, hyperbolic tangent, normal scores and
-    spatial sign."""
-    m = Z.shape[0]
-    ranks = stats.rankdata(Z, axis=0)
-    spearman = np.corrcoef(ranks, rowvar=False)
-    yield 2.0 * np.sin(np.pi / 6.0 * spearman)
-    yield np.corrcoef(np.tanh(Z), rowvar=False)
-    scores = special.ndtri((ranks - 1.0 / 3.0) / (m + 1.0 / 3.0))
-    yield np.corrcoef(scores, rowvar=False)
+def _weighted_ranks(Z, w):
+    """Mid-ranks of each column with row weights ``w`` (tied values share
+    the mean of their positions): integer weights rank as repeated rows."""
+    ranks = np.empty_like(Z)
+    for j in range(Z.shape[1]):
+        values, group = np.unique(Z[:, j], return_inverse=True)
+        group_w = np.bincount(group, weights=w, minlength=values.size)
+        before = np.cumsum(group_w) - group_w
+        ranks[:, j] = (before + (group_w + 1.0) / 2.0)[group]
+    return ranks
+
+
+def _weighted_corr(Y, w):
+    """Weighted correlation matrix of the columns of ``Y``."""
+    centred = Y - (w @ Y) / w.sum()
+    cov = (centred * w[:, np.newaxis]).T @ centred
+    scale = np.sqrt(np.diag(cov))
+    scale = np.where(scale > 0, scale, 1.0)
+    return cov / np.outer(scale, scale)
+
+
+def _correlations(Z, w):
+    """Robust correlation-like matrices of standardised rows ``Z`` with
+    weights ``w`` (DetMCD's starts): Spearman, hyperbolic tangent, normal
+    scores and spatial sign."""
+    ranks = _weighted_ranks(Z, w)
+    yield 2.0 * np.sin(np.pi / 6.0 * _weighted_corr(ranks, w))
+    yield _weighted_corr(np.tanh(Z), w)
+    total = w.sum()
+    yield _weighted_corr(special.ndtri((ranks - 1.0 / 3.0) / (total + 1.0 / 3.0)), w)
     norms = np.sqrt(np.einsum("ij,ij->i", Z, Z))
     signs = Z / np.where(norms > 0, norms, 1.0)[:, np.newaxis]
-    yield signs.T @ signs / m
+    yield (signs * w[:, np.newaxis]).T @ signs / total
 
 
 def start_centralities(X, sample, sample_w, correlations=True):
@@ -135,7 +153,8 @@ def start_centralities(X, sample, sample_w, correlations=True):
     Z = np.nan_to_num((sample - center) / spread, nan=0.0)
     starts = [-_robust_distances(X, center, spread, None, Z, sample_w)]
     if correlations and d > 1:
-        for corr in _correlations(Z):
+        w = np.ones(Z.shape[0]) if sample_w is None else sample_w
+        for corr in _correlations(Z, w):
             corr = np.nan_to_num(corr, nan=0.0)
             _, basis = np.linalg.eigh(0.5 * (corr + corr.T))
             starts.append(-_robust_distances(X, center, spread, basis, Z, sample_w))
@@ -245,7 +264,7 @@ def correct_scale(dist, n_obs, row_weight, cut, df, estimate_df, df_bounds):
         return np.log(max(ratio, 1e-300))
 
     if not estimate_df:
-        result = optimize.minimize(nll, [start(df)], method="L-BFGS-B")
+        result = optimize.minimize(nll, [start(df)], method="L-BFGS-B", options=_TIGHT)
         return float(np.exp(result.x[0])), float(df)
     # The truncated likelihood is flat in large nu: several starts.
     bounds = [(None, None), tuple(np.log(df_bounds))]
@@ -253,7 +272,11 @@ def correct_scale(dist, n_obs, row_weight, cut, df, estimate_df, df_bounds):
     for nu in (1.0, 5.0, 30.0, df):
         nu = float(np.clip(nu, *df_bounds))
         result = optimize.minimize(
-            nll, [start(nu), np.log(nu)], method="L-BFGS-B", bounds=bounds
+            nll,
+            [start(nu), np.log(nu)],
+            method="L-BFGS-B",
+            bounds=bounds,
+            options=_TIGHT,
         )
         if best is None or result.fun < best.fun:
             best = result
