@@ -1,15 +1,15 @@
 """Benchmark GradientStudentT: speed, anomaly detection, estimated df.
 
-Three parts, each printed as a Markdown table, with the load average:
+Six parts, each printed as a Markdown table, with the load average:
 
 1. fit time on heavy-tailed data (multivariate t, df=3; n = 1e5, d = 50 by
    default) of ``GradientStudentT().fit`` against ``MinCovDet().fit`` in the
    same run, and of the trimmed fit ``support_fraction=None`` (medians over
-   ``--repeats``; MinCovDet once unless
-   ``--mcd-repeats``);
+   ``--repeats``; MinCovDet once unless ``--mcd-repeats``);
 2. held-out ROC AUC on contaminated training sets (outliers mixed into the
    training data; mean over ``--splits`` random splits) for GradientStudentT,
-   the trimmed GradientStudentT(support_fraction=None), GradientGaussian, EllipticEnvelope, MinCovDet and IsolationForest;
+   the trimmed GradientStudentT(support_fraction=None), GradientGaussian,
+   EllipticEnvelope, MinCovDet and IsolationForest;
 3. df estimated on n = 1e4 samples of a t with known df (3 and 10), with its
    standard error from the observed information (finite differences of the
    analytic gradient) and, over ``--replicates`` samples, the spread of the

@@ -431,11 +431,8 @@ class GradientStudentT(BaseDensity):
         else:
             self._fit_trimmed(X, sample_weight)
 
-    def _fit_likelihood(self, X, sample_weight, start=None):
-        """The MLE; ``start`` = (mean, scale parameters, df) overrides the
-        robust start (and ``warm_start``)."""
-        source = self._data_source(X, sample_weight)
-        data_pass, sample, sample_w, weight, n_samples, X, sample_weight = source
+    def _robust_scale(self, sample, sample_w, X, sample_weight):
+        """Robust location and per-feature spread of the start."""
         n_features = self.n_features_in_
         rep = self._representation(n_features)
         if self.covariance_type == "factor":
@@ -452,6 +449,19 @@ class GradientStudentT(BaseDensity):
                 w = w.compute()
             mean0[unseen], spread[unseen] = robust_start(full, w)
             spread = rep.standardising_scale(spread**2)
+        return mean0, spread
+
+    def _fit_likelihood(self, X, sample_weight, start=None, scale=None):
+        """The MLE; ``start`` = (mean, scale parameters, df) overrides the
+        robust start (and ``warm_start``), ``scale`` = (location, spread) the
+        robust scale (which sets the penalty's ``tau`` and the factor model's
+        noise floor)."""
+        source = self._data_source(X, sample_weight)
+        data_pass, sample, sample_w, weight, n_samples, X, sample_weight = source
+        n_features = self.n_features_in_
+        if scale is None:
+            scale = self._robust_scale(sample, sample_w, X, sample_weight)
+        mean0, spread = (np.array(v) for v in scale)
         _check_scale_range(spread)
         tau = float(np.mean(spread**2))
         trace_coef = self.shrinkage * tau + self.reg_covar
@@ -495,7 +505,7 @@ class GradientStudentT(BaseDensity):
                 df0 = float(np.clip(self.df_, DF_MIN, DF_MAX))
         result = fit_t(
             data_pass,
-            rep,
+            self._representation(n_features),
             mean0,
             factor0,
             df0,
@@ -585,9 +595,7 @@ class GradientStudentT(BaseDensity):
                 "available for a dask array; compute X into memory (a NumPy "
                 "array) or set support_fraction=1.0."
             )
-        _, sample, sample_w, _, n_samples, X, sample_weight = self._data_source(
-            X, sample_weight
-        )
+        n_samples, X, sample_weight = self._data_source(X, sample_weight)[4:]
         d = self.n_features_in_
         weights = np.ones(n_samples) if sample_weight is None else sample_weight
         n_rows = int(np.count_nonzero(weights))
@@ -602,6 +610,10 @@ class GradientStudentT(BaseDensity):
         h = fraction * float(weights.sum())
         has_nan = check_missing(X)
         n_obs = (~np.isnan(X)).sum(axis=1) if has_nan else np.full(n_samples, d)
+        names = self.__dict__.get("feature_names_in_")
+        step = max(1, math.ceil(n_samples / _START_ROWS))
+        rows = slice(None, None, step)
+        scale = self._robust_scale(X[rows], weights[rows], X, weights)
         snapshot = ("mean_", "df_", "factor_", "components_", "noise_variance_")
 
         def state():
@@ -614,41 +626,55 @@ class GradientStudentT(BaseDensity):
                 self.__dict__.pop(name, None)
             vars(self).update(fitted)
 
-        def fit(row_weights, warm):
-            start = None
-            if warm is not None:
-                restore(warm)
-                start = (self.mean_, self._covariance_params(), self.df_)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                warnings.simplefilter("ignore", UserWarning)
-                self._fit_likelihood(X, row_weights, start)
-            return state()
+        def steps_on(rows):
+            """The fit on a support and the rows' scores, for ``X[rows]``."""
+            Xd, n_obs_d = X[rows], n_obs[rows]
 
-        def distances():
-            return self._row_scores(X, "mahalanobis", "marginal_mahalanobis")
+            def fit(row_weights, warm):
+                start = None
+                if warm is not None:
+                    restore(warm)
+                    start = (self.mean_, self._covariance_params(), self.df_)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    warnings.simplefilter("ignore", UserWarning)
+                    self._fit_likelihood(Xd, row_weights, start, scale)
+                return state()
 
-        def score(fitted):
-            restore(fitted)
-            dist = distances()
-            if has_nan:
-                centrality = f_dist.logsf(dist / n_obs, n_obs, self.df_)
-            else:
-                centrality = -dist
-            return centrality, self._log_densities(X)
+            def score(fitted):
+                restore(fitted)
+                dist = self._row_scores(Xd, "mahalanobis", "marginal_mahalanobis")
+                if has_nan:
+                    centrality = f_dist.logsf(dist / n_obs_d, n_obs_d, self.df_)
+                else:
+                    centrality = -dist
+                return centrality, self._log_densities(Xd)
 
+            return fit, score
+
+        # The search from every start runs on the strided subsample of the
+        # robust start (all rows when n <= _START_ROWS); on larger data its
+        # best fit starts the concentration steps on all rows.
+        w_sub = weights[rows]
+        if fraction * np.count_nonzero(w_sub) < d + 1:
+            step, rows, w_sub = 1, slice(None), weights
+        fit, score = steps_on(rows)
         starts = start_centralities(
-            X, sample, sample_w, correlations=self.covariance_type != "factor"
+            X[rows], X[rows], w_sub, correlations=self.covariance_type != "factor"
         )
-        plain = fit(weights, None)
-        starts.append(score(plain)[0])
-        best = concentrate(fit, score, starts, weights, h)
+        starts.append(score(fit(w_sub, None))[0])
+        best = concentrate(fit, score, starts, w_sub, fraction * float(w_sub.sum()))
+        if step > 1:
+            fit, score = steps_on(slice(None))
+            best = concentrate(fit, score, [score(best.state)[0]], weights, h)
+        restore(best.state)
+        if names is not None:
+            self.feature_names_in_ = names
 
         # Consistency: the scale and df of the support's distances, from
         # their likelihood under the F law truncated where the support was cut.
-        restore(best.state)
         support = (best.mask > 0) & (weights > 0)
-        dist = distances()
+        dist = self._row_scores(X, "mahalanobis", "marginal_mahalanobis")
         if has_nan:
             p_cut = tail_probability(dist[support], n_obs[support], self.df_)
             cut = n_obs * f_dist.isf(p_cut.min(), n_obs, self.df_)

@@ -245,19 +245,39 @@ def correct_scale(dist, n_obs, row_weight, cut, df, estimate_df, df_bounds):
     c : float
     df : float
     """
-    groups = [(p, n_obs == p) for p in np.unique(n_obs)]
+    groups = []
+    for p in np.unique(n_obs):
+        rows = n_obs == p
+        cuts, where = np.unique(cut[rows], return_inverse=True)
+        # The truncation term per distinct cut (one for complete data).
+        cut_w = np.bincount(where, weights=row_weight[rows], minlength=cuts.size)
+        w = row_weight[rows]
+        groups.append((p, dist[rows], w, w.sum(), w @ np.log(dist[rows]), cuts, cut_w))
     total = row_weight.sum()
 
     def nll(theta):
+        # The log-density of dist = c p x, x ~ F(p, nu), written out:
+        # const + (p/2 - 1) log dist - (p/2) log(c p)
+        # - (p + nu)/2 log(1 + dist / (c nu)).
         log_c = theta[0]
         nu = np.exp(theta[1]) if estimate_df else df
         value = 0.0
-        for p, rows in groups:
-            x = dist[rows] / (np.exp(log_c) * p)
-            t = cut[rows] / (np.exp(log_c) * p)
-            w = row_weight[rows]
-            value -= w @ (stats.f.logpdf(x, p, nu) - stats.f.logcdf(t, p, nu))
-        return value / total + log_c
+        for p, x, w, w_sum, w_log_x, cuts, cut_w in groups:
+            const = (
+                special.gammaln((p + nu) / 2)
+                - special.gammaln(p / 2)
+                - special.gammaln(nu / 2)
+                + p / 2 * np.log(p / nu)
+            )
+            log_scale = log_c + np.log(p)
+            log_pdf_sum = (
+                w_sum * (const - p / 2 * log_scale)
+                + (p / 2 - 1) * w_log_x
+                - (p + nu) / 2 * (w @ np.log1p(x / (np.exp(log_c) * nu)))
+            )
+            value -= log_pdf_sum
+            value += cut_w @ np.log(special.fdtr(p, nu, cuts / (np.exp(log_c) * p)))
+        return value / total
 
     def start(nu):
         ratio = np.median(dist / (n_obs * stats.f.median(n_obs, nu)))

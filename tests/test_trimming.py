@@ -256,3 +256,25 @@ def test_dask_input_is_refused_with_advice():
     X, n, _ = _contaminated(seed=9, n=200)
     with pytest.raises(ValueError, match="compute X into memory"):
         GradientStudentT(support_fraction=0.8).fit(da.from_array(X, chunks=100))
+
+
+def test_large_data_search_on_subsample_then_all_rows():
+    # n above the 8192-row subsample: the search runs on the strided
+    # subsample and its best fit starts concentration steps on all rows.
+    X, n, _ = _contaminated(seed=10, n=9000, d=3, frac=0.2)
+    model = GradientStudentT(support_fraction=0.6, tol=1e-10).fit(X)
+    assert not model.support_[n:].any()
+    h = 0.6 * len(X)
+    assert abs(model.support_.sum() - h) < 1
+    # A concentration step on all rows leaves the support unchanged.
+    ref = GradientStudentT(tol=1e-10).fit(X[model.support_])
+    dist = ref.mahalanobis(X)
+    assert dist[model.support_].max() <= np.sort(dist)[int(np.ceil(h)) - 1]
+
+
+def test_feature_names_survive_the_trimmed_fit():
+    pd = pytest.importorskip("pandas")
+    X, n, _ = _contaminated(seed=11, n=300)
+    frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
+    model = GradientStudentT(support_fraction=0.8).fit(frame)
+    np.testing.assert_array_equal(model.feature_names_in_, frame.columns)
