@@ -148,10 +148,10 @@ for name in datasets:
 # of outliers still pulls it. The t is a smooth M-estimator, whose breakdown
 # point is at most about ``1 / (d + nu)``, while the MCD ignores half the data
 # by construction. The trimmed t does the same: its support is the most
-# central half of the rows, so it matches or beats EllipticEnvelope on every
+# central half of the rows, so it is as good as EllipticEnvelope on every
 # set here, and it keeps the t's weights, missing values and log-density
 # (its scale and ``df_`` are corrected for the trimming). It costs a few
-# t fits instead of one.
+# dozen t fits instead of one.
 import matplotlib.pyplot as plt
 
 fig, axes = plt.subplots(1, len(datasets), figsize=(16, 4), sharey=True)
