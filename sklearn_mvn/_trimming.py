@@ -276,18 +276,24 @@ def correct_scale(dist, n_obs, row_weight, cut, df, estimate_df, df_bounds):
                 - (p + nu) / 2 * (w @ np.log1p(x / (np.exp(log_c) * nu)))
             )
             value -= log_pdf_sum
-            value += cut_w @ np.log(special.fdtr(p, nu, cuts / (np.exp(log_c) * p)))
+            # Far steps of the line search can underflow the probability.
+            cdf = special.fdtr(p, nu, cuts / (np.exp(log_c) * p))
+            value += cut_w @ np.log(np.maximum(cdf, 1e-300))
         return value / total
 
     def start(nu):
         ratio = np.median(dist / (n_obs * stats.f.median(n_obs, nu)))
         return np.log(max(ratio, 1e-300))
 
+    # log c within 30 of the median-matching value of the starting df.
+    c_bounds = (start(df) - 30.0, start(df) + 30.0)
     if not estimate_df:
-        result = optimize.minimize(nll, [start(df)], method="L-BFGS-B", options=_TIGHT)
+        result = optimize.minimize(
+            nll, [start(df)], method="L-BFGS-B", bounds=[c_bounds], options=_TIGHT
+        )
         return float(np.exp(result.x[0])), float(df)
     # The truncated likelihood is flat in large nu: several starts.
-    bounds = [(None, None), tuple(np.log(df_bounds))]
+    bounds = [c_bounds, tuple(np.log(df_bounds))]
     best = None
     for nu in (1.0, 5.0, 30.0, df):
         nu = float(np.clip(nu, *df_bounds))
