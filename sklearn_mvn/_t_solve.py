@@ -228,10 +228,32 @@ class _Packer:
 
 
 class TFitResult:
-    """Outcome of :func:`fit_t`."""
+    """Outcome of :func:`fit_t` and :func:`fit_t_factor`."""
 
     def __init__(self, **kwargs):
         self.__dict__.update(kwargs)
+
+
+def _finish(
+    progress, mean, params, df, value, norm, n_em, n_lbfgs, n_passes, verdict, message
+):
+    """The fit's result (with the progress history), summarised if verbose."""
+    result = TFitResult(
+        mean=mean,
+        factor=params,
+        df=df,
+        value=float(value),
+        objective=float(value),
+        grad_norm=norm,
+        n_iter=n_em + n_lbfgs,
+        n_em=n_em,
+        n_passes=n_passes,
+        converged=verdict != "short",
+        message=message,
+    )
+    result.history = progress.history
+    progress.summary(result)
+    return result
 
 
 def _scale_df(df, d, estimate_df):
@@ -370,22 +392,19 @@ def fit_t(
         floor = max(10.0 * np.sqrt(_EPS * max(1.0, abs(value))), 100.0 * tol)
         verdict = _verdict(norm, tol, stalled=status != 1, floor=floor)
         mean, factor, df = packer.to_params(theta, df)
-    result = TFitResult(
-        mean=mean,
-        factor=np.tril(factor),
-        df=df,
-        value=float(value),
-        objective=float(value),
-        grad_norm=norm,
-        n_iter=n_em + n_lbfgs,
-        n_em=n_em,
-        n_passes=n_passes,
-        converged=verdict != "short",
-        message=message,
+    return _finish(
+        progress,
+        mean,
+        np.tril(factor),
+        df,
+        value,
+        norm,
+        n_em,
+        n_lbfgs,
+        n_passes,
+        verdict,
+        message,
     )
-    result.history = progress.history
-    progress.summary(result)
-    return result
 
 
 def _projected_norm(theta, grad, bounds):
@@ -758,19 +777,16 @@ def fit_t_factor(
         params = (W, psi)
         verdict = "converged" if norm <= 100.0 * tol else "short"
     W, psi = params
-    result = TFitResult(
-        mean=mean,
-        factor=(canonical_rotation(W, psi), psi),
-        df=df,
-        value=float(value),
-        objective=float(value),
-        grad_norm=norm,
-        n_iter=n_em + n_lbfgs,
-        n_em=n_em,
-        n_passes=n_passes,
-        converged=verdict != "short",
-        message=message,
+    return _finish(
+        progress,
+        mean,
+        (canonical_rotation(W, psi), psi),
+        df,
+        value,
+        norm,
+        n_em,
+        n_lbfgs,
+        n_passes,
+        verdict,
+        message,
     )
-    result.history = progress.history
-    progress.summary(result)
-    return result
