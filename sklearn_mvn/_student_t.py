@@ -448,7 +448,8 @@ class GradientStudentT(BaseDensity):
             if is_dask_array(w):
                 w = w.compute()
             mean0[unseen], spread[unseen] = robust_start(full, w)
-            spread = rep.standardising_scale(spread**2)
+            with np.errstate(over="ignore"):
+                spread = rep.standardising_scale(spread**2)
         return mean0, spread
 
     def _fit_likelihood(self, X, sample_weight, start=None, scale=None):
@@ -608,6 +609,25 @@ class GradientStudentT(BaseDensity):
                 "more rows."
             )
         h = fraction * float(weights.sum())
+        # Degenerate supports (rows in a subspace, repeated rows) make the
+        # search's numbers infinite; the result is checked below instead.
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            self._trimmed_search(X, weights, fraction, h)
+        params = self._covariance_params()
+        params = params if isinstance(params, tuple) else (params,)
+        finite = all(np.all(np.isfinite(v)) for v in (self.mean_, *params))
+        if not (finite and np.isfinite(self.objective_)):
+            raise ValueError(
+                f"The trimmed fit is degenerate: the t on its support of "
+                f"{int(self.support_.sum())} rows has no finite maximum (rows "
+                "that coincide or lie in a subspace). Increase support_fraction, "
+                "or set reg_covar > 0 or shrinkage > 0."
+            )
+
+    def _trimmed_search(self, X, weights, fraction, h):
+        """Concentration steps from the starts, then the consistency
+        correction; sets the fitted attributes and ``support_``."""
+        n_samples, d = X.shape
         has_nan = check_missing(X)
         n_obs = (~np.isnan(X)).sum(axis=1) if has_nan else np.full(n_samples, d)
         names = self.__dict__.get("feature_names_in_")
@@ -670,6 +690,15 @@ class GradientStudentT(BaseDensity):
         restore(best.state)
         if names is not None:
             self.feature_names_in_ = names
+        if not self.converged_:
+            warn_at_caller(
+                f"GradientStudentT did not converge on the trimmed support: the "
+                f"t fit on its {int(np.count_nonzero(best.mask))} rows stopped "
+                f"after {self.n_iter_} iterations (largest gradient entry "
+                f"{self.history_[-1][1]:.3g}, tol={self.tol:g}). Increase "
+                "max_iter or support_fraction, or set reg_covar > 0.",
+                ConvergenceWarning,
+            )
 
         # Consistency: the scale and df of the support's distances, from
         # their likelihood under the F law truncated where the support was cut.
@@ -704,8 +733,13 @@ class GradientStudentT(BaseDensity):
         if self._is_factor():
             self.components_ = self.components_ * math.sqrt(c)
             self.noise_variance_ = self.noise_variance_ * c
+            with np.errstate(over="ignore"):
+                variance = (self.components_**2).sum(axis=0) + self.noise_variance_
+            _check_scale_range(np.sqrt(variance))
             return
         self.factor_ = self.factor_ * math.sqrt(c)
+        # The corrected variances (squared row norms) must stay in range.
+        _check_scale_range(np.linalg.norm(self.factor_, axis=1))
         self.shape_ = self.factor_ @ self.factor_.T
         self.covariance_ = _covariance_from_shape(self.shape_, self.df_)
         self.precision_ = precision_from_factor(self.factor_)[1]

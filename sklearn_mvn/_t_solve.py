@@ -492,15 +492,18 @@ def start_scale(X, representation, sample_weight=None, max_rows=8192):
             sample, weights = np.asarray(X, dtype=np.float64), sample_weight
     center, spread = robust_start(sample, weights)
     zero = ~(spread > 0)
-    if zero.any():
-        w = np.ones(sample.shape[0]) if weights is None else weights
-        obs = ~np.isnan(sample[:, zero])
-        vals = np.where(obs, sample[:, zero], 0.0)
-        ww = w[:, None] * obs
-        mu = (ww * vals).sum(0) / np.maximum(ww.sum(0), 1e-300)
-        var = (ww * (vals - mu) ** 2).sum(0) / np.maximum(ww.sum(0), 1e-300)
-        spread[zero] = np.sqrt(var)
-    return center, representation.standardising_scale(spread**2)
+    # Scales beyond 1e154 overflow in the squares below; the caller's range
+    # check says what to do.
+    with np.errstate(over="ignore"):
+        if zero.any():
+            w = np.ones(sample.shape[0]) if weights is None else weights
+            obs = ~np.isnan(sample[:, zero])
+            vals = np.where(obs, sample[:, zero], 0.0)
+            ww = w[:, None] * obs
+            mu = (ww * vals).sum(0) / np.maximum(ww.sum(0), 1e-300)
+            var = (ww * (vals - mu) ** 2).sum(0) / np.maximum(ww.sum(0), 1e-300)
+            spread[zero] = np.sqrt(var)
+        return center, representation.standardising_scale(spread**2)
 
 
 # ---------------------------------------------------------------------------

@@ -81,13 +81,17 @@ def _robust_distances(X, center, spread, basis, Z, sample_w):
     standardised subsample ``Z``'s projections.
     """
     loc, scale = robust_start(Z if basis is None else Z @ basis, sample_w)
-    scale = np.where(scale > 0, scale, np.max(scale, initial=1.0) * 1e-6 + 1e-300)
+    # A projection with zero MAD (over half the rows on one value): unit
+    # scale, that of the standardised coordinates.
+    scale = np.where(scale > 0, scale, 1.0)
     out = np.empty(X.shape[0])
     for rows in row_chunks(X.shape[0], X.shape[1]):
         z = np.nan_to_num((X[rows] - center) / spread, nan=0.0)
         if basis is not None:
             z = z @ basis
-        out[rows] = (((z - loc) / scale) ** 2).sum(axis=1)
+        with np.errstate(over="ignore"):
+            # Rows beyond 1e154 robust units rank last (inf).
+            out[rows] = (((z - loc) / scale) ** 2).sum(axis=1)
     return out
 
 
@@ -252,7 +256,8 @@ def correct_scale(dist, n_obs, row_weight, cut, df, estimate_df, df_bounds):
         # The truncation term per distinct cut (one for complete data).
         cut_w = np.bincount(where, weights=row_weight[rows], minlength=cuts.size)
         w = row_weight[rows]
-        groups.append((p, dist[rows], w, w.sum(), w @ np.log(dist[rows]), cuts, cut_w))
+        x = np.maximum(dist[rows], 1e-300)  # a row at the center: distance 0
+        groups.append((p, x, w, w.sum(), w @ np.log(x), cuts, cut_w))
     total = row_weight.sum()
 
     def nll(theta):

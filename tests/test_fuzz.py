@@ -48,6 +48,7 @@ ADVICE = (
     "Drop",
     "Replace infinite",
     "minimum of 1",
+    "support_fraction",
 )
 
 # Agreement with the closed form, in units of the data's standard deviations

@@ -12,12 +12,19 @@ complete data must fit without a ConvergenceWarning.
 import warnings
 
 import numpy as np
-from hypothesis import event, given, note
+from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 from scipy.stats import multivariate_t
 from sklearn.exceptions import ConvergenceWarning
-from test_fuzz import SETTINGS, _assert_our_error, _scipy_reliable, _seeded, problems
+from test_fuzz import (
+    N_EXAMPLES,
+    SETTINGS,
+    _assert_our_error,
+    _scipy_reliable,
+    _seeded,
+    problems,
+)
 
 from sklearn_mvn import GradientStudentT
 from sklearn_mvn._t_likelihood import DF_MAX, DF_MIN
@@ -62,3 +69,41 @@ def test_fuzz_fit_student_t(problem, df):
     note(f"X ({X.dtype}, strides {X.strides}) = {np.asarray(X).tolist()!r}")
     note(f"weights = {None if weights is None else weights.tolist()!r}")
     _fuzz_one(*problem, df)
+
+
+@_seeded
+@settings(SETTINGS, max_examples=max(1, N_EXAMPLES // 4))  # ~40 t fits each
+@given(problems(), st.sampled_from([0.75, None]))
+def test_fuzz_trimmed_fit_student_t(problem, support_fraction):
+    """The trimmed fit: our error, or finite parameters whose support holds
+    the requested weight and whose log-density is finite."""
+    X, weights = problem[:2]
+    note(f"X ({X.dtype}, strides {X.strides}) = {np.asarray(X).tolist()!r}")
+    note(f"weights = {None if weights is None else weights.tolist()!r}")
+    model = GradientStudentT(support_fraction=support_fraction)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.fit(X, sample_weight=weights)
+        except (ValueError, TypeError) as exc:
+            _assert_our_error(exc)
+            event(f"rejected: {type(exc).__name__}: {str(exc)[:40]}")
+            return
+    # Only our warnings (convergence, Heywood), no NumPy RuntimeWarning.
+    leaked = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert not leaked, [str(w.message) for w in leaked]
+    for name in ("mean_", "shape_", "precision_", "factor_"):
+        assert np.all(np.isfinite(getattr(model, name))), name
+    assert DF_MIN <= model.df_ <= DF_MAX
+    w = np.ones(len(X)) if weights is None else np.asarray(weights, dtype=float)
+    w = w / w.max()  # weights up to 1e300: no overflow in the sums below
+    assert model.support_.shape == (len(X),)
+    assert not np.any(model.support_ & (w <= 0))
+    if support_fraction is not None:
+        # The support holds the fraction of the weight (the boundary row
+        # enters with part of its weight).
+        kept = w[model.support_].sum() / w.sum()
+        assert 0.75 - 1e-9 <= kept <= 0.75 + w.max() / w.sum() + 1e-9
+    rows = np.asarray(X[~np.all(np.isnan(X), axis=1)][:10], dtype=np.float64)
+    assert np.all(np.isfinite(model.score_samples(rows)))
+    event("fitted")
