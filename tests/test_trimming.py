@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 from scipy.stats import multivariate_t
+from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_mvn import GradientStudentT
 from sklearn_mvn._trimming import (
@@ -283,3 +284,13 @@ def test_feature_names_survive_the_trimmed_fit():
     frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
     model = GradientStudentT(support_fraction=0.8).fit(frame)
     np.testing.assert_array_equal(model.feature_names_in_, frame.columns)
+
+
+def test_unconverged_support_fit_warns():
+    X, n, _ = _contaminated(seed=12, n=300)
+    with pytest.warns(ConvergenceWarning, match="trimmed support"):
+        model = GradientStudentT(support_fraction=0.8, max_iter=2).fit(X)
+    assert not model.converged_
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        assert GradientStudentT(support_fraction=0.8).fit(X).converged_
