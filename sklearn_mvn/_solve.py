@@ -38,6 +38,9 @@ _CYCLE_ITER = 30
 # A cycle that shrinks the gradient by less than this factor is slow: Newton
 # steps are tried next (inexact objectives).
 _SLOW = 1e-2
+# A cycle of an inexact objective ends (and the next one re-whitens) once a
+# diagonal entry of the whitened factor leaves [1 / _DRIFT, _DRIFT].
+_DRIFT = 2.0
 # Newton steps at most per attempt.
 _NEWTON_STEPS = 10
 # Up to this many free parameters the Hessian is formed densely near the
@@ -237,6 +240,7 @@ def minimize_whitened(
     record=None,
     record_start=None,
     finish=False,
+    drift=None,
 ):
     """Minimise ``evaluate(mean, factor)`` over the representation with L-BFGS-B.
 
@@ -262,6 +266,11 @@ def minimize_whitened(
         (its line search found no decrease within the rounding error),
         continue with value-free quasi-Newton steps (:func:`_gradient_steps`)
         within the iteration budget.
+    drift : float, default=None
+        Stop (status 3) after the first iteration at which a diagonal entry
+        of the whitened factor ``T`` leaves ``[1 / drift, drift]``: the
+        whitening no longer describes the current point, and the caller
+        re-whitens there.
 
     Returns
     -------
@@ -269,7 +278,8 @@ def minimize_whitened(
     value, grad_norm : float
     n_iter : int
     status : int
-        0 converged, 1 iteration limit, 2 the line search failed.
+        0 converged, 1 iteration limit, 2 the line search failed, 3 the
+        iterate drifted beyond ``drift`` (re-whiten).
     message : str
     """
     d = mean0.shape[0]
@@ -289,6 +299,9 @@ def minimize_whitened(
 
     iterates = []
 
+    diag = d + rep.diag_positions
+    drifted = []
+
     def callback(x):
         theta = scale * x
         if not np.array_equal(theta, last.get("theta")):
@@ -296,6 +309,9 @@ def minimize_whitened(
         iterates.append((x.copy(), scale * last["grad"]))
         if record is not None:
             record(last["value"], _projected_norm(rep, theta, last["grad"]))
+        if drift is not None and np.any(np.abs(np.log(theta[diag])) > np.log(drift)):
+            drifted.append(True)
+            raise StopIteration
 
     def norm_of(x, grad_scaled):
         return _projected_norm(rep, scale * x, grad_scaled / scale)
@@ -325,7 +341,7 @@ def minimize_whitened(
         )
         theta, value, n_iter = scale * res.x, float(res.fun), int(res.nit)
         grad, message = np.asarray(res.jac) / scale, str(res.message)
-        status = min(int(res.status), 2)
+        status = 3 if drifted else min(int(res.status), 2)
         if (
             finish
             and status != 1
@@ -440,6 +456,24 @@ class _Whitened:
         return (self(self.x0 + h * v)[1] - self(self.x0 - h * v)[1]) / (2.0 * h)
 
 
+def _value_noise(w, value):
+    """Rounding error of the objective's values near ``w.x0`` (``value``).
+
+    Second differences ``J(x0 + h) + J(x0 - h) - 2 J(x0)`` along random
+    sign vectors with entries ``1e-9``: the curvature term (about ``1e-18``
+    per free parameter) is far below any rounding error, so what is left is
+    the noise (four evaluations).
+    """
+    rng = np.random.RandomState(0)
+    noise = _EPS * max(1.0, abs(value))
+    for _ in range(2):
+        h = 1e-9 * np.where(rng.rand(w.x0.size) < 0.5, -1.0, 1.0)
+        second = w(w.x0 + h)[0] + w(w.x0 - h)[0] - 2.0 * value
+        if np.isfinite(second):
+            noise = max(noise, 0.5 * abs(second))
+    return noise
+
+
 def _dense_step(w, grad, tol):
     """Newton step from the Hessian formed column by column; None if it is not
     positive semi-definite.
@@ -544,6 +578,7 @@ def newton_steps(
     """
     rep = representation
     n_steps = 0
+    noise = None
     while True:
         w = _Whitened(objective, rep, mean, factor)
         value, grad = w(w.x0)
@@ -560,15 +595,23 @@ def newton_steps(
         # most 0.5 per entry.
         alpha = min(1.0, 0.5 / max(float(np.max(np.abs(step))), _EPS))
         predicted = -0.5 * alpha * float(grad @ step)
-        resolvable = predicted > 1e3 * _EPS * max(1.0, abs(value))
         for _ in range(8):
             value1, grad1 = w(w.x0 + alpha * step)
             norm1 = float(np.max(np.abs(grad1)))
-            if np.isfinite(value1) and (
-                (resolvable and value1 <= value - 0.5 * predicted)
-                or (not resolvable and norm1 < grad_norm)
-            ):
+            if not np.isfinite(value1):
+                pass
+            elif value1 <= value - 0.5 * predicted:
                 break
+            elif norm1 < grad_norm:
+                # The objective's rounding error grows with the condition
+                # number of the covariance (its formulas go through the
+                # precision), so a decrease it cannot resolve says nothing:
+                # then the gradient, accurate to far below the decrease,
+                # decides.
+                if noise is None:
+                    noise = _value_noise(w, value)
+                if predicted <= max(1e3 * _EPS * max(1.0, abs(value)), 10.0 * noise):
+                    break
             alpha *= 0.5
             predicted *= 0.5
         else:
@@ -690,9 +733,10 @@ def solve(
             record=record,
             record_start=record_start,
             finish=not objective.exact,
+            drift=None if objective.exact else _DRIFT,
         )
         n_iter += steps
-        stalled = status != 1
+        stalled = status not in (1, 3)
         floor = 100.0 * tol
         if not objective.exact:
             floor = _noise_floor(value)
@@ -709,6 +753,10 @@ def solve(
         if objective.exact:
             if verdict == "floor" or not decreased:
                 break
+            continue
+        if status == 3 and decreased:
+            # Far from the whitening point: re-whiten at once (the complete-
+            # data curvature is the identity only near it).
             continue
         # Inexact objectives: Newton steps when the cycle stalled (e.g. at the
         # round-off floor), stopped decreasing the objective, or was slow.
