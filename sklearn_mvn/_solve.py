@@ -10,9 +10,12 @@ representation's structure (the pilot for the first cycle), so the problem is
 close to isotropic whatever the scales and correlations of the data and the
 iteration count does not depend on them. For exact objectives (complete-data
 statistics) one cycle normally suffices (the pilot is the optimum); inexact
-ones (missing values) are re-whitened every ``_CYCLE_ITER`` iterations,
-continue a line search stalled at their round-off floor with value-free
-quasi-Newton steps (:func:`_gradient_steps`), and switch to Newton steps
+ones (missing values) are re-whitened every ``_CYCLE_ITER`` iterations, or
+as soon as a diagonal entry of the whitened factor leaves ``[1/2, 2]`` (far
+from the whitening point, e.g. from a pilot whose spectrum was clipped on
+strongly correlated data), continue a line search stalled at their round-off
+floor with value-free quasi-Newton steps (:func:`_gradient_steps`), and
+switch to Newton steps
 (:func:`newton_steps`) when a cycle is slow, stalls at that floor or stops
 decreasing the objective. The free parameters are scaled so that the
 complete-data Hessian is the identity (:func:`_unit_curvature`).
@@ -548,10 +551,16 @@ def newton_steps(
     gradients each). A step of at most 0.5 per whitened entry is accepted when
     it decreases the objective by half the predicted amount or, when that
     amount is below the objective's resolution, when the gradient shrinks;
-    otherwise it is halved (at most 8 times). Their convergence is quadratic
-    whatever the fraction of missing information, which is what slows EM and
-    first-order methods down. On a Hessian that is not positive definite (far
-    from the optimum, or an unbounded likelihood) they stop.
+    otherwise it is halved (at most 8 times). The resolution is the larger of
+    ``1e3 eps |J|`` and ten times the rounding error of the values measured
+    near the point (:func:`_value_noise`, only when needed): the E-step goes
+    through the precision ``S^{-1}``, so its rounding error grows with the
+    condition number of the covariance (about ``1e-8`` per sample at
+    ``1e9``), while the gradient stays accurate far below the decrease.
+    Their convergence is quadratic whatever the fraction of missing
+    information, which is what slows EM and first-order methods down. On a
+    Hessian that is not positive definite (far from the optimum, or an
+    unbounded likelihood) they stop.
 
     Parameters
     ----------
