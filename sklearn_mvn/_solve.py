@@ -15,9 +15,8 @@ as soon as a diagonal entry of the whitened factor leaves ``[1/2, 2]`` (far
 from the whitening point, e.g. from a pilot whose spectrum was clipped on
 strongly correlated data), continue a line search stalled at their round-off
 floor with value-free quasi-Newton steps (:func:`_gradient_steps`), and
-switch to Newton steps
-(:func:`newton_steps`) when a cycle is slow, stalls at that floor or stops
-decreasing the objective. The free parameters are scaled so that the
+switch to Newton steps (:func:`newton_steps`) when a cycle is slow, stalls at
+that floor or stops decreasing the objective. The free parameters are scaled so that the
 complete-data Hessian is the identity (:func:`_unit_curvature`).
 
 Each concern lives in one place: the start point (pilot, warm start, or the
@@ -347,7 +346,7 @@ def minimize_whitened(
         status = 3 if drifted else min(int(res.status), 2)
         if (
             finish
-            and status != 1
+            and status in (0, 2)
             and n_iter < max_iter
             and tol < _projected_norm(rep, theta, grad) <= _noise_floor(value)
         ):
@@ -604,23 +603,25 @@ def newton_steps(
         # most 0.5 per entry.
         alpha = min(1.0, 0.5 / max(float(np.max(np.abs(step))), _EPS))
         predicted = -0.5 * alpha * float(grad @ step)
+        floor = 1e3 * _EPS * max(1.0, abs(value))
         for _ in range(8):
             value1, grad1 = w(w.x0 + alpha * step)
             norm1 = float(np.max(np.abs(grad1)))
-            if not np.isfinite(value1):
-                pass
-            elif value1 <= value - 0.5 * predicted:
-                break
-            elif norm1 < grad_norm:
-                # The objective's rounding error grows with the condition
-                # number of the covariance (its formulas go through the
-                # precision), so a decrease it cannot resolve says nothing:
-                # then the gradient, accurate to far below the decrease,
-                # decides.
-                if noise is None:
-                    noise = _value_noise(w, value)
-                if predicted <= max(1e3 * _EPS * max(1.0, abs(value)), 10.0 * noise):
+            if np.isfinite(value1):
+                if predicted > floor and value1 <= value - 0.5 * predicted:
                     break
+                if norm1 < grad_norm:
+                    if predicted <= floor:
+                        break
+                    # The rounding error of the values grows with the
+                    # condition number of the covariance (the E-step goes
+                    # through the precision): a decrease within it says
+                    # nothing, and the gradient, accurate far below the
+                    # decrease, decides.
+                    if noise is None:
+                        noise = _value_noise(w, value)
+                    if predicted <= 10.0 * noise:
+                        break
             alpha *= 0.5
             predicted *= 0.5
         else:
