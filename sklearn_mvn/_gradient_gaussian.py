@@ -15,7 +15,7 @@ import numpy as np
 
 from ._base import BaseDensity
 from ._likelihoods import FactorObjective, RowSource, make_objective
-from ._missing import PatternStats, check_missing
+from ._missing import PatternStats, check_missing, unbounded_likelihood
 from ._representations import make_representation
 from ._solve import solve, solve_factor
 from ._validation import Integral, Interval, Real, StrOptions, warn_at_caller
@@ -337,7 +337,7 @@ class GradientGaussian(BaseDensity):
             shrinkage=self.shrinkage,
             reg_covar=self.reg_covar,
         )
-        return solve(
+        result = solve(
             objective,
             representation,
             start=start,
@@ -347,6 +347,14 @@ class GradientGaussian(BaseDensity):
             verbose=self.verbose,
             name=type(self).__name__,
         )
+        if (
+            not result.converged
+            and isinstance(stats, PatternStats)
+            and self.covariance_type == "full"
+            and not objective.regularised
+        ):
+            result.advice = unbounded_likelihood(stats)
+        return result
 
     def _solve_factor(self, representation, stats, start, compare_pilot):
         k = representation.n_factors

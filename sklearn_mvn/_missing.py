@@ -133,6 +133,49 @@ def warn_unobserved_pairs(pair_weight):
     )
 
 
+def unbounded_likelihood(stats):
+    """Why the observed-data likelihood of a full covariance is unbounded, or
+    None when this sufficient condition does not hold.
+
+    Let ``o`` be a pattern with the most observed features (``k`` of them).
+    Only its own rows observe every feature of ``o``; if they are at most
+    ``k`` (for complete data: at most ``d`` complete rows), their observed
+    sub-vectors lie on an affine hyperplane ``v^T (x_o - mu_o) = 0``. A
+    covariance whose variance along ``v`` tends to zero makes the density of
+    those rows infinite while every other row keeps a non-singular marginal
+    (``v`` is not supported on its observed features, for data in general
+    position), so the likelihood grows without bound. Local maxima may exist
+    as well; a fit that drifts towards such a singular covariance does not
+    converge.
+
+    Parameters
+    ----------
+    stats : PatternStats
+
+    Returns
+    -------
+    reason : str or None
+    """
+    positive = stats.pattern_weight > 0
+    if not positive.any():
+        return None
+    n_observed = stats.observed[positive].sum(axis=1)
+    k = int(n_observed.max())
+    counts = stats.pattern_count[positive][n_observed == k]
+    if not np.any(counts <= k):
+        return None
+    rows = int(counts[counts <= k].min())
+    what = "every feature" if k == stats.n_features else f"{k} features"
+    return (
+        f"The likelihood of these data is unbounded: only {rows} row(s) "
+        f"observe {what} jointly (no more than {k}), so a covariance that is "
+        "singular along a hyperplane through them makes their density "
+        "infinite. A fit may stop at a local maximum; one that does not "
+        "converge is usually drifting towards such a singular covariance. Set "
+        "shrinkage > 0 or reg_covar > 0 for a bounded likelihood."
+    )
+
+
 # ---------------------------------------------------------------------------
 # Statistics per missingness pattern
 # ---------------------------------------------------------------------------

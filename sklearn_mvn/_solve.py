@@ -10,11 +10,13 @@ representation's structure (the pilot for the first cycle), so the problem is
 close to isotropic whatever the scales and correlations of the data and the
 iteration count does not depend on them. For exact objectives (complete-data
 statistics) one cycle normally suffices (the pilot is the optimum); inexact
-ones (missing values) are re-whitened every ``_CYCLE_ITER`` iterations,
-continue a line search stalled at their round-off floor with value-free
-quasi-Newton steps (:func:`_gradient_steps`), and switch to Newton steps
-(:func:`newton_steps`) when a cycle is slow, stalls at that floor or stops
-decreasing the objective. The free parameters are scaled so that the
+ones (missing values) are re-whitened every ``_CYCLE_ITER`` iterations, or
+as soon as a diagonal entry of the whitened factor leaves ``[1/2, 2]`` (far
+from the whitening point, e.g. from a pilot whose spectrum was clipped on
+strongly correlated data), continue a line search stalled at their round-off
+floor with value-free quasi-Newton steps (:func:`_gradient_steps`), and
+switch to Newton steps (:func:`newton_steps`) when a cycle is slow, stalls at
+that floor or stops decreasing the objective. The free parameters are scaled so that the
 complete-data Hessian is the identity (:func:`_unit_curvature`).
 
 Each concern lives in one place: the start point (pilot, warm start, or the
@@ -38,6 +40,9 @@ _CYCLE_ITER = 30
 # A cycle that shrinks the gradient by less than this factor is slow: Newton
 # steps are tried next (inexact objectives).
 _SLOW = 1e-2
+# A cycle of an inexact objective ends (and the next one re-whitens) once a
+# diagonal entry of the whitened factor leaves [1 / _DRIFT, _DRIFT].
+_DRIFT = 2.0
 # Newton steps at most per attempt.
 _NEWTON_STEPS = 10
 # Up to this many free parameters the Hessian is formed densely near the
@@ -237,6 +242,7 @@ def minimize_whitened(
     record=None,
     record_start=None,
     finish=False,
+    drift=None,
 ):
     """Minimise ``evaluate(mean, factor)`` over the representation with L-BFGS-B.
 
@@ -262,6 +268,11 @@ def minimize_whitened(
         (its line search found no decrease within the rounding error),
         continue with value-free quasi-Newton steps (:func:`_gradient_steps`)
         within the iteration budget.
+    drift : float, default=None
+        Stop (status 3) after the first iteration at which a diagonal entry
+        of the whitened factor ``T`` leaves ``[1 / drift, drift]``: the
+        whitening no longer describes the current point, and the caller
+        re-whitens there.
 
     Returns
     -------
@@ -269,7 +280,8 @@ def minimize_whitened(
     value, grad_norm : float
     n_iter : int
     status : int
-        0 converged, 1 iteration limit, 2 the line search failed.
+        0 converged, 1 iteration limit, 2 the line search failed, 3 the
+        iterate drifted beyond ``drift`` (re-whiten).
     message : str
     """
     d = mean0.shape[0]
@@ -289,6 +301,9 @@ def minimize_whitened(
 
     iterates = []
 
+    diag = d + rep.diag_positions
+    drifted = []
+
     def callback(x):
         theta = scale * x
         if not np.array_equal(theta, last.get("theta")):
@@ -296,6 +311,9 @@ def minimize_whitened(
         iterates.append((x.copy(), scale * last["grad"]))
         if record is not None:
             record(last["value"], _projected_norm(rep, theta, last["grad"]))
+        if drift is not None and np.any(np.abs(np.log(theta[diag])) > np.log(drift)):
+            drifted.append(True)
+            raise StopIteration
 
     def norm_of(x, grad_scaled):
         return _projected_norm(rep, scale * x, grad_scaled / scale)
@@ -325,10 +343,10 @@ def minimize_whitened(
         )
         theta, value, n_iter = scale * res.x, float(res.fun), int(res.nit)
         grad, message = np.asarray(res.jac) / scale, str(res.message)
-        status = min(int(res.status), 2)
+        status = 3 if drifted else min(int(res.status), 2)
         if (
             finish
-            and status != 1
+            and status in (0, 2)
             and n_iter < max_iter
             and tol < _projected_norm(rep, theta, grad) <= _noise_floor(value)
         ):
@@ -440,6 +458,24 @@ class _Whitened:
         return (self(self.x0 + h * v)[1] - self(self.x0 - h * v)[1]) / (2.0 * h)
 
 
+def _value_noise(w, value):
+    """Rounding error of the objective's values near ``w.x0`` (``value``).
+
+    Second differences ``J(x0 + h) + J(x0 - h) - 2 J(x0)`` along random
+    sign vectors with entries ``1e-9``: the curvature term (about ``1e-18``
+    per free parameter) is far below any rounding error, so what is left is
+    the noise (four evaluations).
+    """
+    rng = np.random.RandomState(0)
+    noise = _EPS * max(1.0, abs(value))
+    for _ in range(2):
+        h = 1e-9 * np.where(rng.rand(w.x0.size) < 0.5, -1.0, 1.0)
+        second = w(w.x0 + h)[0] + w(w.x0 - h)[0] - 2.0 * value
+        if np.isfinite(second):
+            noise = max(noise, 0.5 * abs(second))
+    return noise
+
+
 def _dense_step(w, grad, tol):
     """Newton step from the Hessian formed column by column; None if it is not
     positive semi-definite.
@@ -514,10 +550,16 @@ def newton_steps(
     gradients each). A step of at most 0.5 per whitened entry is accepted when
     it decreases the objective by half the predicted amount or, when that
     amount is below the objective's resolution, when the gradient shrinks;
-    otherwise it is halved (at most 8 times). Their convergence is quadratic
-    whatever the fraction of missing information, which is what slows EM and
-    first-order methods down. On a Hessian that is not positive definite (far
-    from the optimum, or an unbounded likelihood) they stop.
+    otherwise it is halved (at most 8 times). The resolution is the larger of
+    ``1e3 eps |J|`` and ten times the rounding error of the values measured
+    near the point (:func:`_value_noise`, only when needed): the E-step goes
+    through the precision ``S^{-1}``, so its rounding error grows with the
+    condition number of the covariance (about ``1e-8`` per sample at
+    ``1e9``), while the gradient stays accurate far below the decrease.
+    Their convergence is quadratic whatever the fraction of missing
+    information, which is what slows EM and first-order methods down. On a
+    Hessian that is not positive definite (far from the optimum, or an
+    unbounded likelihood) they stop.
 
     Parameters
     ----------
@@ -544,6 +586,7 @@ def newton_steps(
     """
     rep = representation
     n_steps = 0
+    noise = None
     while True:
         w = _Whitened(objective, rep, mean, factor)
         value, grad = w(w.x0)
@@ -560,15 +603,25 @@ def newton_steps(
         # most 0.5 per entry.
         alpha = min(1.0, 0.5 / max(float(np.max(np.abs(step))), _EPS))
         predicted = -0.5 * alpha * float(grad @ step)
-        resolvable = predicted > 1e3 * _EPS * max(1.0, abs(value))
+        floor = 1e3 * _EPS * max(1.0, abs(value))
         for _ in range(8):
             value1, grad1 = w(w.x0 + alpha * step)
             norm1 = float(np.max(np.abs(grad1)))
-            if np.isfinite(value1) and (
-                (resolvable and value1 <= value - 0.5 * predicted)
-                or (not resolvable and norm1 < grad_norm)
-            ):
-                break
+            if np.isfinite(value1):
+                if predicted > floor and value1 <= value - 0.5 * predicted:
+                    break
+                if norm1 < grad_norm:
+                    if predicted <= floor:
+                        break
+                    # The rounding error of the values grows with the
+                    # condition number of the covariance (the E-step goes
+                    # through the precision): a decrease within it says
+                    # nothing, and the gradient, accurate far below the
+                    # decrease, decides.
+                    if noise is None:
+                        noise = _value_noise(w, value)
+                    if predicted <= 10.0 * noise:
+                        break
             alpha *= 0.5
             predicted *= 0.5
         else:
@@ -690,9 +743,10 @@ def solve(
             record=record,
             record_start=record_start,
             finish=not objective.exact,
+            drift=None if objective.exact else _DRIFT,
         )
         n_iter += steps
-        stalled = status != 1
+        stalled = status not in (1, 3)
         floor = 100.0 * tol
         if not objective.exact:
             floor = _noise_floor(value)
@@ -709,6 +763,10 @@ def solve(
         if objective.exact:
             if verdict == "floor" or not decreased:
                 break
+            continue
+        if status == 3 and decreased:
+            # Far from the whitening point: re-whiten at once (the complete-
+            # data curvature is the identity only near it).
             continue
         # Inexact objectives: Newton steps when the cycle stalled (e.g. at the
         # round-off floor), stopped decreasing the objective, or was slow.
