@@ -695,8 +695,10 @@ class GradientStudentT(BaseDensity):
                 f"GradientStudentT did not converge on the trimmed support: the "
                 f"t fit on its {int(np.count_nonzero(best.mask))} rows stopped "
                 f"after {self.n_iter_} iterations (largest gradient entry "
-                f"{self.history_[-1][1]:.3g}, tol={self.tol:g}). Increase "
-                "max_iter or support_fraction, or set reg_covar > 0.",
+                f"{self.history_[-1][1]:.3g}, tol={self.tol:g}). If many of "
+                "these rows coincide or lie in a subspace the likelihood is "
+                "unbounded: increase support_fraction, or set reg_covar > 0 or "
+                "shrinkage > 0; otherwise increase max_iter.",
                 ConvergenceWarning,
             )
 
