@@ -251,3 +251,23 @@ def test_auto_threshold_for_a_student_t_is_its_own_quantile():
     flagged = detector.predict(X) == -1
     assert_array_equal(flagged, model.mahalanobis(X) > q * (1 + 1e-9))
     assert abs(flagged.mean() - 0.025) < 0.01
+
+
+def test_detector_on_a_trimmed_t_flags_a_training_cluster():
+    # 15% of the training rows form a tight cluster: the plain t absorbs it
+    # (its rows are not among the least likely), the trimmed t does not.
+    from sklearn_mvn import GradientStudentT
+
+    rng = np.random.RandomState(0)
+    d = 6
+    inliers = rng.standard_t(3, size=(850, d))
+    cluster = 9.0 + 0.3 * rng.randn(150, d) / np.sqrt(d)
+    X = np.vstack([inliers, cluster])
+    trimmed = GaussianOutlierDetector(
+        estimator=GradientStudentT(support_fraction=None), contamination=0.15
+    ).fit(X)
+    plain = GaussianOutlierDetector(
+        estimator=GradientStudentT(), contamination=0.15
+    ).fit(X)
+    assert np.mean(trimmed.predict(cluster) == -1) == 1.0
+    assert np.mean(plain.predict(cluster) == -1) < 0.5
