@@ -961,10 +961,11 @@ def solve_factor(
 
 
 # A factor whose whitened squared norm ``||Psi^{-1/2} w||^2`` is below this
-# explains less of a feature than its noise does (in the canonical rotation, the
-# eigenvalue ``1 + ||Psi^{-1/2} w||^2`` of ``Psi^{-1/2} S Psi^{-1/2}`` is below
-# 2): the sign of an extra factor fitting noise, where the likelihood has
-# several maxima.
+# explains, summed over all features in units of their noise variances, less
+# than the noise of one feature (in the canonical rotation, its eigenvalue
+# ``1 + ||Psi^{-1/2} w||^2`` of ``Psi^{-1/2} S Psi^{-1/2}`` is below 2): the
+# sign of an extra factor fitted to noise, where the likelihood has several
+# maxima. A well-specified factor has a norm of order n_features.
 _WEAK_FACTOR = 1.0
 
 
@@ -990,7 +991,8 @@ def _profile_restarts(objective, n_factors, psi_lower, fit, max_iter, tol, progr
 
     An over-factored model (or one at a Heywood case) has several local
     maxima, and the gradient fit from the PCA start may end at a Heywood point
-    below a maximum inside the bounds. Closed-form profile steps
+    below a maximum inside the bounds, or at an interior maximum with a weak
+    extra factor below a better one. Closed-form profile steps
     (:func:`~._woodbury.profile_start`) from large noise variances tend to
     stay inside; from each such start the L-BFGS-B cycles run to a stationary
     point, and the lowest certified objective wins. The starts: the noise variances
