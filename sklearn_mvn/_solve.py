@@ -922,7 +922,10 @@ def solve_factor(
         # Noise variances within 10x their bound count (the fit may stop just
         # off a Heywood boundary).
         if objective.mode == "statistics" and _may_be_multimodal(
-            d, n_factors, heywood_features(psi, psi_lower, rtol=9.0)
+            d,
+            n_factors,
+            heywood_features(psi, psi_lower, rtol=9.0),
+            _weakest_factor(W, psi),
         ):
             mean, W, psi, value, n_iter, grad_norm, message = _profile_restarts(
                 objective,
@@ -957,11 +960,30 @@ def solve_factor(
     return result
 
 
-def _may_be_multimodal(d, k, heywood):
+# A factor whose whitened squared norm ``||Psi^{-1/2} w||^2`` is below this
+# explains, summed over all features in units of their noise variances, less
+# than the noise of one feature (in the canonical rotation, its eigenvalue
+# ``1 + ||Psi^{-1/2} w||^2`` of ``Psi^{-1/2} S Psi^{-1/2}`` is below 2): the
+# sign of an extra factor fitted to noise, where the likelihood has several
+# maxima. A well-specified factor has a norm of order n_features.
+_WEAK_FACTOR = 1.0
+
+
+def _weakest_factor(W, psi):
+    """The smallest whitened squared factor norm ``||Psi^{-1/2} w||^2`` (in the
+    canonical rotation: the squared singular values of ``Psi^{-1/2} W``)."""
+    return float(
+        np.min(np.linalg.svd(W / np.sqrt(psi)[:, np.newaxis], compute_uv=False)) ** 2
+    )
+
+
+def _may_be_multimodal(d, k, heywood, weakest=np.inf):
     """Whether a factor fit ended where the likelihood may have a better
-    maximum: noise variances at or near their bound (a Heywood case) or ``k`` above
-    the identifiability (Ledermann) bound ``(d - k)^2 >= d + k``."""
-    return bool(heywood.size) or (d - k) ** 2 < d + k
+    maximum: noise variances at or near their bound (a Heywood case), ``k`` above
+    the identifiability (Ledermann) bound ``(d - k)^2 >= d + k``, or a weak
+    factor (``weakest``, the smallest ``||Psi^{-1/2} w||^2`` in the canonical
+    rotation, below ``_WEAK_FACTOR``)."""
+    return bool(heywood.size) or (d - k) ** 2 < d + k or weakest < _WEAK_FACTOR
 
 
 def _profile_restarts(objective, n_factors, psi_lower, fit, max_iter, tol, progress):
@@ -969,7 +991,8 @@ def _profile_restarts(objective, n_factors, psi_lower, fit, max_iter, tol, progr
 
     An over-factored model (or one at a Heywood case) has several local
     maxima, and the gradient fit from the PCA start may end at a Heywood point
-    below a maximum inside the bounds. Closed-form profile steps
+    below a maximum inside the bounds, or at an interior maximum with a weak
+    extra factor below a better one. Closed-form profile steps
     (:func:`~._woodbury.profile_start`) from large noise variances tend to
     stay inside; from each such start the L-BFGS-B cycles run to a stationary
     point, and the lowest certified objective wins. The starts: the noise variances
