@@ -752,11 +752,43 @@ def _sparse_column(rng, n, d, rate):
     return X
 
 
+def em_step(groups, n, mean, cov):
+    """One EM step for the normal from per-pattern sums: ``groups`` holds
+    (observed mask, row count, sum of rows, sum of products) of each
+    missingness pattern, on its observed entries. Returns the new mean and
+    (symmetrised) covariance."""
+    d = mean.shape[0]
+    first = np.zeros(d)
+    second = np.zeros((d, d))
+    for o, count, s1, s2 in groups:
+        m = ~o
+        reg = np.linalg.solve(cov[np.ix_(o, o)], cov[np.ix_(o, m)]).T
+        shift = mean[m] - reg @ mean[o]
+        # E[x_m | x_o] = shift + reg x_o, summed over the pattern's rows.
+        e1 = np.empty(d)
+        e1[o], e1[m] = s1, count * shift + reg @ s1
+        e2 = np.empty((d, d))
+        e2[np.ix_(o, o)] = s2
+        e2[np.ix_(m, o)] = np.outer(shift, s1) + reg @ s2
+        e2[np.ix_(o, m)] = e2[np.ix_(m, o)].T
+        e2[np.ix_(m, m)] = (
+            count * np.outer(shift, shift)
+            + np.outer(shift, reg @ s1)
+            + np.outer(reg @ s1, shift)
+            + reg @ s2 @ reg.T
+            + count * (cov[np.ix_(m, m)] - reg @ cov[np.ix_(o, m)])
+        )
+        first += e1
+        second += e2
+    new_mean = first / n
+    new_cov = second / n - np.outer(new_mean, new_mean)
+    return new_mean, 0.5 * (new_cov + new_cov.T)
+
+
 def _em_by_pattern(X, tol=1e-12, max_iter=200000):
     """Plain EM on per-pattern sums (the E-step of a pattern is linear in its
     rows' sum and sum of products), stopped when no parameter changes by more
     than ``tol``."""
-    d = X.shape[1]
     obs = ~np.isnan(X)
     keys, inverse = np.unique(obs, axis=0, return_inverse=True)
     inverse = inverse.ravel()
@@ -768,30 +800,7 @@ def _em_by_pattern(X, tol=1e-12, max_iter=200000):
     mean = np.nanmean(X, axis=0)
     cov = np.diag(np.nanvar(X, axis=0))
     for _ in range(max_iter):
-        first = np.zeros(d)
-        second = np.zeros((d, d))
-        for o, count, s1, s2 in groups:
-            m = ~o
-            reg = np.linalg.solve(cov[np.ix_(o, o)], cov[np.ix_(o, m)]).T
-            shift = mean[m] - reg @ mean[o]
-            # E[x_m | x_o] = shift + reg x_o, summed over the pattern's rows.
-            e1 = np.empty(d)
-            e1[o], e1[m] = s1, count * shift + reg @ s1
-            e2 = np.empty((d, d))
-            e2[np.ix_(o, o)] = s2
-            e2[np.ix_(m, o)] = np.outer(shift, s1) + reg @ s2
-            e2[np.ix_(o, m)] = e2[np.ix_(m, o)].T
-            e2[np.ix_(m, m)] = (
-                count * np.outer(shift, shift)
-                + np.outer(shift, reg @ s1)
-                + np.outer(reg @ s1, shift)
-                + reg @ s2 @ reg.T
-                + count * (cov[np.ix_(m, m)] - reg @ cov[np.ix_(o, m)])
-            )
-            first += e1
-            second += e2
-        new_mean = first / n
-        new_cov = second / n - np.outer(new_mean, new_mean)
+        new_mean, new_cov = em_step(groups, n, mean, cov)
         change = max(np.abs(new_mean - mean).max(), np.abs(new_cov - cov).max())
         mean, cov = new_mean, new_cov
         if change < tol:

@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
+from test_missing import em_step
 
 from sklearn_mvn import GradientGaussian
 
@@ -84,31 +85,9 @@ def _em(X, tol=1e-13, max_iter=5000):
     scale = np.nanstd(X, axis=0)
     groups = _groups((X - center) / scale)
     mean, cov = np.zeros(d), np.eye(d)
+    sums = [(o, count, s1, s2) for o, _, count, s1, s2 in groups]
     for _ in range(max_iter):
-        first = np.zeros(d)
-        second = np.zeros((d, d))
-        for o, _, count, s1, s2 in groups:
-            m = ~o
-            reg = np.linalg.solve(cov[np.ix_(o, o)], cov[np.ix_(o, m)]).T
-            shift = mean[m] - reg @ mean[o]
-            e1 = np.empty(d)
-            e1[o], e1[m] = s1, count * shift + reg @ s1
-            e2 = np.empty((d, d))
-            e2[np.ix_(o, o)] = s2
-            e2[np.ix_(m, o)] = np.outer(shift, s1) + reg @ s2
-            e2[np.ix_(o, m)] = e2[np.ix_(m, o)].T
-            e2[np.ix_(m, m)] = (
-                count * np.outer(shift, shift)
-                + np.outer(shift, reg @ s1)
-                + np.outer(reg @ s1, shift)
-                + reg @ s2 @ reg.T
-                + count * (cov[np.ix_(m, m)] - reg @ cov[np.ix_(o, m)])
-            )
-            first += e1
-            second += e2
-        new_mean = first / n
-        new_cov = second / n - np.outer(new_mean, new_mean)
-        new_cov = 0.5 * (new_cov + new_cov.T)
+        new_mean, new_cov = em_step(sums, n, mean, cov)
         change = max(np.abs(new_mean - mean).max(), np.abs(new_cov - cov).max())
         mean, cov = new_mean, new_cov
         if change < tol:
