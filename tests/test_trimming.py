@@ -8,6 +8,7 @@ import pytest
 from scipy import optimize, stats
 from scipy.stats import multivariate_t
 from sklearn.exceptions import ConvergenceWarning
+from test_missing import _random_cov
 
 from sklearn_mvn import GradientStudentT
 from sklearn_mvn._trimming import (
@@ -19,16 +20,11 @@ from sklearn_mvn._trimming import (
 )
 
 
-def _shape(rng, d, cond=10.0):
-    q, _ = np.linalg.qr(rng.randn(d, d))
-    return (q * np.geomspace(1.0, cond, d)) @ q.T
-
-
 def _contaminated(seed=0, n=1200, d=5, frac=0.2, df=3.0, distance=12.0, spread=0.5):
     """t(df) inliers and a tight cluster at Mahalanobis distance ``distance``
     (the last rows)."""
     rng = np.random.RandomState(seed)
-    shape = _shape(rng, d)
+    shape = _random_cov(rng, d)
     inliers = multivariate_t(np.zeros(d), shape, df=df).rvs(n, random_state=rng)
     direction = rng.randn(d)
     direction /= np.sqrt(direction @ np.linalg.solve(shape, direction))
