@@ -20,8 +20,8 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._dask import dask_score_samples, dask_stats, is_dask_array
-from ._missing import check_missing, compute_stats, merge_stats
+from ._data.dask import dask_score_samples, dask_stats, is_dask_array
+from ._data.patterns import check_missing, compute_stats, merge_stats
 from ._representations import NotDeterminedError
 from ._validation import (
     Integral,

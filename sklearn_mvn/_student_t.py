@@ -23,31 +23,36 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import BaseDensity, _AllOrNothing, dense_attribute
-from ._dask import _check_dask_X, is_dask_array
-from ._linalg import precision_from_factor, row_chunks
-from ._missing import check_missing
-from ._representations import NotDeterminedError, make_representation
-from ._stats import check_range
-from ._t_dask import dask_data_pass
-from ._t_factor import (
-    t_factor_conditional_draw,
-    t_factor_log_density,
-    t_factor_sums,
-)
-from ._t_likelihood import (
+from ._data.dask import _check_dask_X, dask_data_pass, is_dask_array
+from ._data.patterns import check_missing
+from ._data.stats import check_range
+from ._likelihoods.student_t import (
     DF_MAX,
     DF_MIN,
     t_conditional_draw,
     t_log_density,
     t_sums,
 )
-from ._t_solve import factor_start, fit_t, fit_t_factor, robust_start, start_scale
-from ._trimming import (
+from ._likelihoods.student_t_factor import (
+    t_factor_conditional_draw,
+    t_factor_log_density,
+    t_factor_sums,
+)
+from ._linalg import precision_from_factor, row_chunks
+from ._representations import NotDeterminedError, make_representation
+from ._robust.trimming import (
     concentrate,
     correct_scale,
     start_centralities,
     support_size,
     tail_probability,
+)
+from ._solve.student_t import (
+    factor_start,
+    fit_t,
+    fit_t_factor,
+    robust_start,
+    start_scale,
 )
 from ._validation import (
     Integral,
@@ -539,7 +544,7 @@ class GradientStudentT(BaseDensity):
         start=None,
     ):
         """The factor scale matrix: start, :func:`fit_t_factor`, attributes."""
-        from ._woodbury import MIN_NOISE, heywood_features
+        from ._representations.low_rank import MIN_NOISE, heywood_features
 
         n_features = self.n_features_in_
         k = self._n_factors_for(n_features)
@@ -787,7 +792,9 @@ class GradientStudentT(BaseDensity):
             import dask
             import dask.array as da
 
-            data_pass, weights = dask_data_pass(X, sample_weight, factor_model)
+            data_pass, weights = dask_data_pass(
+                X, t_factor_sums if factor_model else t_sums, sample_weight
+            )
             step = max(1, math.ceil(X.shape[0] / _START_ROWS))
             sample = check_array(
                 X[::step].compute(),
@@ -806,7 +813,9 @@ class GradientStudentT(BaseDensity):
                 # Weights of any scale give the same fit: scaled to a
                 # maximum of 1, no sum over- or underflows.
                 top = float(dask.compute(weights.max())[0])
-                data_pass, weights = dask_data_pass(X, weights / top, factor_model)
+                data_pass, weights = dask_data_pass(
+                    X, t_factor_sums if factor_model else t_sums, weights / top
+                )
                 sample_w, weight = dask.compute(weights[::step], weights.sum())
                 weight = float(weight)
             return data_pass, sample, sample_w, weight, X.shape[0], X, weights

@@ -30,8 +30,8 @@ on a support and the per-row scores of a fitted state as callables.
 import numpy as np
 from scipy import optimize, special, stats
 
-from ._linalg import row_chunks
-from ._t_solve import robust_start
+from .._linalg import row_chunks
+from .._solve.student_t import robust_start
 
 # Concentration steps from every start before only the best starts go on.
 FIRST_STEPS = 3

@@ -23,10 +23,7 @@ Dask).
 
 import numpy as np
 
-from ._lbfgs import lbfgsb
-from ._linalg import solve_lower
-from ._solve import Progress, _verdict
-from ._t_likelihood import (
+from .._likelihoods.student_t import (
     DF_MAX,
     DF_MIN,
     _fisher_log_df,
@@ -34,6 +31,16 @@ from ._t_likelihood import (
     t_curvature_df,
     t_objective,
 )
+from .._likelihoods.student_t_factor import factor_shape_penalty, t_factor_objective
+from .._linalg import row_chunks, solve_lower
+from .._representations.low_rank import (
+    MIN_NOISE,
+    LowRankPlusDiagonal,
+    canonical_rotation,
+)
+from .driver import Progress, _verdict
+from .factor import _factor_scales, _Recorder, _RootFactor, ppca_start, run_cycles
+from .lbfgs import lbfgsb
 
 _EPS = np.finfo(np.float64).eps
 
@@ -522,8 +529,6 @@ def factor_start(sample, sample_weight, center, spread, n_factors):
     (:func:`~._woodbury.ppca_start`): O(m d k), no ``d x d`` array, and the
     standardised rows are formed chunk by chunk (no copy of the subsample).
     """
-    from ._linalg import row_chunks
-    from ._woodbury import MIN_NOISE, ppca_start
 
     m, d = sample.shape
 
@@ -586,7 +591,6 @@ def ecm_factor_step(
     scatter's diagonal and ``alpha`` to the weight (not to the intercept:
     the prior does not involve ``mu``). The iteration stays an EM step.
     """
-    from ._woodbury import LowRankPlusDiagonal
 
     W, psi = params
     cov = LowRankPlusDiagonal(W, psi)
@@ -645,7 +649,6 @@ class _DfTail:
 def _factor_norm(mean, params, df, g_mean, g_params, g_df, psi_lower, estimate_df):
     """Largest entry of the projected gradient in the coordinates of the
     cycles of :func:`~._woodbury.run_cycles` at ``(mean, (W, psi), df)``."""
-    from ._woodbury import _factor_scales, _RootFactor
 
     W, psi = params
     g_W, g_psi = g_params
@@ -701,9 +704,6 @@ def fit_t_factor(
     result : TFitResult
         ``factor`` is ``(W, psi)`` with ``W`` in canonical rotation.
     """
-    from ._solve import _Recorder
-    from ._t_factor import factor_shape_penalty, t_factor_objective
-    from ._woodbury import MIN_NOISE, canonical_rotation, run_cycles
 
     mean = np.asarray(mean0, dtype=np.float64)
     params = (np.asarray(params0[0], float), np.maximum(params0[1], psi_lower))
