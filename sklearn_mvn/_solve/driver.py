@@ -45,6 +45,14 @@ _SLOW = 1e-2
 _DRIFT = 2.0
 # Newton steps at most per attempt.
 _NEWTON_STEPS = 10
+# Inexact objectives start with EM steps while the whitened gradient is above
+# _EM_UNTIL (far from the optimum, where the complete-data model of L-BFGS-B
+# is poor) and each step shrinks it by at least _EM_SLOW; at most _EM_STEPS.
+_EM_UNTIL = 0.05
+_EM_SLOW = 0.7
+_EM_STEPS = 10
+# Curvature condition of a value-free quasi-Newton step (strong Wolfe).
+_WOLFE = 0.9
 # Up to this many free parameters the Hessian is formed densely near the
 # optimum (as many evaluations as conjugate gradients may need, and exact
 # however ill-conditioned); above, or farther away, conjugate gradients.
@@ -197,11 +205,14 @@ def _gradient_steps(fun, iterates, lower, norm_of, tol, max_steps, record):
     When L-BFGS-B's line search stalls because the decrease it seeks is below
     the objective's rounding error, the gradient is still accurate. From the
     curvature pairs of the accepted iterates (``iterates``: ``(x, grad)``,
-    oldest first), full L-BFGS steps are taken while each shrinks the
-    gradient (largest entry, ``norm_of``), as Newton steps do below the
-    objective's resolution, and stay feasible. Returns the last accepted
-    ``(x, value, grad, norm)`` and the number of steps, or None if no step
-    was accepted.
+    oldest first), full L-BFGS steps are taken while each stays feasible and
+    shrinks the gradient (largest entry, ``norm_of``), as Newton steps do
+    below the objective's resolution, or meets the strong Wolfe curvature
+    condition ``|g_new . s| <= _WOLFE |g . s|`` along the step ``s`` (near the
+    optimum, where the objective is close to quadratic, this implies a
+    decrease; the largest entry of an L-BFGS gradient need not shrink at
+    every step). Returns the last accepted ``(x, value, grad, norm)`` and the
+    number of steps, or None if no step was accepted.
     """
     pairs = []
     for (x0, g0), (x1, g1) in zip(iterates[:-1], iterates[1:], strict=True):
@@ -219,9 +230,11 @@ def _gradient_steps(fun, iterates, lower, norm_of, tol, max_steps, record):
             break
         value, grad_new = fun(x_new)
         norm_new = norm_of(x_new, grad_new)
-        if not (np.isfinite(value) and norm_new < norm):
-            break
         s, y = x_new - x, grad_new - grad
+        slope = float(grad @ s)
+        wolfe = slope < 0.0 and abs(float(grad_new @ s)) <= _WOLFE * abs(slope)
+        if not (np.isfinite(value) and (norm_new < norm or wolfe)):
+            break
         if float(s @ y) > 0.0:
             pairs.append((s, y))
         x, grad, norm = x_new, grad_new, norm_new
@@ -263,11 +276,12 @@ def minimize_whitened(
     record_start : callable, default=None
         ``record_start(value, grad_norm)`` at the starting point.
     finish : bool, default=False
-        For inexact objectives: when L-BFGS-B stops before its iteration limit
-        with a gradient above ``tol`` but below the objective's noise floor
-        (its line search found no decrease within the rounding error),
-        continue with value-free quasi-Newton steps (:func:`_gradient_steps`)
-        within the iteration budget.
+        For inexact objectives: stop (status 0) as soon as the gradient is
+        within ``tol``; when it is below the objective's noise floor, or when
+        L-BFGS-B stops before its iteration limit with a gradient above
+        ``tol`` but below that floor (its line search found no decrease
+        within the rounding error), continue with value-free quasi-Newton
+        steps (:func:`_gradient_steps`) within the iteration budget.
     drift : float, default=None
         Stop (status 3) after the first iteration at which a diagonal entry
         of the whitened factor ``T`` leaves ``[1 / drift, drift]``: the
@@ -309,8 +323,15 @@ def minimize_whitened(
         if not np.array_equal(theta, last.get("theta")):
             fun(theta)
         iterates.append((x.copy(), scale * last["grad"]))
+        norm = _projected_norm(rep, theta, last["grad"])
         if record is not None:
-            record(last["value"], _projected_norm(rep, theta, last["grad"]))
+            record(last["value"], norm)
+        # Inexact objectives: stop as soon as the unscaled gradient meets tol
+        # (L-BFGS-B tests the scaled one, against tol * min(scale), and may go
+        # on with line searches below the objective's resolution), and hand
+        # over to value-free steps once it is below the noise floor.
+        if finish and len(iterates) < max_iter and norm <= _noise_floor(last["value"]):
+            raise StopIteration
         if drift is not None and np.any(np.abs(np.log(theta[diag])) > np.log(drift)):
             drifted.append(True)
             raise StopIteration
@@ -344,6 +365,8 @@ def minimize_whitened(
         theta, value, n_iter = scale * res.x, float(res.fun), int(res.nit)
         grad, message = np.asarray(res.jac) / scale, str(res.message)
         status = 3 if drifted else min(int(res.status), 2)
+        if finish and _projected_norm(rep, theta, grad) <= tol:
+            status = 0
         if (
             finish
             and status in (0, 2)
@@ -363,8 +386,12 @@ def minimize_whitened(
                 x, value, grad_scaled, norm, n_steps = steps
                 theta, grad = scale * x, grad_scaled / scale
                 n_iter += n_steps
-                message += f"; then {n_steps} value-free quasi-Newton steps"
-                status = 0 if norm <= tol else status
+                message += f"; then {n_steps} value-free L-BFGS steps"
+                if norm <= tol:
+                    status = 0
+                elif n_iter >= max_iter:
+                    # Still progressing when the budget ran out: not a stall.
+                    status = 1
     return (
         theta[:d].copy(),
         rep.unpack(theta[d:]),
@@ -418,6 +445,65 @@ def _start(objective, representation, pilot, start, compare_pilot):
         return objective(mean, factor)[0]
 
     return pilot if value(pilot) < value(previous) else previous
+
+
+def _em_steps(objective, representation, mean, covariance, tol, max_steps, progress):
+    """EM steps from ``(mean, covariance)`` while they are fast (inexact
+    objectives).
+
+    Far from the optimum (e.g. from the pairwise pilot of strongly
+    correlated data, whose clipped spectrum misstates the small variances by
+    orders of magnitude) the whitened problem is far from its complete-data
+    model, and L-BFGS-B, whose first steps have unit length and whose
+    whitening soon drifts, needs many iterations and line-search
+    evaluations to get close. An EM step costs one E-step, needs no line
+    search, never increases the objective and is affine equivariant: in
+    coordinates whitened at the current point it is the step of unit
+    complete-data curvature, re-whitened at every step. Steps are taken while
+    the whitened gradient at the current point is above ``_EM_UNTIL`` and the
+    last step shrank it by at least ``_EM_SLOW`` (then EM has reached its
+    linear rate, the fraction of missing information, and L-BFGS-B is faster),
+    at most ``max_steps``. Each point is recorded (the start without counting
+    an iteration).
+
+    Returns
+    -------
+    mean, covariance : ndarray
+        The last point; its E-step is the objective's cached one.
+    n_steps : int
+    """
+    rep = representation
+    d = mean.shape[0]
+    point, previous = None, np.inf
+    for n_steps in range(max_steps + 1):
+        try:
+            factor = rep.preconditioner(
+                covariance, mean, objective.n_samples, objective.regularised
+            )
+        except (ValueError, np.linalg.LinAlgError):
+            if point is None:
+                raise
+            # The last step's covariance is singular: keep the point before.
+            return (*point, n_steps - 1)
+        value, grad_u, grad_t = objective.whitened(mean, factor)(np.zeros(d), np.eye(d))
+        if point is not None and not np.isfinite(value):
+            return (*point, n_steps - 1)
+        grad_norm = float(
+            np.max(np.abs(np.concatenate([grad_u, rep.restrict_grad(grad_t)])))
+        )
+        offset = objective.weight * float(np.sum(np.log(np.diag(factor))))
+        progress.record(value + offset + objective.constant, grad_norm, n_steps > 0)
+        point = (mean, covariance)
+        if (
+            n_steps == max_steps
+            or not np.isfinite(value)
+            or grad_norm <= max(tol, _EM_UNTIL)
+            or grad_norm > _EM_SLOW * previous
+        ):
+            break
+        previous = grad_norm
+        mean, covariance = objective.em_update(mean, factor)
+    return mean, covariance, n_steps
 
 
 # ---------------------------------------------------------------------------
@@ -688,6 +774,17 @@ def solve(
     start_mean, start_cov = _start(objective, rep, pilot, start, compare_pilot)
     cycle_iter = max_iter if objective.exact else _CYCLE_ITER
     n_iter, previous, cycle = 0, np.inf, 0
+    if not objective.exact:
+        # EM steps first while they are fast; they record the start.
+        start_mean, start_cov, n_iter = _em_steps(
+            objective,
+            rep,
+            start_mean,
+            start_cov,
+            tol,
+            min(_EM_STEPS, max_iter),
+            progress,
+        )
     wait, backoff = 0, 1
     # The first cycle is whitened at the pilot for exact objectives (where the
     # pilot is the optimum, so the problem is isotropic there) and at the
@@ -729,7 +826,9 @@ def solve(
         def record(value, grad_norm, offset=offset):
             progress.record(value + offset, grad_norm)
 
-        def record_start(value, grad_norm, offset=offset, first=cycle == 0):
+        def record_start(
+            value, grad_norm, offset=offset, first=cycle == 0 and objective.exact
+        ):
             if first:
                 progress.record(value + offset, grad_norm, step=False)
 
