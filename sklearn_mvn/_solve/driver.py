@@ -32,7 +32,7 @@ import time
 import numpy as np
 
 from .._linalg import multiply_lower, solve_lower
-from .lbfgs import lbfgsb
+from .lbfgs import minimize_box, projected_norm
 
 _EPS = np.finfo(np.float64).eps
 # L-BFGS-B iterations between re-whitenings of an inexact objective.
@@ -147,11 +147,10 @@ class Progress:
 
 
 def _projected_norm(representation, theta, grad):
-    """Infinity norm of the gradient projected on the feasible box."""
+    """Infinity norm of the gradient projected on the representation's box."""
     n_features = theta.size - representation.n_theta
     lower = np.r_[np.full(n_features, -np.inf), representation.lower_bounds()]
-    proj = np.where((theta <= lower) & (grad > 0), 0.0, grad)
-    return float(np.max(np.abs(proj))) if proj.size else 0.0
+    return projected_norm(theta, grad, lower)
 
 
 def _unit_curvature(representation, n_features):
@@ -300,48 +299,49 @@ def minimize_whitened(
     """
     d = mean0.shape[0]
     rep = representation
-    last = {}
     scale = _unit_curvature(rep, d)
 
-    def fun(theta):
-        value, grad_mean, grad_factor = evaluate(theta[:d], rep.unpack(theta[d:]))
-        grad = np.concatenate([grad_mean, rep.restrict_grad(grad_factor)])
-        last["theta"], last["value"], last["grad"] = theta.copy(), value, grad
-        return value, grad
-
     def fun_scaled(x):
-        value, grad = fun(scale * x)
-        return value, scale * grad
-
-    iterates = []
-
-    diag = d + rep.diag_positions
-    drifted = []
-
-    def callback(x):
         theta = scale * x
-        if not np.array_equal(theta, last.get("theta")):
-            fun(theta)
-        iterates.append((x.copy(), scale * last["grad"]))
-        norm = _projected_norm(rep, theta, last["grad"])
-        if record is not None:
-            record(last["value"], norm)
-        # Inexact objectives: stop as soon as the unscaled gradient meets tol
-        # (L-BFGS-B tests the scaled one, against tol * min(scale), and may go
-        # on with line searches below the objective's resolution), and hand
-        # over to value-free steps once it is below the noise floor.
-        if finish and len(iterates) < max_iter and norm <= _noise_floor(last["value"]):
-            raise StopIteration
-        if drift is not None and np.any(np.abs(np.log(theta[diag])) > np.log(drift)):
-            drifted.append(True)
-            raise StopIteration
+        value, grad_mean, grad_factor = evaluate(theta[:d], rep.unpack(theta[d:]))
+        return value, scale * np.concatenate(
+            [grad_mean, rep.restrict_grad(grad_factor)]
+        )
 
     def norm_of(x, grad_scaled):
         return _projected_norm(rep, scale * x, grad_scaled / scale)
 
+    diag = d + rep.diag_positions
+    last, why = {"n": 0}, []
+
+    def record_last(value, norm):
+        last["value"], last["norm"], last["n"] = value, norm, last["n"] + 1
+        if record is not None:
+            record(value, norm)
+
+    def stop(x):
+        # Inexact objectives: stop as soon as the unscaled gradient meets tol
+        # (L-BFGS-B tests the scaled one, against tol * min(scale), and may go
+        # on with line searches below the objective's resolution), and hand
+        # over to value-free steps once it is below the noise floor.
+        if (
+            finish
+            and last["n"] < max_iter
+            and last["norm"] <= _noise_floor(last["value"])
+        ):
+            why.append("floor")
+            return True
+        if drift is not None and bool(
+            np.any(np.abs(np.log(scale[diag] * x[diag])) > np.log(drift))
+        ):
+            why.append("drift")
+            return True
+        return False
+
     lower = np.r_[np.full(d, -np.inf), rep.lower_bounds()]
     theta0 = np.maximum(np.concatenate([mean0, rep.pack(factor0)]), lower)
-    value0, grad0 = fun(theta0)
+    value0, grad0 = fun_scaled(theta0 / scale)
+    grad0 = grad0 / scale
     norm0 = _projected_norm(rep, theta0, grad0)
     if record_start is not None:
         record_start(value0, norm0)
@@ -352,19 +352,23 @@ def minimize_whitened(
         theta, value, grad, n_iter, status = theta0, value0, grad0, 0, 1
         message = "max_iter = 0"
     else:
-        bounds = list(zip(lower / scale, np.full(lower.size, np.inf), strict=True))
         # A scaled gradient within tol * min(scale) is within tol unscaled.
-        res = lbfgsb(
+        res = minimize_box(
             fun_scaled,
             theta0 / scale,
-            bounds,
+            lower / scale,
             max_iter=max_iter,
             tol=tol * float(np.min(scale)),
-            callback=callback,
+            record=record_last,
+            stop=stop,
+            norm_of=norm_of,
+            keep_iterates=finish,
+            first=(value0, scale * grad0),
         )
-        theta, value, n_iter = scale * res.x, float(res.fun), int(res.nit)
-        grad, message = np.asarray(res.jac) / scale, str(res.message)
-        status = 3 if drifted else min(int(res.status), 2)
+        theta, value, n_iter = scale * res.x, res.value, res.n_iter
+        grad, message, status = res.grad / scale, res.message, res.status
+        if why == ["floor"]:
+            status, message = 2, "stopped at the objective's noise floor"
         if finish and _projected_norm(rep, theta, grad) <= tol:
             status = 0
         if (
@@ -375,7 +379,7 @@ def minimize_whitened(
         ):
             steps = _gradient_steps(
                 fun_scaled,
-                [(theta0 / scale, scale * grad0), *iterates],
+                res.iterates,
                 lower / scale,
                 norm_of,
                 tol,

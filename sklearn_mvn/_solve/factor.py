@@ -18,7 +18,7 @@ from .._representations.low_rank import (
     heywood_features,
 )
 from .driver import Progress, SolveResult
-from .lbfgs import lbfgsb
+from .lbfgs import minimize_box
 
 # ---------------------------------------------------------------------------
 # Standalone fit (L-BFGS-B in standardised coordinates)
@@ -451,17 +451,6 @@ _CYCLE_ITER = 25
 _MAX_CYCLES = 5
 
 
-# Near the optimum the objective's rounding (sums of large terms that cancel,
-# worst at a Heywood case) exceeds the decrease a step can make, and a line
-# search on computed values fails. So the value L-BFGS-B sees is the last
-# accepted one plus the trapezoidal integral of the gradient along the step,
-# ``(g_0 + g_1)^T p / 2`` (exact for a quadratic; the gradient has no such
-# cancellation), as long as that agrees with the computed change to this
-# relative accuracy; beyond it (a long step, where the quadratic model may be
-# off) the computed change is used.
-_MODEL_AGREEMENT = 1e-8
-
-
 def _factor_scales(components, noise_variance):
     """Coordinates in which the Fisher information of ``(W, psi)`` is about one.
 
@@ -533,7 +522,7 @@ def _lbfgs_cycle(
     vanish there).
 
     The values passed to L-BFGS-B follow the gradient where the computed
-    ones cannot resolve a step (see ``_MODEL_AGREEMENT``), so that its line
+    ones cannot resolve a step (``minimize_box``'s ``gradient_model``), so that its line
     search keeps working below the objective's rounding: no evaluations are
     lost to a line search that cannot succeed. The value returned is the
     computed one. ``tail``: further parameters (see :func:`run_cycles`),
@@ -577,17 +566,6 @@ def _lbfgs_cycle(
         [np.zeros(n_mu + n_w), 1e-12 * psi_lower / psi_scale, np.zeros(n_tail)]
     )
 
-    def projected_norm(theta, grad):
-        proj = grad.copy()
-        proj[(theta <= lower + near) & (grad > 0)] = 0.0
-        proj[(theta >= upper) & (grad < 0)] = 0.0
-        return float(np.max(np.abs(proj))) if proj.size else 0.0
-
-    # The last evaluation and the last accepted iterate, as (theta, computed
-    # value, grad, projected norm, value seen by L-BFGS-B): only these (a
-    # record of every evaluation would grow with the run).
-    state = {"last": None, "accepted": None, "n_fev": 0}
-
     def fun(theta):
         params = unpack(theta)
         # Evaluated in the canonical rotation (orthogonal columns of
@@ -607,65 +585,32 @@ def _lbfgs_cycle(
             parts.insert(0, root_mean.apply_t(g_mu * scale))
         if tail is not None:
             parts.append(tail_grad(g_tail[0], params[3]))
-        grad = np.concatenate(parts) / weight
-        value = value / weight
-        state["n_fev"] += 1
-        # Values relative to the start, so that small decreases are not lost
-        # to the resolution of a large value.
-        state.setdefault("origin", value)
-        seen = value - state["origin"]
-        accepted = state["accepted"]
-        if accepted is not None:
-            step = theta - accepted[0]
-            model = 0.5 * float((accepted[2] + grad) @ step)
-            computed = value - accepted[1]
-            if abs(computed - model) <= _MODEL_AGREEMENT * max(abs(value), 1.0):
-                seen = accepted[4] + model
-            else:
-                seen = accepted[4] + computed
-        point = (theta.copy(), value, grad, projected_norm(theta, grad), seen)
-        state["last"] = point
-        if accepted is None:
-            state["accepted"] = point  # the starting point
-        return seen, grad
+        return value / weight, np.concatenate(parts) / weight
 
-    def callback(theta):
-        last = state["last"]
-        if last is not None and np.array_equal(theta, last[0]):
-            state["accepted"] = last
-            if history is not None:
-                history.append((last[1], float(np.max(np.abs(last[2])))))
-
-    theta0 = np.zeros(n_psi + n_tail)
-    bounds = [
-        (None if np.isinf(lo) else lo, None if np.isinf(hi) else hi)
-        for lo, hi in zip(lower, upper, strict=True)
-    ]
-    res = lbfgsb(fun, theta0, bounds, max_iter=max_iter, tol=tol, callback=callback)
-    # The point returned and its gradient (after an abnormal line search
-    # ``res.jac`` may belong to a rejected trial point); evaluated again only
-    # if it is neither the last evaluation nor the last iterate.
-    point = None
-    for store in (state["last"], state["accepted"]):
-        if store is not None and np.array_equal(res.x, store[0]):
-            point = store
-            break
-    if point is None:
-        fun(res.x)
-        point = state["last"]
-    theta, value, _, grad_norm, _ = point
-    mean, comp, noise, *rest = unpack(theta)
+    record = None if history is None else lambda v, g: history.append((v, g))
+    res = minimize_box(
+        fun,
+        np.zeros(n_psi + n_tail),
+        lower,
+        upper,
+        max_iter=max_iter,
+        tol=tol,
+        record=record,
+        near=near,
+        gradient_model=True,
+    )
+    mean, comp, noise, *rest = unpack(res.x)
     if tail is not None:
         tail.value = rest[0]
     return (
-        float(value),
-        int(res.nit),
-        state["n_fev"],
-        str(res.message),
+        res.value,
+        res.n_iter,
+        res.n_fev,
+        res.message,
         np.array(mean, dtype=np.float64),
         comp,
         noise,
-        grad_norm,
+        res.norm,
     )
 
 
