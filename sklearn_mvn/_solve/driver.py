@@ -49,7 +49,7 @@ _NEWTON_STEPS = 10
 # _EM_UNTIL (far from the optimum, where the complete-data model of L-BFGS-B
 # is poor) and each step shrinks it by at least _EM_SLOW; at most _EM_STEPS.
 _EM_UNTIL = 0.05
-_EM_SLOW = 0.7
+_EM_SLOW = 0.9
 _EM_STEPS = 10
 # Curvature condition of a value-free quasi-Newton step (strong Wolfe).
 _WOLFE = 0.9
