@@ -327,6 +327,18 @@ class BaseDensity(DensityMixin, BaseEstimator):
         self._check_fitted()
         return validate_with_nan(self, X, reset=False)
 
+    def _warn_heywood(self, heywood):
+        """The one warning for noise variances at their floor (factor model)."""
+        if heywood.size:
+            warn_at_caller(
+                f"{type(self).__name__}: the noise variance of feature(s) "
+                f"{heywood[:20].tolist()} is at its lower bound (a Heywood "
+                "case): these features are (nearly) exact combinations of the "
+                "factors. The fit is valid, but consider fewer n_factors, "
+                "removing or merging these features, or reg_covar > 0.",
+                UserWarning,
+            )
+
     def _fitted_representation(self):
         """The representation of the fitted covariance."""
         return self._representation(self.n_features_in_)
