@@ -210,9 +210,25 @@ def _gradient_steps(fun, iterates, lower, norm_of, tol, max_steps, record):
     condition ``|g_new . s| <= _WOLFE |g . s|`` along the step ``s`` (near the
     optimum, where the objective is close to quadratic, this implies a
     decrease; the largest entry of an L-BFGS gradient need not shrink at
-    every step). Returns the last accepted ``(x, value, grad, norm)`` and the
-    number of steps, or None if no step was accepted.
+    every step). A rejected step that overshot (the slope along it changed
+    sign) is retried once at the zero of the slope's secant, the minimum of
+    the quadratic model along the step. Returns the last accepted ``(x,
+    value, grad, norm)`` and the number of steps, or None if no step was
+    accepted.
     """
+
+    def trial(x, grad, norm, direction):
+        # Value, gradient and norm at x + direction, and whether accepted.
+        x_new = x + direction
+        if np.any(x_new < lower):
+            return x_new, None, None, None, False
+        value, grad_new = fun(x_new)
+        norm_new = norm_of(x_new, grad_new)
+        slope = float(grad @ direction)
+        wolfe = slope < 0.0 and abs(float(grad_new @ direction)) <= _WOLFE * abs(slope)
+        ok = bool(np.isfinite(value)) and (norm_new < norm or wolfe)
+        return x_new, value, grad_new, norm_new, ok
+
     pairs = []
     for (x0, g0), (x1, g1) in zip(iterates[:-1], iterates[1:], strict=True):
         s, y = x1 - x0, g1 - g0
@@ -224,16 +240,18 @@ def _gradient_steps(fun, iterates, lower, norm_of, tol, max_steps, record):
     norm = norm_of(x, grad)
     best, n_steps = None, 0
     while n_steps < max_steps and norm > tol:
-        x_new = x + _two_loop(grad, pairs[-20:])
-        if np.any(x_new < lower):
+        direction = _two_loop(grad, pairs[-20:])
+        x_new, value, grad_new, norm_new, ok = trial(x, grad, norm, direction)
+        if not ok and grad_new is not None and np.isfinite(value):
+            slope0, slope1 = float(grad @ direction), float(grad_new @ direction)
+            if slope0 < 0.0 < slope1:
+                alpha = slope0 / (slope0 - slope1)
+                x_new, value, grad_new, norm_new, ok = trial(
+                    x, grad, norm, alpha * direction
+                )
+        if not ok:
             break
-        value, grad_new = fun(x_new)
-        norm_new = norm_of(x_new, grad_new)
         s, y = x_new - x, grad_new - grad
-        slope = float(grad @ s)
-        wolfe = slope < 0.0 and abs(float(grad_new @ s)) <= _WOLFE * abs(slope)
-        if not (np.isfinite(value) and (norm_new < norm or wolfe)):
-            break
         if float(s @ y) > 0.0:
             pairs.append((s, y))
         x, grad, norm = x_new, grad_new, norm_new
