@@ -16,7 +16,8 @@ from sklearn_mvn._likelihoods.student_t import (
     t_sums,
 )
 from sklearn_mvn._representations import make_representation
-from sklearn_mvn._solve.student_t import ecme_step, fit_t, start_point
+from sklearn_mvn._solve.starts import start_point
+from sklearn_mvn._solve.student_t import ecme_step, fit_t
 
 # ---------------------------------------------------------------------------
 # Data and references

@@ -35,7 +35,7 @@ pattern within each chunk, so ``P_mm^{-1}`` is factored once per pattern and
 chunk.
 
 The fitter (ECME iterations and L-BFGS-B over these passes) is in
-:mod:`._t_solve`.
+:mod:`._solve.student_t`.
 """
 
 # Authors: sklearn-mvn developers
@@ -415,7 +415,7 @@ def _marginal_rows(X, mean, factor, chunk_size=None):
     """``delta_o``, ``log|P_mm|`` and ``d_o`` of rows with NaN, in chunks.
 
     Each row is completed by its conditional offsets (the normal's
-    conditional mean, :func:`~sklearn_mvn._missing.conditional_fill`), so
+    conditional mean, :func:`~._representations.conditional.conditional_fill`), so
     ``delta_o = |Lambda^{-1}(x_hat - mu)|^2``.
     """
     n, d = X.shape
