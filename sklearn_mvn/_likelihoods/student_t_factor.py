@@ -43,7 +43,7 @@ from .normal_factor import (
     _spd_inverse_stack,
     nll_grad_diagonal,
 )
-from .student_t import log_norm_const
+from .student_t import log_norm_const, t_kernel
 
 # Rows of rows-with-NaN handled at once (their k x k inverses are gathered).
 _MISSING_BATCH_BYTES = 2**23
@@ -206,10 +206,10 @@ def _add_scalars(sums, delta, weights, n_obs):
     denom = df + delta
     log1p = np.log1p(delta / df)
     sums.log1p_sum += float(weights @ log1p)
-    sums.value_sum += 0.5 * float(weights @ (dfd * log1p))
+    sums.value_sum += float(weights @ t_kernel(delta, df, dfd - df))
     sums.u_sum += float(weights @ (dfd / denom))
     sums.curv_sum += float(
-        weights @ ((delta - (dfd - df)) / denom**2 - delta / (df * denom))
+        weights @ (((delta - (dfd - df)) / denom - delta / df) / denom)
     )
     d = sums.n_features
     if np.ndim(n_obs) == 0:
@@ -400,9 +400,7 @@ def t_factor_log_density(X, mean, params, df, chunk_size=None):
     cov = LowRankPlusDiagonal(*params)
     n, d = X.shape
     delta = cov.squared_mahalanobis(X, mean, chunk_size)
-    out = (
-        log_norm_const(df, d) - 0.5 * cov.logdet - 0.5 * (df + d) * np.log1p(delta / df)
-    )
+    out = log_norm_const(df, d) - 0.5 * cov.logdet - t_kernel(delta, df, d)
     bad = np.flatnonzero(~np.isfinite(delta))
     if bad.size:
         check_missing(X)
@@ -412,9 +410,7 @@ def t_factor_log_density(X, mean, params, df, chunk_size=None):
             observed, _, maha, logdet = cov._observed_terms(X[sel], mean)
             n_obs = observed.sum(axis=1)
             out[sel] = (
-                log_norm_const(df, n_obs)
-                - 0.5 * logdet
-                - 0.5 * (df + n_obs) * np.log1p(maha / df)
+                log_norm_const(df, n_obs) - 0.5 * logdet - t_kernel(maha, df, n_obs)
             )
     return out
 
