@@ -162,7 +162,8 @@ class GradientGaussian(BaseDensity):
         ``'factor'`` only: the noise variances ``psi``.
 
     n_iter_ : int
-        Number of L-BFGS-B iterations run.
+        Number of iterations run (L-BFGS-B; with missing values also the EM
+        steps at the start and the value-free and Newton steps at the end).
 
     converged_ : bool
         Whether the gradient tolerance was reached.

@@ -67,7 +67,8 @@ class SolveResult:
     grad_norm : float
         Largest entry of the projected gradient in whitened coordinates.
     n_iter : int
-        L-BFGS-B iterations over all cycles.
+        Iterations over all phases: EM steps (inexact objectives), L-BFGS-B
+        cycles, value-free and Newton steps.
     converged : bool
     message : str
         Why the solver stopped.
