@@ -470,6 +470,9 @@ def _lbfgs_cycle(
         record=record,
         near=near,
         gradient_model=True,
+        # A trial step can leave the representable range (psi far below the
+        # loadings' scale): the line search is sent back, not aborted.
+        guard_nonfinite=True,
     )
     mean, comp, noise, *rest = unpack(res.x)
     if tail is not None:
