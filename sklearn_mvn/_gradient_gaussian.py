@@ -14,10 +14,11 @@ attributes from the result.
 import numpy as np
 
 from ._base import BaseDensity
-from ._likelihoods import FactorObjective, RowSource, make_objective
-from ._missing import PatternStats, check_missing, unbounded_likelihood
+from ._data.patterns import PatternStats, check_missing, unbounded_likelihood
+from ._likelihoods.normal import FactorObjective, RowSource, make_objective
 from ._representations import make_representation
-from ._solve import solve, solve_factor
+from ._solve.driver import solve
+from ._solve.factor import solve_factor
 from ._validation import Integral, Interval, Real, StrOptions, warn_at_caller
 
 # The factor model reads X in chunked passes instead of building the d x d

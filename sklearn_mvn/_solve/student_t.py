@@ -23,10 +23,7 @@ Dask).
 
 import numpy as np
 
-from ._lbfgs import lbfgsb
-from ._linalg import solve_lower
-from ._solve import Progress, _verdict
-from ._t_likelihood import (
+from .._likelihoods.student_t import (
     DF_MAX,
     DF_MIN,
     _fisher_log_df,
@@ -34,6 +31,16 @@ from ._t_likelihood import (
     t_curvature_df,
     t_objective,
 )
+from .._likelihoods.student_t_factor import factor_shape_penalty, t_factor_objective
+from .._linalg import row_chunks, solve_lower
+from .._representations.low_rank import (
+    MIN_NOISE,
+    LowRankPlusDiagonal,
+    canonical_rotation,
+)
+from .driver import Progress, _verdict
+from .factor import _factor_scales, _Recorder, _RootFactor, ppca_start, run_cycles
+from .lbfgs import minimize_box, projected_norm
 
 _EPS = np.finfo(np.float64).eps
 
@@ -218,13 +225,13 @@ class _Packer:
             parts.append([df * grad_df / self.s_scale])
         return np.concatenate(parts)
 
-    def bounds(self):
+    def box(self):
         lower = [np.full(self.d, -np.inf), self.rep.lower_bounds()]
         upper = [np.full(self.d + self.rep.n_theta, np.inf)]
         if self.estimate_df:
             lower.append([(np.log(DF_MIN) - self.log_df0) * self.s_scale])
             upper.append([(np.log(DF_MAX) - self.log_df0) * self.s_scale])
-        return list(zip(np.concatenate(lower), np.concatenate(upper), strict=True))
+        return np.concatenate(lower), np.concatenate(upper)
 
 
 class TFitResult:
@@ -354,7 +361,7 @@ def fit_t(
             )
         theta = packer.from_params(mean, factor, df)
         grad = packer.gradient(gm, gf, gd, df)
-        norm = _projected_norm(theta, grad, packer.bounds())
+        norm = projected_norm(theta, grad, *packer.box())
         progress.record(value, norm, step=n_em > 0)
         if norm <= tol:
             verdict, message = "converged", "ECME iterations met tol"
@@ -376,19 +383,19 @@ def fit_t(
     n_lbfgs = 0
     if verdict == "short" and n_em < max_iter:
         progress.phase("L-BFGS-B in coordinates whitened at the ECME point")
-        result = _lbfgs(
+        res = _lbfgs(
             evaluate,
             packer,
             df,
             theta,
-            value,
-            grad,
+            (value, grad),
             max_iter - n_em,
             tol,
             progress.record,
         )
-        theta, value, grad, norm, n_lbfgs, status, message, extra = result
-        n_passes += extra
+        theta, value, norm, n_lbfgs = res.x, res.value, res.norm, res.n_iter
+        status, message = res.status, res.message
+        n_passes += res.n_fev
         floor = max(10.0 * np.sqrt(_EPS * max(1.0, abs(value))), 100.0 * tol)
         verdict = _verdict(norm, tol, stalled=status != 1, floor=floor)
         mean, factor, df = packer.to_params(theta, df)
@@ -407,58 +414,27 @@ def fit_t(
     )
 
 
-def _projected_norm(theta, grad, bounds):
-    lower = np.array([b[0] for b in bounds])
-    upper = np.array([b[1] for b in bounds])
-    proj = grad.copy()
-    proj[(theta <= lower) & (grad > 0)] = 0.0
-    proj[(theta >= upper) & (grad < 0)] = 0.0
-    return float(np.max(np.abs(proj))) if proj.size else 0.0
-
-
-def _lbfgs(evaluate, packer, df_fixed, theta0, value0, grad0, max_iter, tol, record):
-    """L-BFGS-B in the packer's coordinates from ``theta0``."""
-    bounds = packer.bounds()
-    last = {"theta": theta0.copy(), "value": value0, "grad": grad0}
-    n_passes = [0]
+def _lbfgs(evaluate, packer, df_fixed, theta0, first, max_iter, tol, record):
+    """L-BFGS-B in the packer's coordinates from ``theta0`` (the one loop,
+    :func:`~sklearn_mvn._solve.lbfgs.minimize_box`, guarding trial points
+    where the t likelihood is not finite)."""
+    lower, upper = packer.box()
 
     def fun(theta):
         m, f, nu = packer.to_params(theta, df_fixed)
-        try:
-            with np.errstate(all="ignore"):
-                _, value, gm, gf, gd = evaluate(m, f, nu)
-            n_passes[0] += 1
-            grad = packer.gradient(gm, gf, gd, nu)
-        except (ValueError, np.linalg.LinAlgError):
-            value, grad = np.inf, None
-        if np.isfinite(value) and np.all(np.isfinite(grad)):
-            last.update(theta=theta.copy(), value=value, grad=grad)
-            return value, grad
-        # A trial step to a (numerically) singular scale: a finite stand-in
-        # that sends the line search back (as in ``_missing``).
-        step = theta - last["theta"]
-        slope = float(last["grad"] @ step)
-        norm2 = float(step @ step)
-        correction = (3.0 * abs(slope) - slope) / max(norm2, 1e-300)
-        return last["value"] + abs(slope), last["grad"] + correction * step
+        _, value, gm, gf, gd = evaluate(m, f, nu)
+        return value, packer.gradient(gm, gf, gd, nu)
 
-    def callback(theta):
-        if not np.array_equal(theta, last["theta"]):
-            fun(theta)
-        record(last["value"], _projected_norm(theta, last["grad"], bounds))
-
-    res = lbfgsb(fun, theta0, bounds, max_iter=max_iter, tol=tol, callback=callback)
-    grad = np.asarray(res.jac)
-    norm = _projected_norm(res.x, grad, bounds)
-    return (
-        res.x,
-        float(res.fun),
-        grad,
-        norm,
-        int(res.nit),
-        int(res.status),
-        str(res.message),
-        n_passes[0],
+    return minimize_box(
+        fun,
+        theta0,
+        lower,
+        upper,
+        max_iter=max_iter,
+        tol=tol,
+        record=record,
+        guard_nonfinite=True,
+        first=first,
     )
 
 
@@ -522,8 +498,6 @@ def factor_start(sample, sample_weight, center, spread, n_factors):
     (:func:`~._woodbury.ppca_start`): O(m d k), no ``d x d`` array, and the
     standardised rows are formed chunk by chunk (no copy of the subsample).
     """
-    from ._linalg import row_chunks
-    from ._woodbury import MIN_NOISE, ppca_start
 
     m, d = sample.shape
 
@@ -586,7 +560,6 @@ def ecm_factor_step(
     scatter's diagonal and ``alpha`` to the weight (not to the intercept:
     the prior does not involve ``mu``). The iteration stays an EM step.
     """
-    from ._woodbury import LowRankPlusDiagonal
 
     W, psi = params
     cov = LowRankPlusDiagonal(W, psi)
@@ -645,7 +618,6 @@ class _DfTail:
 def _factor_norm(mean, params, df, g_mean, g_params, g_df, psi_lower, estimate_df):
     """Largest entry of the projected gradient in the coordinates of the
     cycles of :func:`~._woodbury.run_cycles` at ``(mean, (W, psi), df)``."""
-    from ._woodbury import _factor_scales, _RootFactor
 
     W, psi = params
     g_W, g_psi = g_params
@@ -701,9 +673,6 @@ def fit_t_factor(
     result : TFitResult
         ``factor`` is ``(W, psi)`` with ``W`` in canonical rotation.
     """
-    from ._solve import _Recorder
-    from ._t_factor import factor_shape_penalty, t_factor_objective
-    from ._woodbury import MIN_NOISE, canonical_rotation, run_cycles
 
     mean = np.asarray(mean0, dtype=np.float64)
     params = (np.asarray(params0[0], float), np.maximum(params0[1], psi_lower))
