@@ -609,12 +609,21 @@ def _heavy_row():
     return X, weights
 
 
-@_xfail(15, "trimmed t blames constant features")
-@pytest.mark.parametrize("case", [_constant_on_support, _repeated_row, _heavy_row])
+def _weights_over_decades():
+    rng = np.random.RandomState(0)
+    X = rng.randn(100, 3)
+    return X, 10.0 ** rng.uniform(-12, 12, 100)
+
+
+@_xfail(15, "trimmed t blames constant or collinear features")
+@pytest.mark.parametrize(
+    "case", [_constant_on_support, _repeated_row, _heavy_row, _weights_over_decades]
+)
 def test_item15_trimmed_t_message(case):
-    """Item 15: a trimmed support that is singular although X is not: the
-    message points at the trimming (support_fraction), not at constant
-    features of X."""
+    """Item 15: a trimmed support that is singular although X is not (a
+    feature constant on the central rows, a repeated or heavy row, weights
+    over 24 decades): the message points at the trimming (support_fraction),
+    not at constant features of X."""
     X, weights = case()
     with pytest.raises(ValueError) as info:
         _fit(GradientStudentT(support_fraction=0.5), X, weights)
