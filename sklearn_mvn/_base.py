@@ -70,7 +70,7 @@ class BaseDensity(DensityMixin, BaseEstimator):
     - ``_representation(n_features)``: the covariance representation of the
       hyper-parameters;
     - ``_solve(stats, start, compare_pilot)``: a
-      :class:`~sklearn_mvn._solve.SolveResult` for the statistics, starting
+      :class:`~._solve.SolveResult` for the statistics, starting
       from ``start`` (a previous mean and covariance, or None);
     - ``_covariance_params()``: the fitted factor the representation's
       methods take;
@@ -326,6 +326,18 @@ class BaseDensity(DensityMixin, BaseEstimator):
         """Validated ``X`` for the predict-side methods (NaN allowed)."""
         self._check_fitted()
         return validate_with_nan(self, X, reset=False)
+
+    def _warn_heywood(self, heywood):
+        """The one warning for noise variances at their floor (factor model)."""
+        if heywood.size:
+            warn_at_caller(
+                f"{type(self).__name__}: the noise variance of feature(s) "
+                f"{heywood[:20].tolist()} is at its lower bound (a Heywood "
+                "case): these features are (nearly) exact combinations of the "
+                "factors. The fit is valid, but consider fewer n_factors, "
+                "removing or merging these features, or reg_covar > 0.",
+                UserWarning,
+            )
 
     def _fitted_representation(self):
         """The representation of the fitted covariance."""

@@ -383,15 +383,7 @@ class GradientGaussian(BaseDensity):
             verbose=self.verbose,
             name=type(self).__name__,
         )
-        if result.heywood.size:
-            warn_at_caller(
-                f"{type(self).__name__}: the noise variance of feature(s) "
-                f"{result.heywood[:20].tolist()} is at its lower bound (a Heywood "
-                "case): these features are (nearly) exact combinations of the "
-                "factors. The fit is valid, but consider fewer n_factors, "
-                "removing or merging these features, or reg_covar > 0.",
-                UserWarning,
-            )
+        self._warn_heywood(result.heywood)
         weak = np.flatnonzero(result.factor_scales < 1e-4)
         if weak.size:
             warn_at_caller(

@@ -57,7 +57,7 @@ def _posterior_draw(estimator, X, rng):
     public API: an estimator that knows its own conditional laws (e.g. a
     non-normal family) provides ``_conditional_draw(X, rng)``; otherwise the
     fitted normal ``N(mean_, factor_ @ factor_.T)`` is conditioned by
-    :func:`~sklearn_mvn._missing.conditional_draw`.
+    :func:`~._representations.conditional.conditional_draw`.
     """
     if hasattr(estimator, "_conditional_draw"):
         return estimator._conditional_draw(X, rng)

@@ -1,18 +1,14 @@
 """GradientStudentT: maximum-likelihood multivariate Student-t density.
 
-The estimator shares validation, all-or-nothing fitting, the predict-side
-methods and ``bic``/``aic`` with :class:`~._base.BaseDensity`, the covariance
-representation with :mod:`._representations` and the convergence rule with
-:mod:`._solve`. The t likelihood has no sufficient statistics, so ``fit``
-reads the data once per iteration (:mod:`._t_likelihood` for NumPy,
-:mod:`._t_dask` for Dask; the fitter is :mod:`._t_solve`) and has no
-``partial_fit``.
-"""
+The estimator shares validation, all-or-nothing fitting, the predict-side methods and
+``bic``/``aic`` with :class:`~._base.BaseDensity`, the covariance representation with
+:mod:`._representations` and the convergence rule with :mod:`._solve`. The t likelihood
+has no sufficient statistics, so ``fit`` reads the data once per iteration
+(:mod:`._likelihoods.student_t` for NumPy, :mod:`._data.dask` for
+Dask; the fitter is :mod:`._solve.student_t`) and has no ``partial_fit``."""
 
 # Authors: sklearn-mvn developers
 # License: BSD 3-Clause
-
-import math
 
 import numpy as np
 from scipy.stats import f as f_dist
@@ -29,7 +25,7 @@ from ._likelihoods.student_t_factor import t_factor_sums
 from ._likelihoods.student_t_model import TModel, covariance_from_shape
 from ._linalg import precision_from_factor
 from ._representations import make_representation
-from ._robust.trimming import support_size, trimmed_fit
+from ._robust.trimming import trimmed_fit
 from ._solve.student_t_fit import TSpec, fit_student_t, robust_scale
 from ._validation import (
     Integral,
@@ -426,51 +422,28 @@ class GradientStudentT(BaseDensity):
         return self.mean_, self._covariance_params(), self.df_
 
     def _fit_trimmed(self, source, spec):
-        """Maximum trimmed likelihood (:func:`~._robust.trimming.trimmed_fit`)
+        """Maximum trimmed likelihood
+        (:func:`~._robust.trimming.trimmed_fit`)
         with the scale and df corrected for the trimming."""
-        X, n_samples, d = source.X, source.n_samples, self.n_features_in_
-        w = source.sample_weight
-        weights = np.ones(n_samples) if w is None else w
-        n_rows = int(np.count_nonzero(weights))
-        fraction = support_size(n_rows, d, self.support_fraction)
-        if fraction * n_rows < d + 1:
-            raise ValueError(
-                f"support_fraction={self.support_fraction!r} keeps about "
-                f"{fraction * n_rows:.1f} of n_samples = {n_rows} rows, fewer than "
-                f"n_features + 1 = {d + 1}; increase support_fraction or pass "
-                "more rows."
-            )
-        step = max(1, math.ceil(n_samples / _START_ROWS))
-        sub = pass_source(X[::step], weights[::step], self._block_pass(), _START_ROWS)
-        scale = robust_scale(sub, spec)
+        X, w = source.X, source.sample_weight
+        weights = np.ones(source.n_samples) if w is None else w
+        scale = robust_scale(source, spec)  # from the strided subsample
 
         def fit(rows, row_weights, warm):
             part = pass_source(X[rows], row_weights, self._block_pass(), _START_ROWS)
             start = None if warm is None else (warm.mean, warm.factor, warm.df)
             return fit_student_t(part, spec, start=start, scale=scale)
 
-        # Degenerate supports (rows in a subspace, repeated rows) make the
-        # search's numbers infinite; the result is checked below instead.
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            trimmed = trimmed_fit(
-                fit,
-                X,
-                weights,
-                fraction,
-                estimate_df=spec.estimate_df,
-                correlations=not spec.is_factor,
-                start_rows=_START_ROWS,
-            )
+        trimmed = trimmed_fit(
+            fit,
+            X,
+            weights,
+            self.support_fraction,
+            estimate_df=spec.estimate_df,
+            correlations=not spec.is_factor,
+            start_rows=_START_ROWS,
+        )
         model = trimmed.model
-        params = model.params if model.is_factor else (model.params,)
-        finite = all(np.all(np.isfinite(v)) for v in (model.mean, *params))
-        if not (finite and np.isfinite(trimmed.objective)):
-            raise ValueError(
-                f"The trimmed fit is degenerate: the t on its support of "
-                f"{int(trimmed.support.sum())} rows has no finite maximum (rows "
-                "that coincide or lie in a subspace). Increase support_fraction, "
-                "or set reg_covar > 0 or shrinkage > 0."
-            )
         self._set_solution(model, trimmed.result, objective=trimmed.objective)
         self.support_ = trimmed.support
         if not trimmed.result.converged:
@@ -483,17 +456,6 @@ class GradientStudentT(BaseDensity):
                 "unbounded: increase support_fraction, or set reg_covar > 0 or "
                 "shrinkage > 0; otherwise increase max_iter.",
                 ConvergenceWarning,
-            )
-
-    def _warn_heywood(self, heywood):
-        if heywood.size:
-            warn_at_caller(
-                f"{type(self).__name__}: the noise variance of feature(s) "
-                f"{heywood[:20].tolist()} is at its lower bound (a Heywood "
-                "case): these features are (nearly) exact combinations of the "
-                "factors. The fit is valid, but consider fewer n_factors, "
-                "removing or merging these features, or reg_covar > 0.",
-                UserWarning,
             )
 
     @available_if(lambda self: False)
@@ -573,21 +535,24 @@ class GradientStudentT(BaseDensity):
         self.objective_ = float(result.value if objective is None else objective)
         self.history_ = result.history
         if not self.converged_ and objective is None:
-            hint = (
-                " The likelihood looks unbounded (df_ at its lower bound or a "
-                "nearly singular scale matrix): many rows coincide or lie in a "
-                "subspace. Fix df (e.g. df=1.0), or set reg_covar > 0 or "
-                "shrinkage > 0."
-                if degenerate
-                else " Increase max_iter or tol; if the scale matrix becomes "
-                "singular, set reg_covar > 0 or shrinkage > 0."
-            )
-            warn_at_caller(
-                f"GradientStudentT did not converge: {result.message} after "
-                f"{result.n_iter} iterations (largest gradient entry "
-                f"{result.grad_norm:.3g}, tol={self.tol:g}).{hint}",
-                ConvergenceWarning,
-            )
+            self._warn_not_converged(result, degenerate)
+
+    def _warn_not_converged(self, result, degenerate):
+        hint = (
+            " The likelihood looks unbounded (df_ at its lower bound or a "
+            "nearly singular scale matrix): many rows coincide or lie in a "
+            "subspace. Fix df (e.g. df=1.0), or set reg_covar > 0 or "
+            "shrinkage > 0."
+            if degenerate
+            else " Increase max_iter or tol; if the scale matrix becomes "
+            "singular, set reg_covar > 0 or shrinkage > 0."
+        )
+        warn_at_caller(
+            f"GradientStudentT did not converge: {result.message} after "
+            f"{result.n_iter} iterations (largest gradient entry "
+            f"{result.grad_norm:.3g}, tol={self.tol:g}).{hint}",
+            ConvergenceWarning,
+        )
 
     def _model(self):
         """The fitted t as a :class:`TModel`."""

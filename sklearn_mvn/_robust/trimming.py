@@ -22,7 +22,7 @@ an unknown ``nu``).
 
 The functions here know nothing of the estimator: :func:`trimmed_fit` takes
 the fit on a support as a callable and scores rows with the fitted
-:class:`~sklearn_mvn._likelihoods.student_t_model.TModel` it returns.
+:class:`~._likelihoods.student_t_model.TModel` it returns.
 """
 
 # Authors: sklearn-mvn developers
@@ -33,7 +33,7 @@ from scipy import optimize, special, stats
 
 from .._likelihoods.student_t import DF_MAX, DF_MIN
 from .._linalg import row_chunks
-from .._solve.student_t import robust_start
+from .._solve.starts import robust_start
 
 # Concentration steps from every start before only the best starts go on.
 FIRST_STEPS = 3
@@ -357,7 +357,14 @@ def _scores(model, X, n_obs, has_nan):
 
 
 def trimmed_fit(
-    fit, X, weights, fraction, *, estimate_df, correlations=True, start_rows=8192
+    fit,
+    X,
+    weights,
+    support_fraction,
+    *,
+    estimate_df,
+    correlations=True,
+    start_rows=8192,
 ):
     """Maximum trimmed t likelihood: concentration steps from the starts, then
     the consistency correction.
@@ -371,8 +378,9 @@ def trimmed_fit(
     X : ndarray of shape (n_samples, n_features)
         Validated rows (NaN allowed).
     weights : ndarray of shape (n_samples,)
-    fraction : float
-        Fraction of the total weight in the support.
+    support_fraction : float or None
+        Fraction of the total weight in the support (None: MinCovDet's
+        default, see :func:`support_size`).
     estimate_df : bool
         Whether the correction estimates ``df`` too.
     correlations : bool, default=True
@@ -385,7 +393,45 @@ def trimmed_fit(
     Returns
     -------
     trimmed : TrimmedFit
+
+    Raises
+    ------
+    ValueError
+        If the support would hold at most ``n_features`` rows, or the fit on
+        the best support is not finite (rows that coincide or lie in a
+        subspace).
     """
+    n_samples, d = X.shape
+    n_rows = int(np.count_nonzero(weights))
+    fraction = support_size(n_rows, d, support_fraction)
+    if fraction * n_rows < d + 1:
+        raise ValueError(
+            f"support_fraction={support_fraction!r} keeps about "
+            f"{fraction * n_rows:.1f} of n_samples = {n_rows} rows, fewer than "
+            f"n_features + 1 = {d + 1}; increase support_fraction or pass "
+            "more rows."
+        )
+    # Degenerate supports (rows in a subspace, repeated rows) make the
+    # search's numbers infinite; the result is checked at the end instead.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        trimmed = _search(
+            fit, X, weights, fraction, estimate_df, correlations, start_rows
+        )
+    model = trimmed.model
+    params = model.params if model.is_factor else (model.params,)
+    finite = all(np.all(np.isfinite(v)) for v in (model.mean, *params))
+    if not (finite and np.isfinite(trimmed.objective)):
+        raise ValueError(
+            f"The trimmed fit is degenerate: the t on its support of "
+            f"{int(trimmed.support.sum())} rows has no finite maximum (rows "
+            "that coincide or lie in a subspace). Increase support_fraction, "
+            "or set reg_covar > 0 or shrinkage > 0."
+        )
+    return trimmed
+
+
+def _search(fit, X, weights, fraction, estimate_df, correlations, start_rows):
+    """Concentration steps and the correction (see :func:`trimmed_fit`)."""
     n_samples, d = X.shape
     has_nan = bool(np.isnan(X).any())
     n_obs = (~np.isnan(X)).sum(axis=1) if has_nan else np.full(n_samples, d)

@@ -1,13 +1,12 @@
 """Fitting the Student-t: ECME iterations, then L-BFGS-B, over data passes.
 
-The t likelihood (:mod:`._t_likelihood`) has no sufficient statistics and one
-parameter more than the normal, the degrees of freedom ``nu``, so it has a
-solver of its own, built from the engine's parts: the covariance
-representation (packing, bounds, gradient restriction, the structured
-M-step), the convergence rule (:func:`~._solve._verdict`) and the progress
-output (:class:`~._solve.Progress`). Every iteration is one pass over the
-data through a ``data_pass(mean, factor, df) -> TSums`` callable (NumPy or
-Dask).
+The t likelihood (:mod:`._likelihoods.student_t`) has no sufficient
+statistics and one parameter more than the normal, the degrees of freedom ``nu``, so it
+has a solver of its own, built from the engine's parts: the covariance representation
+(packing, bounds, gradient restriction, the structured M-step), the convergence rule
+(:func:`~._solve.driver._verdict`) and the progress output
+(:class:`~._solve.driver.Progress`). Every iteration is one pass over the
+data through a ``data_pass(mean, factor, df) -> TSums`` callable (NumPy or Dask).
 
 - :func:`ecme_step`: one ECME iteration (Liu & Rubin, 1995) from a pass's
   sums; with complete data and no prior the parameter-expanded scale update
@@ -32,14 +31,15 @@ from .._likelihoods.student_t import (
     t_objective,
 )
 from .._likelihoods.student_t_factor import factor_shape_penalty, t_factor_objective
-from .._linalg import row_chunks, solve_lower
+from .._linalg import solve_lower
 from .._representations.low_rank import (
     MIN_NOISE,
+    FactorCovariance,
     LowRankPlusDiagonal,
     canonical_rotation,
 )
 from .driver import Progress, _verdict
-from .factor import _factor_scales, _Recorder, _RootFactor, ppca_start, run_cycles
+from .factor import _factor_scales, _Recorder, _RootFactor, run_cycles
 from .lbfgs import minimize_box, projected_norm
 
 _EPS = np.finfo(np.float64).eps
@@ -115,64 +115,6 @@ def df_newton_step(sums, grad_df):
     return float(np.clip(df * np.exp(step), DF_MIN, DF_MAX))
 
 
-# Entries of the subsample sorted at once by the robust start (its
-# temporaries are a few arrays of this many entries, whatever the width).
-_MEDIAN_BLOCK = 2**17
-
-
-def _weighted_median(values, weights):
-    """Column-wise weighted median of ``values`` (NaN entries ignored), in
-    blocks of columns."""
-    m, d = values.shape
-    step = max(1, _MEDIAN_BLOCK // max(m, 1))
-    if step >= d:
-        return _weighted_median_block(values, weights)
-    return np.concatenate(
-        [
-            _weighted_median_block(values[:, j : j + step], weights)
-            for j in range(0, d, step)
-        ]
-    )
-
-
-def _weighted_median_block(values, weights):
-    order = np.argsort(np.where(np.isnan(values), np.inf, values), axis=0)
-    sorted_vals = np.take_along_axis(values, order, axis=0)
-    w = np.where(np.isnan(values), 0.0, weights[:, None])
-    sorted_w = np.take_along_axis(w, order, axis=0)
-    cum = np.cumsum(sorted_w, axis=0)
-    half = 0.5 * cum[-1]
-    idx = np.argmax(cum >= half[None, :], axis=0)
-    return sorted_vals[idx, np.arange(values.shape[1])]
-
-
-def robust_start(sample, weights=None):
-    """Coordinate-wise weighted median and MAD (as a standard deviation).
-
-    Parameters
-    ----------
-    sample : ndarray of shape (m, n_features)
-        Rows (e.g. a strided subsample of ``X``), NaN allowed.
-    weights : ndarray of shape (m,), default=None
-
-    Returns
-    -------
-    center : ndarray of shape (n_features,)
-    spread : ndarray of shape (n_features,)
-        ``1.4826 * MAD``; 0 where half the weight sits on one value.
-    """
-    sample = np.asarray(sample, dtype=np.float64)
-    weights = np.ones(sample.shape[0]) if weights is None else weights
-    center = _weighted_median(sample, weights)
-    spread = np.empty_like(center)
-    step = max(1, _MEDIAN_BLOCK // max(sample.shape[0], 1))
-    for j in range(0, sample.shape[1], step):
-        cols = slice(j, j + step)
-        dev = np.abs(sample[:, cols] - center[cols])
-        spread[cols] = 1.4826 * _weighted_median(dev, weights)
-    return center, spread
-
-
 # ---------------------------------------------------------------------------
 # The fitter
 # ---------------------------------------------------------------------------
@@ -235,7 +177,7 @@ class _Packer:
 
 
 class TFitResult:
-    """Outcome of :func:`fit_t` and :func:`fit_t_factor`."""
+    """Outcome of :func:`fit_t`."""
 
     def __init__(self, **kwargs):
         self.__dict__.update(kwargs)
@@ -268,155 +210,9 @@ def _scale_df(df, d, estimate_df):
     return np.sqrt(max(_fisher_log_df(df, d), 1e-4)) if estimate_df else 1.0
 
 
-def fit_t(
-    data_pass,
-    representation,
-    mean0,
-    factor0,
-    df0,
-    *,
-    estimate_df=True,
-    data_scale=1.0,
-    prior_weight=0.0,
-    trace_coef=0.0,
-    max_iter=200,
-    tol=1e-8,
-    max_em=100,
-    verbose=0,
-    name="GradientStudentT",
-):
-    """Maximum (penalised) likelihood t: ECME iterations, then L-BFGS-B.
-
-    The objective is ``data_scale * J + shape_penalty``. Each iteration is
-    one pass over the data. ECME iterations run while they make fast progress
-    (the largest entry of the gradient in coordinates whitened at the current
-    point falls by at least a factor 2 per step); then L-BFGS-B takes over in
-    coordinates whitened at the last ECME point, with ``log nu`` scaled by
-    the root of its expected information. Convergence follows the engine's
-    rule (:func:`~sklearn_mvn._solve._verdict`): the largest entry of the
-    projected whitened gradient at most ``tol``, or within the objective's
-    round-off floor when the line search stalls.
-
-    Parameters
-    ----------
-    data_pass : callable
-        ``data_pass(mean, factor, df) -> TSums``: one pass over the data.
-    representation : covariance representation
-        Packing, bounds, gradient restriction and the structured M-step
-        (its ``preconditioner``).
-    mean0, factor0, df0 :
-        Start (``factor0`` lower triangular with the structure).
-    estimate_df : bool, default=True
-        Whether ``nu`` is estimated (else fixed at ``df0``).
-    data_scale : float, default=1.0
-        Multiplies the data's negative log-likelihood (``1 / W`` for a mean).
-    prior_weight, trace_coef : float, default=0.0
-        The shape prior of :func:`shape_penalty`.
-    max_iter : int, default=200
-        Iterations at most (ECME and L-BFGS-B together).
-    tol : float, default=1e-8
-    max_em : int, default=100
-        ECME iterations at most.
-    verbose : int, default=0
-    name : str, default="GradientStudentT"
-
-    Returns
-    -------
-    result : TFitResult
-        ``mean``, ``factor``, ``df``, ``value``, ``grad_norm``, ``n_iter``,
-        ``n_em``, ``n_passes``, ``converged``, ``message``, ``history``.
-    """
-    rep = representation
-    mean, factor, df = np.asarray(mean0, float), np.asarray(factor0, float), df0
-    prior = prior_weight, trace_coef
-    progress = Progress(verbose, name)
-
-    def evaluate(m, f, nu):
-        sums = data_pass(m, f, nu)
-        value, gm, gf, gd = t_objective(sums, f)
-        value, gm, gf, gd = (
-            data_scale * value,
-            data_scale * gm,
-            data_scale * gf,
-            data_scale * gd,
-        )
-        if prior_weight or trace_coef:
-            pv, pgf = shape_penalty(f, *prior)
-            value, gf = value + pv, gf + pgf
-        return sums, value, gm, gf, gd
-
-    # -- ECME ---------------------------------------------------------------
-    n_passes, n_em, previous = 0, 0, np.inf
-    verdict, message = "short", "max_iter reached"
-    while True:
-        packer = _Packer(rep, mean, np.tril(factor), df, estimate_df)
-        sums, value, gm, gf, gd = evaluate(mean, factor, df)
-        n_passes += 1
-        if not np.isfinite(value):
-            raise ValueError(
-                "The t likelihood is not finite at the start: the values of X "
-                "are too large or too small in magnitude to be represented. "
-                "Rescale X, e.g. with sklearn.preprocessing.StandardScaler, "
-                "and fit again."
-            )
-        theta = packer.from_params(mean, factor, df)
-        grad = packer.gradient(gm, gf, gd, df)
-        norm = projected_norm(theta, grad, *packer.box())
-        progress.record(value, norm, step=n_em > 0)
-        if norm <= tol:
-            verdict, message = "converged", "ECME iterations met tol"
-            break
-        if n_em >= min(max_em, max_iter) or (n_em >= 3 and norm > 0.5 * previous):
-            break
-        previous = norm
-        mean, factor, df = ecme_step(
-            sums,
-            mean,
-            factor,
-            rep,
-            estimate_df,
-            data_scale,
-            prior_weight,
-            trace_coef,
-        )
-        n_em += 1
-    n_lbfgs = 0
-    if verdict == "short" and n_em < max_iter:
-        progress.phase("L-BFGS-B in coordinates whitened at the ECME point")
-        res = _lbfgs(
-            evaluate,
-            packer,
-            df,
-            theta,
-            (value, grad),
-            max_iter - n_em,
-            tol,
-            progress.record,
-        )
-        theta, value, norm, n_lbfgs = res.x, res.value, res.norm, res.n_iter
-        status, message = res.status, res.message
-        n_passes += res.n_fev
-        floor = max(10.0 * np.sqrt(_EPS * max(1.0, abs(value))), 100.0 * tol)
-        verdict = _verdict(norm, tol, stalled=status != 1, floor=floor)
-        mean, factor, df = packer.to_params(theta, df)
-    return _finish(
-        progress,
-        mean,
-        np.tril(factor),
-        df,
-        value,
-        norm,
-        n_em,
-        n_lbfgs,
-        n_passes,
-        verdict,
-        message,
-    )
-
-
 def _lbfgs(evaluate, packer, df_fixed, theta0, first, max_iter, tol, record):
     """L-BFGS-B in the packer's coordinates from ``theta0`` (the one loop,
-    :func:`~sklearn_mvn._solve.lbfgs.minimize_box`, guarding trial points
+    :func:`~._solve.lbfgs.minimize_box`, guarding trial points
     where the t likelihood is not finite)."""
     lower, upper = packer.box()
 
@@ -438,103 +234,9 @@ def _lbfgs(evaluate, packer, df_fixed, theta0, first, max_iter, tol, record):
     )
 
 
-def start_point(X, representation, sample_weight=None, max_rows=8192):
-    """Robust start from a strided subsample: median, MAD (diagonal scale).
-
-    Features whose MAD is 0 (e.g. discrete data) get their standard deviation
-    on the subsample instead (0 for a constant feature).
-
-    Returns
-    -------
-    mean : ndarray of shape (n_features,)
-    factor : ndarray of shape (n_features, n_features)
-        Diagonal, with the representation's standardising scale (one value
-        for ``'spherical'``).
-    """
-    center, scale = start_scale(X, representation, sample_weight, max_rows)
-    return center, np.diag(scale)
-
-
-def start_scale(X, representation, sample_weight=None, max_rows=8192):
-    """:func:`start_point` with the diagonal scale as a vector (no ``d x d``
-    array)."""
-    n = X.shape[0]
-    step = max(1, n // max_rows)
-    sample = np.asarray(X[::step], dtype=np.float64)
-    weights = None
-    if sample_weight is not None:
-        weights = np.asarray(sample_weight[::step], dtype=np.float64)
-        if not weights.sum() > 0:
-            sample, weights = np.asarray(X, dtype=np.float64), sample_weight
-    center, spread = robust_start(sample, weights)
-    zero = ~(spread > 0)
-    # Scales beyond 1e154 overflow in the squares below; the caller's range
-    # check says what to do.
-    with np.errstate(over="ignore"):
-        if zero.any():
-            w = np.ones(sample.shape[0]) if weights is None else weights
-            obs = ~np.isnan(sample[:, zero])
-            vals = np.where(obs, sample[:, zero], 0.0)
-            ww = w[:, None] * obs
-            mu = (ww * vals).sum(0) / np.maximum(ww.sum(0), 1e-300)
-            var = (ww * (vals - mu) ** 2).sum(0) / np.maximum(ww.sum(0), 1e-300)
-            spread[zero] = np.sqrt(var)
-        return center, representation.standardising_scale(spread**2)
-
-
 # ---------------------------------------------------------------------------
 # The factor scale matrix W W^T + diag(psi)
 # ---------------------------------------------------------------------------
-
-
-def factor_start(sample, sample_weight, center, spread, n_factors):
-    """Start ``(W, psi)`` of the factor t from a subsample: probabilistic PCA.
-
-    The subsample is standardised by the robust ``center`` and ``spread``
-    (NaN read as the centre) and each row weighted by the Cauchy weight
-    ``(d + 1) / (1 + |z|^2)`` of its standardised distance, so a few gross
-    outliers do not set the directions. The top eigenvectors come from the
-    factor model's randomised subspace iteration
-    (:func:`~._woodbury.ppca_start`): O(m d k), no ``d x d`` array, and the
-    standardised rows are formed chunk by chunk (no copy of the subsample).
-    """
-
-    m, d = sample.shape
-
-    def standardised(rows, shift=0.0, scale=1.0):
-        Z = np.subtract(sample[rows], center, dtype=np.float64)
-        Z /= spread
-        np.nan_to_num(Z, copy=False, nan=0.0)
-        Z -= shift
-        Z /= scale
-        return Z
-
-    chunks = list(row_chunks(m, d, max(64, 2**20 // (8 * d))))
-    w = np.ones(m) if sample_weight is None else np.array(sample_weight, float)
-    for rows in chunks:
-        Z = standardised(rows)
-        w[rows] *= (d + 1.0) / (1.0 + np.einsum("ij,ij->i", Z, Z))
-    w /= w.sum()
-    shift = np.zeros(d)
-    for rows in chunks:
-        shift += w[rows] @ standardised(rows)
-    second = np.zeros(d)
-    for rows in chunks:
-        Z = standardised(rows, shift)
-        second += np.einsum("i,ij,ij->j", w[rows], Z, Z)
-    norms = np.sqrt(second)
-    norms = np.where(norms > 0, norms, 1.0)
-
-    def products(Q):
-        out = np.zeros_like(Q)
-        for rows in chunks:
-            Z = standardised(rows, shift, norms)
-            out += Z.T @ (w[rows, np.newaxis] * (Z @ Q))
-        return out
-
-    W0, psi0 = ppca_start(products, np.ones(d), n_factors, 0, MIN_NOISE)
-    scale = spread * norms
-    return W0 * scale[:, np.newaxis], psi0 * scale**2
 
 
 def ecm_factor_step(
@@ -588,7 +290,7 @@ def ecm_factor_step(
 
 class _DfTail:
     """The ``log nu`` coordinate of the factor t as a tail block of
-    :func:`~._woodbury.run_cycles`: ``log nu = log nu0 + s / s_scale``
+    :func:`~._solve.factor.run_cycles`: ``log nu = log nu0 + s / s_scale``
     centred at the current ``nu`` (as in :class:`_Packer`); no coordinate when
     ``nu`` is fixed."""
 
@@ -616,8 +318,8 @@ class _DfTail:
 
 
 def _factor_norm(mean, params, df, g_mean, g_params, g_df, psi_lower, estimate_df):
-    """Largest entry of the projected gradient in the coordinates of the
-    cycles of :func:`~._woodbury.run_cycles` at ``(mean, (W, psi), df)``."""
+    """Largest entry of the projected gradient in the coordinates of the cycles of
+    :func:`~._solve.factor.run_cycles` at ``(mean, (W, psi), df)``."""
 
     W, psi = params
     g_W, g_psi = g_params
@@ -636,13 +338,150 @@ def _factor_norm(mean, params, df, g_mean, g_params, g_df, psi_lower, estimate_d
     return float(np.max(np.abs(np.concatenate(parts))))
 
 
-def fit_t_factor(
+# ---------------------------------------------------------------------------
+# The driver: accelerating (ECME/ECM) steps, then the representation's
+# quasi-Newton phase with log nu as an extra parameter block
+# ---------------------------------------------------------------------------
+
+
+class _TriangularT:
+    """The t over a triangular representation: ECME steps, then one L-BFGS-B
+    run in coordinates whitened at the last ECME point with ``log nu``
+    appended (:class:`_Packer`)."""
+
+    phase = "L-BFGS-B in coordinates whitened at the ECME point"
+
+    def __init__(self, rep, estimate_df, penalty):
+        self.rep = rep
+        self.estimate_df = estimate_df
+        self.penalty = penalty  # (prior_weight, trace_coef)
+        self.last = None
+
+    def start(self, params):
+        return np.asarray(params, dtype=np.float64)
+
+    def objective(self, sums, mean, params):
+        value, gm, gp, gd = t_objective(sums, params)
+        if not any(self.penalty):
+            return value, gm, gp, gd, (None, None)
+        return value, gm, gp, gd, shape_penalty(params, *self.penalty)
+
+    def add_penalty(self, gp, pgp):
+        return gp + pgp
+
+    def norm(self, mean, params, df, gm, gp, gd, value):
+        packer = _Packer(self.rep, mean, np.tril(params), df, self.estimate_df)
+        theta = packer.from_params(mean, params, df)
+        grad = packer.gradient(gm, gp, gd, df)
+        self.last = packer, theta, (value, grad)
+        return projected_norm(theta, grad, *packer.box())
+
+    def accelerate(self, sums, mean, params, df, gd, scale):
+        data_scale, prior_weight, trace_coef = scale
+        return ecme_step(
+            sums,
+            mean,
+            params,
+            self.rep,
+            self.estimate_df,
+            data_scale,
+            prior_weight,
+            trace_coef,
+        )
+
+    def quasi_newton(self, evaluate, df, max_iter, tol, progress):
+        packer, theta, first = self.last
+        res = _lbfgs(evaluate, packer, df, theta, first, max_iter, tol, progress.record)
+        floor = max(10.0 * np.sqrt(_EPS * max(1.0, abs(res.value))), 100.0 * tol)
+        verdict = _verdict(res.norm, tol, stalled=res.status != 1, floor=floor)
+        mean, params, df = packer.to_params(res.x, df)
+        fields = res.value, res.norm, res.n_iter, res.n_fev, verdict, res.message
+        return (mean, params, df, *fields)
+
+    def final(self, params):
+        return np.tril(params)
+
+
+class _FactorT:
+    """The t over the factor representation ``W W^T + diag(psi)``: ECM steps
+    (complete data), then the factor model's cycles
+    (:func:`~.factor.run_cycles`) with ``log nu`` as a tail block
+    (:class:`_DfTail`)."""
+
+    phase = "L-BFGS-B in Fisher-scaled coordinates (cycles)"
+
+    def __init__(self, psi_lower, estimate_df, penalty):
+        self.psi_lower = psi_lower
+        self.estimate_df = estimate_df
+        self.penalty = penalty
+
+    def start(self, params):
+        W, psi = params
+        return np.asarray(W, dtype=np.float64), np.maximum(psi, self.psi_lower)
+
+    def objective(self, sums, mean, params):
+        value, gm, gp, gd = t_factor_objective(sums, params)
+        if not any(self.penalty):
+            return value, gm, gp, gd, (None, None)
+        return value, gm, gp, gd, factor_shape_penalty(mean, params, *self.penalty)
+
+    def add_penalty(self, gp, pgp):
+        return gp[0] + pgp[0], gp[1] + pgp[1]
+
+    def norm(self, mean, params, df, gm, gp, gd, value):
+        return _factor_norm(
+            mean, params, df, gm, gp, gd, self.psi_lower, self.estimate_df
+        )
+
+    def accelerate(self, sums, mean, params, df, gd, scale):
+        if sums.has_missing:
+            return None
+        data_scale, prior_weight, trace_coef = scale
+        new_df = df_newton_step(sums, gd / data_scale) if self.estimate_df else df
+        mean, params = ecm_factor_step(
+            sums, mean, params, self.psi_lower, data_scale, prior_weight, trace_coef
+        )
+        return mean, params, new_df
+
+    def quasi_newton(self, evaluate, df, max_iter, tol, progress):
+        mean, (W, psi) = self.point
+        tail = _DfTail(df, mean.shape[0], self.estimate_df)
+
+        def evaluate_cycle(m, W, psi, nu):
+            _, value, gm, (gW, gp), gd = evaluate(m, (W, psi), nu)
+            return value, gm, gW, gp, gd
+
+        mean, W, psi, value, n_iter, norm, message = run_cycles(
+            evaluate_cycle,
+            1.0,
+            mean,
+            self.psi_lower / MIN_NOISE,
+            mean,
+            W,
+            psi,
+            True,
+            max_iter,
+            tol,
+            self.psi_lower,
+            _Recorder(progress),
+            tail,
+        )
+        verdict = "converged" if norm <= 100.0 * tol else "short"
+        return mean, (W, psi), tail.value, value, norm, n_iter, 0, verdict, message
+
+    def final(self, params):
+        W, psi = params
+        return canonical_rotation(W, psi), psi
+
+
+def fit_t(
     data_pass,
+    representation,
     mean0,
     params0,
     df0,
     *,
-    psi_lower,
+    psi_lower=None,
     estimate_df=True,
     data_scale=1.0,
     prior_weight=0.0,
@@ -653,46 +492,73 @@ def fit_t_factor(
     verbose=0,
     name="GradientStudentT",
 ):
-    """Maximum (penalised) likelihood factor t: ECM iterations, then L-BFGS-B.
+    """Maximum (penalised) likelihood t over any representation.
 
-    As :func:`fit_t` with the scale matrix ``W W^T + diag(psi)``
-    (``data_pass(mean, (W, psi), df) -> TFactorSums``). The ECM iterations
-    (:func:`ecm_factor_step` and a Newton step on ``log nu``; complete data
-    only) run while the largest
-    entry of the scaled gradient at least halves per step; then the factor
-    model's L-BFGS-B cycles (:func:`~._woodbury.run_cycles`, with ``log nu``
-    as a tail coordinate, :class:`_DfTail`) work in coordinates in which the
-    Fisher information is about the identity, re-preconditioned as they go,
-    with gradient-consistent line-search values below the objective's
-    rounding, until the largest entry is at most ``tol`` (``100 tol`` from a
-    cycle that stopped on its own). ``psi`` is bounded below by
-    ``psi_lower``; a Heywood case converges on that bound.
+    The objective is ``data_scale * J + penalty``; every evaluation is one
+    pass over the data (``data_pass(mean, params, df) -> sums``). Accelerating
+    steps (ECME for a triangular scale matrix, Liu & Rubin 1995; ECM for the
+    factor model, complete data only) run while they make fast progress (the
+    largest entry of the gradient in coordinates whitened at the current
+    point at least halves per step); then the representation's quasi-Newton
+    phase takes over with ``log nu`` as an extra parameter block scaled by
+    the root of its expected information: one L-BFGS-B run whitened at the
+    last ECME point (triangular), or the factor model's preconditioned cycles
+    (:func:`~.factor.run_cycles`). Convergence follows the engine's rule
+    (:func:`~.driver._verdict`).
+
+    Parameters
+    ----------
+    data_pass : callable
+        ``data_pass(mean, params, df) -> TSums`` (``TFactorSums`` for the
+        factor model): one pass over the data.
+    representation : covariance representation
+        Triangular (packing, bounds, gradient restriction, the structured
+        M-step) or the factor model's.
+    mean0, params0, df0 :
+        Start: a lower-triangular factor with the structure, or ``(W, psi)``.
+    psi_lower : ndarray, default=None
+        Lower bounds of the noise variances (factor model).
+    estimate_df : bool, default=True
+        Whether ``nu`` is estimated (else fixed at ``df0``).
+    data_scale : float, default=1.0
+        Multiplies the data's negative log-likelihood (``1 / W`` for a mean).
+    prior_weight, trace_coef : float, default=0.0
+        The shape prior (:func:`shape_penalty`).
+    max_iter : int, default=200
+        Iterations at most (accelerating and quasi-Newton together).
+    tol : float, default=1e-8
+    max_em : int, default=100
+        Accelerating steps at most.
+    verbose : int, default=0
+    name : str, default="GradientStudentT"
 
     Returns
     -------
     result : TFitResult
-        ``factor`` is ``(W, psi)`` with ``W`` in canonical rotation.
+        ``mean``, ``factor`` (the scale parameters; ``(W, psi)`` with ``W``
+        in canonical rotation for the factor model), ``df``, ``value``,
+        ``grad_norm``, ``n_iter``, ``n_em``, ``n_passes``, ``converged``,
+        ``message``, ``history``.
     """
-
-    mean = np.asarray(mean0, dtype=np.float64)
-    params = (np.asarray(params0[0], float), np.maximum(params0[1], psi_lower))
-    df = df0
+    penalty = (prior_weight, trace_coef)
+    if isinstance(representation, FactorCovariance):
+        model = _FactorT(psi_lower, estimate_df, penalty)
+    else:
+        model = _TriangularT(representation, estimate_df, penalty)
+    mean, params, df = np.asarray(mean0, float), model.start(params0), df0
     progress = Progress(verbose, name)
 
     def evaluate(m, p, nu):
         sums = data_pass(m, p, nu)
-        value, gm, (gW, gp), gd = t_factor_objective(sums, p)
-        value, gm, gW, gp, gd = (
-            data_scale * value,
-            data_scale * gm,
-            data_scale * gW,
-            data_scale * gp,
-            data_scale * gd,
-        )
-        if prior_weight or trace_coef:
-            pv, (pW, pp) = factor_shape_penalty(m, p, prior_weight, trace_coef)
-            value, gW, gp = value + pv, gW + pW, gp + pp
-        return sums, value, gm, (gW, gp), gd
+        value, gm, gp, gd, (pv, pgp) = model.objective(sums, m, p)
+        value, gd, gm = data_scale * value, data_scale * gd, data_scale * gm
+        if isinstance(gp, tuple):
+            gp = tuple(data_scale * g for g in gp)
+        else:
+            gp = data_scale * gp
+        if pv is not None:
+            value, gp = value + pv, model.add_penalty(gp, pgp)
+        return sums, value, gm, gp, gd
 
     n_passes, n_em, previous = 0, 0, np.inf
     verdict, message = "short", "max_iter reached"
@@ -706,58 +572,37 @@ def fit_t_factor(
                 "Rescale X, e.g. with sklearn.preprocessing.StandardScaler, "
                 "and fit again."
             )
-        norm = _factor_norm(mean, params, df, gm, gp, gd, psi_lower, estimate_df)
+        norm = model.norm(mean, params, df, gm, gp, gd, value)
         progress.record(value, norm, step=n_em > 0)
         if norm <= tol:
-            verdict, message = "converged", "ECM iterations met tol"
+            verdict, message = "converged", "accelerating (EM) steps met tol"
             break
-        stop_em = sums.has_missing or n_em >= min(max_em, max_iter)
-        if stop_em or (n_em >= 3 and norm > 0.5 * previous):
+        if n_em >= min(max_em, max_iter) or (n_em >= 3 and norm > 0.5 * previous):
+            break
+        step = model.accelerate(
+            sums, mean, params, df, gd, (data_scale, prior_weight, trace_coef)
+        )
+        if step is None:
             break
         previous = norm
-        new_df = df_newton_step(sums, gd / data_scale) if estimate_df else df
-        mean, params = ecm_factor_step(
-            sums, mean, params, psi_lower, data_scale, prior_weight, trace_coef
-        )
-        df = new_df
+        mean, params, df = step
         n_em += 1
-    n_lbfgs = 0
+    n_qn = 0
     if verdict == "short" and n_em < max_iter:
-        progress.phase("L-BFGS-B in Fisher-scaled coordinates (cycles)")
-        tail = _DfTail(df, mean.shape[0], estimate_df)
-
-        def evaluate_cycle(m, W, psi, nu):
-            _, value, gm, (gW, gp), gd = evaluate(m, (W, psi), nu)
-            return value, gm, gW, gp, gd
-
-        mean, W, psi, value, n_lbfgs, norm, message = run_cycles(
-            evaluate_cycle,
-            1.0,
-            mean,
-            psi_lower / MIN_NOISE,
-            mean,
-            params[0],
-            params[1],
-            True,
-            max_iter - n_em,
-            tol,
-            psi_lower,
-            _Recorder(progress),
-            tail,
-        )
-        df = tail.value
-        params = (W, psi)
-        verdict = "converged" if norm <= 100.0 * tol else "short"
-    W, psi = params
+        progress.phase(model.phase)
+        model.point = mean, params
+        fields = model.quasi_newton(evaluate, df, max_iter - n_em, tol, progress)
+        mean, params, df, value, norm, n_qn, extra, verdict, message = fields
+        n_passes += extra
     return _finish(
         progress,
         mean,
-        (canonical_rotation(W, psi), psi),
+        model.final(params),
         df,
         value,
         norm,
         n_em,
-        n_lbfgs,
+        n_qn,
         n_passes,
         verdict,
         message,

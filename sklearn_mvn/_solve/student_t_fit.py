@@ -2,9 +2,9 @@
 
 :func:`fit_student_t` is the whole maximum-likelihood fit of a t (any
 representation) as a plain function: the robust start (or a given one), the
-shape prior of ``shrinkage``/``reg_covar``, the driver (:func:`fit_t`, or
-:func:`fit_t_factor` for the factor model) and the checks of its answer. It
-returns a result with a :class:`~sklearn_mvn._likelihoods.student_t_model.TModel`
+shape prior of ``shrinkage``/``reg_covar``, the driver :func:`fit_t` (one
+for every representation) and the checks of its answer. It
+returns a result with a :class:`~._likelihoods.student_t_model.TModel`
 and never touches an estimator, so the trimmed search and the estimator call
 it alike.
 """
@@ -19,7 +19,8 @@ from .._likelihoods.student_t import DF_MAX, DF_MIN
 from .._likelihoods.student_t_model import TModel, check_scale_range
 from .._representations import NotDeterminedError, make_representation
 from .._representations.low_rank import MIN_NOISE, heywood_features
-from .student_t import factor_start, fit_t, fit_t_factor, robust_start, start_scale
+from .starts import factor_start, robust_start, start_scale
+from .student_t import fit_t
 
 # Starting degrees of freedom when they are estimated.
 DF_START = 5.0
@@ -156,8 +157,8 @@ def fit_student_t(source, spec, *, start=None, scale=None):
     rep = spec.representation(n_features)
     if spec.is_factor:
         psi_lower = MIN_NOISE * spread**2
-        result = fit_t_factor(
-            source.data_pass, mean0, params0, df0, psi_lower=psi_lower, **options
+        result = fit_t(
+            source.data_pass, rep, mean0, params0, df0, psi_lower=psi_lower, **options
         )
         result.degenerate = result.df <= 1.01 * DF_MIN
         result.heywood = heywood_features(result.factor[1], psi_lower)
