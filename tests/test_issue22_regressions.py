@@ -128,14 +128,13 @@ def _with_nan(X, fraction, seed):
 # %% Item 1: the t log-density at large df
 
 
-@_xfail(1, "t log-density cancels catastrophically at large df")
 @pytest.mark.parametrize("df", [1e12, 1e15, 1e20, 1e300])
 @pytest.mark.parametrize("covariance_type", ["full", "factor"])
 @pytest.mark.parametrize("missing", [False, True])
 def test_item01_t_at_large_df_is_the_normal(df, covariance_type, missing):
-    """Item 1: at df >= 1e12 the t log-density (score_samples and
-    objective_) equals the normal one at the same mean_ and shape_ within
-    O(d^2 / df)."""
+    """Item 1 (a guard since main's 486e4e9): at df >= 1e12 the t
+    log-density (score_samples and objective_) equals the normal one at the
+    same mean_ and shape_ within O(d^2 / df)."""
     X = _correlated(50, 3, 0)
     if missing:
         X = _with_nan(X, 0.2, 1)
@@ -560,9 +559,13 @@ def _sample_t_small_df():
     assert np.all(np.isfinite(draws))
 
 
-@_xfail(13, "NumPy RuntimeWarnings leak")
 @pytest.mark.parametrize(
-    "case", [_fit_t_df_1e300, _fit_factor_tiny, _sample_t_small_df]
+    "case",
+    [
+        _fit_t_df_1e300,  # a guard since main's 486e4e9
+        pytest.param(_fit_factor_tiny, marks=_xfail(13, "factor at 1e-150")),
+        pytest.param(_sample_t_small_df, marks=_xfail(13, "t draws at df=0.01")),
+    ],
 )
 def test_item13_no_runtime_warning(case):
     """Item 13: no NumPy RuntimeWarning leaks (t at df=1e300, factor at scale
