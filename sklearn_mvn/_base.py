@@ -21,7 +21,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._data.dask import dask_score_samples, dask_stats, is_dask_array
-from ._data.patterns import check_missing, compute_stats, merge_stats
+from ._data.patterns import PatternStats, check_missing, compute_stats, merge_stats
 from ._representations import NotDeterminedError, make_representation
 from ._validation import (
     Integral,
@@ -85,6 +85,14 @@ class BaseDensity(DensityMixin, BaseEstimator):
         """The number of factors for ``n_features`` features (validated)."""
         k = self.n_factors
         if k is None:
+            if n_features < 2:
+                raise ValueError(
+                    f"covariance_type='factor' needs at least 2 features, got "
+                    f"n_features={n_features}: the default n_factors=None "
+                    f"resolves to min({DEFAULT_FACTORS}, n_features - 1) = 0 "
+                    "factors. Use covariance_type='full' or 'diag' for a single "
+                    "feature."
+                )
             k = min(DEFAULT_FACTORS, n_features - 1)
         if n_features < 2 or k > n_features - 1:
             raise ValueError(
@@ -300,12 +308,16 @@ class BaseDensity(DensityMixin, BaseEstimator):
         self._sufficient_stats = stats
         self.n_samples_seen_ = stats.n_samples
         if not result.converged:
-            advice = getattr(result, "advice", None) or (
-                "Increase max_iter "
-                "or tol. With missing values, if the covariance becomes "
-                "singular the likelihood may be unbounded (few rows observe all "
-                "features): set shrinkage > 0 or reg_covar > 0."
-            )
+            advice = getattr(result, "advice", None) or "Increase max_iter or tol."
+            if advice == "Increase max_iter or tol." and isinstance(
+                stats, PatternStats
+            ):
+                advice += (
+                    " With missing values, if the covariance becomes "
+                    "singular the likelihood may be unbounded (few rows "
+                    "observe all features): set shrinkage > 0 or "
+                    "reg_covar > 0."
+                )
             warn_at_caller(
                 f"{type(self).__name__} did not converge: {result.message} after "
                 f"{result.n_iter} iterations (largest gradient entry "

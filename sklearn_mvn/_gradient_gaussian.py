@@ -162,7 +162,10 @@ class GradientGaussian(BaseDensity):
         ``'factor'`` only: the noise variances ``psi``.
 
     n_iter_ : int
-        Number of L-BFGS-B iterations run.
+        Number of iterations run (at most ``max_iter``). When the factor
+        model restarts out of a Heywood or weak-factor basin, each run may
+        take ``max_iter`` iterations and ``n_iter_`` is the winning run's, as
+        for the initialisations of :class:`~sklearn.mixture.GaussianMixture`.
 
     converged_ : bool
         Whether the gradient tolerance was reached.

@@ -671,7 +671,6 @@ def test_item19_dask_score_samples_global_rows(estimator):
 # %% Item 20: the resolved default of n_factors
 
 
-@_xfail(20, "message says n_factors=0 for the default")
 @pytest.mark.parametrize("estimator", [GradientGaussian, GradientStudentT])
 def test_item20_default_n_factors_message(estimator):
     """Item 20: the factor model of one feature: the message says that the
@@ -686,7 +685,6 @@ def test_item20_default_n_factors_message(estimator):
 # %% Item 21: n_iter_ and advice of the factor normal
 
 
-@_xfail(21, "factor normal counts n_iter_ beyond max_iter")
 def test_item21_factor_n_iter_within_max_iter():
     """Item 21: weak factors, complete data: n_iter_ never exceeds max_iter
     and the ConvergenceWarning gives no missing-value advice. (The n = 2e5
