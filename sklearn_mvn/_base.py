@@ -340,8 +340,26 @@ class BaseDensity(DensityMixin, BaseEstimator):
         self._check_fitted()
         return validate_with_nan(self, X, reset=False)
 
-    def _warn_heywood(self, heywood):
-        """The one warning for noise variances at their floor (factor model)."""
+    def _warn_heywood(self, heywood, unbounded_error=False):
+        """The one warning for noise variances at their floor (factor model).
+
+        With ``unbounded_error`` (the normal), every noise variance there
+        without a penalty is an error: the factors then reproduce the data
+        exactly (their rank is at most ``n_factors``), the covariance is
+        singular up to the floor and the likelihood unbounded, as the full
+        covariance's error says for the same data.
+        """
+        d = self.n_features_in_
+        penalised = self.reg_covar > 0.0 or self.shrinkage > 0.0
+        if unbounded_error and heywood.size == d and not penalised:
+            raise NotDeterminedError(
+                f"The factor model's likelihood is unbounded on these data: the "
+                f"noise variance of every feature is at its lower bound, so the "
+                f"n_factors={self._n_factors_for(d)} factors reproduce the rows "
+                "exactly (rows of positive weight span at most n_factors "
+                "dimensions about their mean). Use fewer n_factors, more rows, "
+                "or set reg_covar > 0 or shrinkage > 0."
+            )
         if heywood.size:
             warn_at_caller(
                 f"{type(self).__name__}: the noise variance of feature(s) "

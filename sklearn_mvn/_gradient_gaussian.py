@@ -386,7 +386,7 @@ class GradientGaussian(BaseDensity):
             verbose=self.verbose,
             name=type(self).__name__,
         )
-        self._warn_heywood(result.heywood)
+        self._warn_heywood(result.heywood, unbounded_error=True)
         weak = np.flatnonzero(result.factor_scales < 1e-4)
         if weak.size:
             warn_at_caller(

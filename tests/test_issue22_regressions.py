@@ -301,7 +301,6 @@ def test_item05_trimmed_t_on_clean_data(seed):
 # %% Item 6: unbounded likelihoods called valid
 
 
-@_xfail(6, "factor rank check counts zero-weight rows")
 def test_item06a_factor_rank_counts_weighted_rows_only():
     """Item 6a: three rows of positive weight out of 100 cannot determine a
     k=2 factor model on 6 features (the full covariance says so)."""
