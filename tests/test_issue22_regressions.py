@@ -650,7 +650,6 @@ def test_item16_imputer_posterior_draws_factor():
 # %% Item 19: Dask row numbers
 
 
-@_xfail(19, "Dask messages give block-local row numbers")
 @pytest.mark.parametrize("estimator", [GradientGaussian, GradientStudentT])
 def test_item19_dask_score_samples_global_rows(estimator):
     """Item 19: a bad row 555 of a Dask array in blocks of 100 is reported as
