@@ -220,6 +220,17 @@ class BaseDensity(DensityMixin, BaseEstimator):
         """
         with _AllOrNothing(self):
             previous = getattr(self, "_sufficient_stats", None)
+            if previous is None and "mean_" in self.__dict__:
+                # fit read wide factor data in passes and kept no statistics
+                # (they would hold a d x d scatter): merging is impossible,
+                # and refitting the chunk alone would drop the fitted rows.
+                raise ValueError(
+                    f"partial_fit cannot add to this fit: fit read its "
+                    f"{self.n_samples_seen_} rows of {self.n_features_in_} "
+                    "features in passes over X and kept no statistics. Call "
+                    "partial_fit for every chunk from the first one on, or fit "
+                    "on all the rows at once."
+                )
             stats = self._validated_stats(
                 X,
                 sample_weight,
