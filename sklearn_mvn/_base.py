@@ -308,7 +308,7 @@ class BaseDensity(DensityMixin, BaseEstimator):
     def _set_fitted(self, result, stats):
         """Set every fitted attribute from a solver result (the one place)."""
         representation = self._representation(result.mean.shape[0])
-        self._keep_structure()
+        self._keep_structure(result.mean.shape[0])
         self.mean_ = result.mean
         for name, value in representation.fitted_attributes(result.factor).items():
             setattr(self, name, value)
@@ -390,9 +390,9 @@ class BaseDensity(DensityMixin, BaseEstimator):
         covariance_type, n_factors = structure
         return make_representation(covariance_type, self.n_features_in_, n_factors)
 
-    def _keep_structure(self):
+    def _keep_structure(self, n_features):
         """Remember the structure being fitted (for the predict-side methods)."""
-        rep = self._representation(self.n_features_in_)
+        rep = self._representation(n_features)
         self._fitted_structure = (rep.covariance_type, getattr(rep, "n_factors", None))
 
     def _row_scores(self, X, complete, marginal):

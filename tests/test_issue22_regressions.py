@@ -353,10 +353,7 @@ def test_item06d_t_one_dominant_weight():
 @pytest.mark.parametrize(
     "estimator",
     [
-        pytest.param(
-            GradientGaussian,
-            marks=_xfail(6, "duplicated column with NaN: only a ConvergenceWarning"),
-        ),
+        GradientGaussian,
         GradientStudentT,  # a guard: the t says the likelihood looks unbounded
     ],
 )
