@@ -34,15 +34,12 @@ from ._linalg import (
 )
 from ._missing import conditional_fill, marginal_log_density, marginal_mahalanobis
 from ._woodbury import LowRankPlusDiagonal, n_free_parameters
+from .exceptions import NotDeterminedError
 
 _EPS = np.finfo(np.float64).eps
 # Lower bound on the diagonal of T (whitened units, where the optimum's
 # diagonal is of order one).
 MIN_DIAG = 1e-10
-
-
-class NotDeterminedError(ValueError):
-    """The data seen do not determine the model (e.g. a singular covariance)."""
 
 
 def singular_error(n_samples, n_features, detail):
