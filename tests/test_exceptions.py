@@ -38,7 +38,7 @@ def _singular_data():
         GradientStudentT(),
         GaussianImputer(),
         GaussianOutlierDetector(),
-        GaussianOutlierDetector(estimator=GradientStudentT(), contamination="auto"),
+        GaussianOutlierDetector(GradientStudentT(), contamination="auto"),
     ],
     ids=repr,
 )
