@@ -40,7 +40,7 @@ from sklearn.decomposition import FactorAnalysis
 from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_mvn import GradientGaussian
-from sklearn_mvn._woodbury import LowRankPlusDiagonal
+from sklearn_mvn._representations.low_rank import LowRankPlusDiagonal
 
 
 def fit_factor_model(X, k):

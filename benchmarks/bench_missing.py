@@ -69,12 +69,10 @@ import numpy as np  # noqa: E402
 from scipy.linalg import cholesky  # noqa: E402
 
 from sklearn_mvn import GradientGaussian  # noqa: E402
-from sklearn_mvn._gradients import nll_grad_stats  # noqa: E402
-from sklearn_mvn._missing import (  # noqa: E402
-    MissingObjective,
-    PatternStats,
-    marginal_log_density,
-)
+from sklearn_mvn._data.patterns import PatternStats
+from sklearn_mvn._likelihoods.gradients import nll_grad_stats  # noqa: E402
+from sklearn_mvn._likelihoods.normal_missing import MissingObjective
+from sklearn_mvn._representations.conditional import marginal_log_density
 
 PEER_SCRIPT = Path(__file__).with_name("peers_missing.R")
 # EM's stopping criterion for the R peers.

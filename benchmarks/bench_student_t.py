@@ -48,7 +48,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import RobustScaler
 
 from sklearn_mvn import GradientGaussian, GradientStudentT
-from sklearn_mvn._t_likelihood import t_objective, t_sums
+from sklearn_mvn._likelihoods.student_t import t_objective, t_sums
 
 
 def _load():

@@ -20,8 +20,8 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._dask import dask_score_samples, dask_stats, is_dask_array
-from ._missing import check_missing, compute_stats, merge_stats
+from ._data.dask import dask_score_samples, dask_stats, is_dask_array
+from ._data.patterns import check_missing, compute_stats, merge_stats
 from ._representations import NotDeterminedError
 from ._validation import (
     Integral,
@@ -327,13 +327,29 @@ class BaseDensity(DensityMixin, BaseEstimator):
         self._check_fitted()
         return validate_with_nan(self, X, reset=False)
 
+    def _warn_heywood(self, heywood):
+        """The one warning for noise variances at their floor (factor model)."""
+        if heywood.size:
+            warn_at_caller(
+                f"{type(self).__name__}: the noise variance of feature(s) "
+                f"{heywood[:20].tolist()} is at its lower bound (a Heywood "
+                "case): these features are (nearly) exact combinations of the "
+                "factors. The fit is valid, but consider fewer n_factors, "
+                "removing or merging these features, or reg_covar > 0.",
+                UserWarning,
+            )
+
+    def _fitted_representation(self):
+        """The representation of the fitted covariance."""
+        return self._representation(self.n_features_in_)
+
     def _row_scores(self, X, complete, marginal):
         """Complete-row scores, with the marginal form for rows with NaN.
 
         ``X`` is searched for NaN (missing entries) or infinity only if the
         complete-row result shows some: complete data are read once.
         """
-        rep = self._representation(self.n_features_in_)
+        rep = self._fitted_representation()
         params = self._covariance_params()
         scores = getattr(rep, complete)(X, self.mean_, params)
         if not np.all(np.isfinite(scores)) and check_missing(X):

@@ -14,10 +14,11 @@ attributes from the result.
 import numpy as np
 
 from ._base import BaseDensity
-from ._likelihoods import FactorObjective, RowSource, make_objective
-from ._missing import PatternStats, check_missing, unbounded_likelihood
+from ._data.patterns import PatternStats, check_missing, unbounded_likelihood
+from ._likelihoods.normal import FactorObjective, RowSource, make_objective
 from ._representations import make_representation
-from ._solve import solve, solve_factor
+from ._solve.driver import solve
+from ._solve.factor import solve_factor
 from ._validation import Integral, Interval, Real, StrOptions, warn_at_caller
 
 # The factor model reads X in chunked passes instead of building the d x d
@@ -382,15 +383,7 @@ class GradientGaussian(BaseDensity):
             verbose=self.verbose,
             name=type(self).__name__,
         )
-        if result.heywood.size:
-            warn_at_caller(
-                f"{type(self).__name__}: the noise variance of feature(s) "
-                f"{result.heywood[:20].tolist()} is at its lower bound (a Heywood "
-                "case): these features are (nearly) exact combinations of the "
-                "factors. The fit is valid, but consider fewer n_factors, "
-                "removing or merging these features, or reg_covar > 0.",
-                UserWarning,
-            )
+        self._warn_heywood(result.heywood)
         weak = np.flatnonzero(result.factor_scales < 1e-4)
         if weak.size:
             warn_at_caller(

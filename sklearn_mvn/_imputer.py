@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import _AllOrNothing
 from ._gradient_gaussian import GradientGaussian
 from ._linalg import row_chunks
-from ._missing import conditional_draw
+from ._representations.conditional import conditional_draw
 from ._validation import (
     HasMethods,
     _check_feature_names_in,

@@ -12,43 +12,23 @@ reads the data once per iteration (:mod:`._t_likelihood` for NumPy,
 # Authors: sklearn-mvn developers
 # License: BSD 3-Clause
 
-import math
-import warnings
-
 import numpy as np
 from scipy.stats import f as f_dist
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_array, check_random_state
+from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import BaseDensity, _AllOrNothing, dense_attribute
-from ._dask import _check_dask_X, is_dask_array
-from ._linalg import precision_from_factor, row_chunks
-from ._missing import check_missing
-from ._representations import NotDeterminedError, make_representation
-from ._stats import check_range
-from ._t_dask import dask_data_pass
-from ._t_factor import (
-    t_factor_conditional_draw,
-    t_factor_log_density,
-    t_factor_sums,
-)
-from ._t_likelihood import (
-    DF_MAX,
-    DF_MIN,
-    t_conditional_draw,
-    t_log_density,
-    t_sums,
-)
-from ._t_solve import factor_start, fit_t, fit_t_factor, robust_start, start_scale
-from ._trimming import (
-    concentrate,
-    correct_scale,
-    start_centralities,
-    support_size,
-    tail_probability,
-)
+from ._data.dask import _check_dask_X, is_dask_array
+from ._data.passes import pass_source
+from ._likelihoods.student_t import t_sums
+from ._likelihoods.student_t_factor import t_factor_sums
+from ._likelihoods.student_t_model import TModel, covariance_from_shape
+from ._linalg import precision_from_factor
+from ._representations import make_representation
+from ._robust.trimming import trimmed_fit
+from ._solve.student_t_fit import TSpec, fit_student_t, robust_scale
 from ._validation import (
     Integral,
     Interval,
@@ -60,48 +40,8 @@ from ._validation import (
     warn_at_caller,
 )
 
-# Starting degrees of freedom when they are estimated.
-_DF_START = 5.0
 # Rows of the subsample that gives the robust start.
 _START_ROWS = 8192
-
-
-def _singular_error(n_samples, n_features, detail):
-    return NotDeterminedError(
-        f"The scale matrix is singular ({detail}; n_samples={n_samples}, "
-        f"n_features={n_features}): this happens with too few samples (the t "
-        "needs more samples than features), or constant or collinear "
-        "features. Set reg_covar > 0 or shrinkage > 0, or remove the "
-        "redundant features."
-    )
-
-
-def _check_scale_range(spread):
-    """Raise a ValueError if the features' scales are not representable."""
-    with np.errstate(over="ignore"):
-        check_range(spread**2)
-
-
-def _check_observed(observed_weight):
-    """Raise a ValueError for features never observed (with positive weight)."""
-    never = np.flatnonzero(~(observed_weight > 0))
-    if never.size:
-        raise ValueError(
-            f"Feature(s) {never[:10].tolist()} are never observed (all NaN, or "
-            "only in rows of zero weight); their distribution cannot be "
-            "estimated. Drop these features."
-        )
-
-
-def _covariance_from_shape(shape, df):
-    """``df / (df - 2) shape`` for ``df > 2``; else infinite variances and NaN
-    covariances."""
-    if df > 2.0:
-        return df / (df - 2.0) * shape
-    d = shape.shape[0]
-    out = np.full((d, d), np.nan)
-    out[np.diag_indices(d)] = np.inf
-    return out
 
 
 class GradientStudentT(BaseDensity):
@@ -385,7 +325,7 @@ class GradientStudentT(BaseDensity):
         shape = rep.covariance(params)
         if name == "shape":
             return shape
-        return _covariance_from_shape(shape, self.df_)
+        return covariance_from_shape(shape, self.df_)
 
     shape_ = dense_attribute("shape", "The fitted scale matrix.")
 
@@ -426,274 +366,91 @@ class GradientStudentT(BaseDensity):
 
     def _fit(self, X, sample_weight):
         self.__dict__.pop("support_", None)
+        source = self._source(X, sample_weight)
+        spec = self._spec()
         if self.support_fraction == 1.0:
-            self._fit_likelihood(X, sample_weight)
-        else:
-            self._fit_trimmed(X, sample_weight)
-
-    def _robust_scale(self, sample, sample_w, X, sample_weight):
-        """Robust location and per-feature spread of the start."""
-        n_features = self.n_features_in_
-        rep = self._representation(n_features)
-        if self.covariance_type == "factor":
-            rep = make_representation("diag", n_features)
-        mean0, spread = start_scale(sample, rep, sample_w, max_rows=sample.shape[0])
-        unseen = ~(np.isfinite(mean0) & np.isfinite(spread))
-        if unseen.any():
-            # Features observed only outside the subsample: their start from
-            # the whole column (n numbers each).
-            full = X[:, np.flatnonzero(unseen)]
-            full = np.asarray(full.compute() if is_dask_array(full) else full)
-            w = sample_weight
-            if is_dask_array(w):
-                w = w.compute()
-            mean0[unseen], spread[unseen] = robust_start(full, w)
-            with np.errstate(over="ignore"):
-                spread = rep.standardising_scale(spread**2)
-        return mean0, spread
-
-    def _fit_likelihood(self, X, sample_weight, start=None, scale=None):
-        """The MLE; ``start`` = (mean, scale parameters, df) overrides the
-        robust start (and ``warm_start``), ``scale`` = (location, spread) the
-        robust scale (which sets the penalty's ``tau`` and the factor model's
-        noise floor)."""
-        source = self._data_source(X, sample_weight)
-        data_pass, sample, sample_w, weight, n_samples, X, sample_weight = source
-        n_features = self.n_features_in_
-        if scale is None:
-            scale = self._robust_scale(sample, sample_w, X, sample_weight)
-        mean0, spread = (np.array(v) for v in scale)
-        _check_scale_range(spread)
-        tau = float(np.mean(spread**2))
-        trace_coef = self.shrinkage * tau + self.reg_covar
-        if not np.all(spread > 0):
-            if trace_coef <= 0:
-                constant = np.flatnonzero(~(spread > 0))
-                raise _singular_error(
-                    n_samples,
-                    n_features,
-                    f"zero spread in feature(s) {constant[:10].tolist()}",
-                )
-            spread = np.where(spread > 0, spread, np.sqrt(trace_coef))
-        estimate_df = self.df == "auto"
-        df0 = _DF_START if estimate_df else float(self.df)
-        if self.covariance_type == "factor":
-            self._fit_factor(
-                data_pass,
-                sample,
-                sample_w,
-                mean0,
-                spread,
-                df0,
-                trace_coef,
-                weight,
-                start,
-            )
+            result = fit_student_t(source, spec, start=self._warm_start_point())
+            self._set_solution(result.model, result, degenerate=result.degenerate)
+            self._warn_heywood(result.heywood)
             return
-        factor0 = np.diag(spread)
-        if start is not None:
-            mean0, factor0, df0 = start
-            df0 = float(np.clip(df0, DF_MIN, DF_MAX)) if estimate_df else df0
-        elif self.warm_start and "factor_" in self.__dict__:
-            if self.factor_.shape[0] != n_features:
-                raise ValueError(
-                    f"warm_start=True but X has {n_features} features while the "
-                    f"previous fit had {self.factor_.shape[0]}; set "
-                    "warm_start=False to fit from scratch."
-                )
-            mean0, factor0 = self.mean_, self.factor_
-            if estimate_df:
-                df0 = float(np.clip(self.df_, DF_MIN, DF_MAX))
-        result = fit_t(
-            data_pass,
-            self._representation(n_features),
-            mean0,
-            factor0,
-            df0,
-            estimate_df=estimate_df,
-            data_scale=(1.0 - self.shrinkage) / weight,
-            prior_weight=self.shrinkage,
-            trace_coef=trace_coef,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            verbose=self.verbose,
-        )
-        # Rows that coincide or lie in a subspace can make the likelihood
-        # unbounded: the scale collapses far below the robust spread of the
-        # start, or df goes to its lower bound.
-        _check_scale_range(np.diag(result.factor))
-        collapsed = np.diag(result.factor) < 1e-2 * np.diag(factor0)
-        degenerate = bool(np.any(collapsed)) or result.df <= 1.01 * DF_MIN
-        self._set_solution(result, degenerate)
-
-    def _fit_factor(
-        self,
-        data_pass,
-        sample,
-        sample_w,
-        mean0,
-        spread,
-        df0,
-        trace_coef,
-        weight,
-        start=None,
-    ):
-        """The factor scale matrix: start, :func:`fit_t_factor`, attributes."""
-        from ._woodbury import MIN_NOISE, heywood_features
-
-        n_features = self.n_features_in_
-        k = self._n_factors_for(n_features)
-        estimate_df = self.df == "auto"
-        if start is not None:
-            mean0, params0, df0 = start
-            df0 = float(np.clip(df0, DF_MIN, DF_MAX)) if estimate_df else df0
-        elif self.warm_start and self._is_factor():
-            if self.components_.shape != (k, n_features):
-                raise ValueError(
-                    f"warm_start=True but the previous fit has components_ of "
-                    f"shape {self.components_.shape} while this one needs "
-                    f"{(k, n_features)} (n_factors, n_features); set "
-                    "warm_start=False to fit from scratch."
-                )
-            mean0, params0 = self.mean_, self._covariance_params()
-            if estimate_df:
-                df0 = float(np.clip(self.df_, DF_MIN, DF_MAX))
-        else:
-            params0 = factor_start(sample, sample_w, mean0, spread, k)
-        psi_lower = MIN_NOISE * spread**2
-        result = fit_t_factor(
-            data_pass,
-            mean0,
-            params0,
-            df0,
-            psi_lower=psi_lower,
-            estimate_df=estimate_df,
-            data_scale=(1.0 - self.shrinkage) / weight,
-            prior_weight=self.shrinkage,
-            trace_coef=trace_coef,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            verbose=self.verbose,
-        )
-        self._set_solution(result, result.df <= 1.01 * DF_MIN)
-        heywood = heywood_features(result.factor[1], psi_lower)
-        if heywood.size:
-            warn_at_caller(
-                f"{type(self).__name__}: the noise variance of feature(s) "
-                f"{heywood[:20].tolist()} is at its lower bound (a Heywood "
-                "case): these features are (nearly) exact combinations of the "
-                "factors. The fit is valid, but consider fewer n_factors, "
-                "removing or merging these features, or reg_covar > 0.",
-                UserWarning,
-            )
-
-    def _fit_trimmed(self, X, sample_weight):
-        """Maximum trimmed likelihood (:mod:`._trimming`) with the scale and
-        df corrected for the trimming."""
-        if is_dask_array(X):
+        if is_dask_array(source.X):
             raise ValueError(
                 "support_fraction < 1 selects rows in memory and is not "
                 "available for a dask array; compute X into memory (a NumPy "
                 "array) or set support_fraction=1.0."
             )
-        n_samples, X, sample_weight = self._data_source(X, sample_weight)[4:]
+        self._fit_trimmed(source, spec)
+
+    def _spec(self):
+        """The parameters of this fit, resolved for ``n_features_in_``."""
         d = self.n_features_in_
-        weights = np.ones(n_samples) if sample_weight is None else sample_weight
-        n_rows = int(np.count_nonzero(weights))
-        fraction = support_size(n_rows, d, self.support_fraction)
-        if fraction * n_rows < d + 1:
-            raise ValueError(
-                f"support_fraction={self.support_fraction!r} keeps about "
-                f"{fraction * n_rows:.1f} of n_samples = {n_rows} rows, fewer than "
-                f"n_features + 1 = {d + 1}; increase support_fraction or pass "
-                "more rows."
-            )
-        h = fraction * float(weights.sum())
-        # Degenerate supports (rows in a subspace, repeated rows) make the
-        # search's numbers infinite; the result is checked below instead.
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            self._trimmed_search(X, weights, fraction, h)
-        params = self._covariance_params()
-        params = params if isinstance(params, tuple) else (params,)
-        finite = all(np.all(np.isfinite(v)) for v in (self.mean_, *params))
-        if not (finite and np.isfinite(self.objective_)):
-            raise ValueError(
-                f"The trimmed fit is degenerate: the t on its support of "
-                f"{int(self.support_.sum())} rows has no finite maximum (rows "
-                "that coincide or lie in a subspace). Increase support_fraction, "
-                "or set reg_covar > 0 or shrinkage > 0."
-            )
-
-    def _trimmed_search(self, X, weights, fraction, h):
-        """Concentration steps from the starts, then the consistency
-        correction; sets the fitted attributes and ``support_``."""
-        n_samples, d = X.shape
-        has_nan = check_missing(X)
-        n_obs = (~np.isnan(X)).sum(axis=1) if has_nan else np.full(n_samples, d)
-        names = self.__dict__.get("feature_names_in_")
-        step = max(1, math.ceil(n_samples / _START_ROWS))
-        rows = slice(None, None, step)
-        scale = self._robust_scale(X[rows], weights[rows], X, weights)
-        snapshot = ("mean_", "df_", "factor_", "components_", "noise_variance_")
-
-        def state():
-            return {k: v for k, v in vars(self).items() if k.endswith("_")}
-
-        def restore(fitted):
-            for name in snapshot:
-                self.__dict__.pop(name, None)
-            for name in ("_shape_value_", "_covariance_value_", "_precision_value_"):
-                self.__dict__.pop(name, None)
-            vars(self).update(fitted)
-
-        def steps_on(rows):
-            """The fit on a support and the rows' scores, for ``X[rows]``."""
-            Xd, n_obs_d = X[rows], n_obs[rows]
-
-            def fit(row_weights, warm):
-                start = None
-                if warm is not None:
-                    restore(warm)
-                    start = (self.mean_, self._covariance_params(), self.df_)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ConvergenceWarning)
-                    warnings.simplefilter("ignore", UserWarning)
-                    self._fit_likelihood(Xd, row_weights, start, scale)
-                return state()
-
-            def score(fitted):
-                restore(fitted)
-                dist = self._row_scores(Xd, "mahalanobis", "marginal_mahalanobis")
-                if has_nan:
-                    centrality = f_dist.logsf(dist / n_obs_d, n_obs_d, self.df_)
-                else:
-                    centrality = -dist
-                return centrality, self._log_densities(Xd)
-
-            return fit, score
-
-        # The search from every start runs on the strided subsample of the
-        # robust start (all rows when n <= _START_ROWS); on larger data its
-        # best fit starts the concentration steps on all rows.
-        w_sub = weights[rows]
-        if fraction * np.count_nonzero(w_sub) < d + 1:
-            step, rows, w_sub = 1, slice(None), weights
-        fit, score = steps_on(rows)
-        starts = start_centralities(
-            X[rows], X[rows], w_sub, correlations=self.covariance_type != "factor"
+        return TSpec(
+            covariance_type=self.covariance_type,
+            n_factors=self._n_factors_for(d)
+            if self.covariance_type == "factor"
+            else None,
+            df=self.df,
+            shrinkage=self.shrinkage,
+            reg_covar=self.reg_covar,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            verbose=self.verbose,
         )
-        starts.append(score(fit(w_sub, None))[0])
-        best = concentrate(fit, score, starts, w_sub, fraction * float(w_sub.sum()))
-        if step > 1:
-            fit, score = steps_on(slice(None))
-            best = concentrate(fit, score, [score(best.state)[0]], weights, h)
-        restore(best.state)
-        if names is not None:
-            self.feature_names_in_ = names
-        if not self.converged_:
+
+    def _warm_start_point(self):
+        """``(mean, params, df)`` of the previous fit with ``warm_start``."""
+        if not self.warm_start or "mean_" not in self.__dict__:
+            return None
+        d = self.n_features_in_
+        if self.covariance_type == "factor":
+            k = self._n_factors_for(d)
+            if not self._is_factor():
+                return None
+            if self.components_.shape != (k, d):
+                raise ValueError(
+                    f"warm_start=True but the previous fit has components_ of "
+                    f"shape {self.components_.shape} while this one needs "
+                    f"{(k, d)} (n_factors, n_features); set "
+                    "warm_start=False to fit from scratch."
+                )
+        elif "factor_" not in self.__dict__:
+            return None
+        elif self.factor_.shape[0] != d:
+            raise ValueError(
+                f"warm_start=True but X has {d} features while the "
+                f"previous fit had {self.factor_.shape[0]}; set "
+                "warm_start=False to fit from scratch."
+            )
+        return self.mean_, self._covariance_params(), self.df_
+
+    def _fit_trimmed(self, source, spec):
+        """Maximum trimmed likelihood (:func:`~._robust.trimming.trimmed_fit`)
+        with the scale and df corrected for the trimming."""
+        X, w = source.X, source.sample_weight
+        weights = np.ones(source.n_samples) if w is None else w
+        scale = robust_scale(source, spec)  # from the strided subsample
+
+        def fit(rows, row_weights, warm):
+            part = pass_source(X[rows], row_weights, self._block_pass(), _START_ROWS)
+            start = None if warm is None else (warm.mean, warm.factor, warm.df)
+            return fit_student_t(part, spec, start=start, scale=scale)
+
+        trimmed = trimmed_fit(
+            fit,
+            X,
+            weights,
+            self.support_fraction,
+            estimate_df=spec.estimate_df,
+            correlations=not spec.is_factor,
+            start_rows=_START_ROWS,
+        )
+        model = trimmed.model
+        self._set_solution(model, trimmed.result, objective=trimmed.objective)
+        self.support_ = trimmed.support
+        if not trimmed.result.converged:
             warn_at_caller(
                 f"GradientStudentT did not converge on the trimmed support: the "
-                f"t fit on its {int(np.count_nonzero(best.mask))} rows stopped "
+                f"t fit on its {trimmed.n_support} rows stopped "
                 f"after {self.n_iter_} iterations (largest gradient entry "
                 f"{self.history_[-1][1]:.3g}, tol={self.tol:g}). If many of "
                 "these rows coincide or lie in a subspace the likelihood is "
@@ -701,50 +458,6 @@ class GradientStudentT(BaseDensity):
                 "shrinkage > 0; otherwise increase max_iter.",
                 ConvergenceWarning,
             )
-
-        # Consistency: the scale and df of the support's distances, from
-        # their likelihood under the F law truncated where the support was cut.
-        support = (best.mask > 0) & (weights > 0)
-        dist = self._row_scores(X, "mahalanobis", "marginal_mahalanobis")
-        if has_nan:
-            p_cut = tail_probability(dist[support], n_obs[support], self.df_)
-            cut = n_obs * f_dist.isf(p_cut.min(), n_obs, self.df_)
-        else:
-            cut = np.full(n_samples, dist[support].max())
-        row_weight = (weights * best.mask)[support]
-        c, df = correct_scale(
-            dist[support],
-            n_obs[support],
-            row_weight,
-            cut[support],
-            self.df_,
-            self.df == "auto",
-            (DF_MIN, DF_MAX),
-        )
-        self._rescale(c, df)
-        self.objective_ = -float(
-            row_weight @ self._log_densities(X[support]) / row_weight.sum()
-        )
-        self.support_ = support
-
-    def _rescale(self, c, df):
-        """Multiply the fitted scale matrix by ``c`` and set ``df_``."""
-        self.df_ = float(df)
-        for name in ("_shape_value_", "_covariance_value_", "_precision_value_"):
-            self.__dict__.pop(name, None)
-        if self._is_factor():
-            self.components_ = self.components_ * math.sqrt(c)
-            self.noise_variance_ = self.noise_variance_ * c
-            with np.errstate(over="ignore"):
-                variance = (self.components_**2).sum(axis=0) + self.noise_variance_
-            _check_scale_range(np.sqrt(variance))
-            return
-        self.factor_ = self.factor_ * math.sqrt(c)
-        # The corrected variances (squared row norms) must stay in range.
-        _check_scale_range(np.linalg.norm(self.factor_, axis=1))
-        self.shape_ = self.factor_ @ self.factor_.T
-        self.covariance_ = _covariance_from_shape(self.shape_, self.df_)
-        self.precision_ = precision_from_factor(self.factor_)[1]
 
     @available_if(lambda self: False)
     def partial_fit(self, X, y=None, sample_weight=None):
@@ -771,82 +484,32 @@ class GradientStudentT(BaseDensity):
         """
         raise AttributeError("GradientStudentT has no partial_fit")
 
-    def _data_source(self, X, sample_weight):
-        """Validate ``X`` and the weights.
+    def _block_pass(self):
+        """The likelihood's pass over NumPy rows for this representation."""
+        return t_factor_sums if self.covariance_type == "factor" else t_sums
 
-        Returns the pass over the data, a strided subsample and its weights
-        for the start, the weight sum, the number of rows, and the validated
-        ``X`` and weights (scaled to a maximum of 1).
-        """
-        factor_model = self.covariance_type == "factor"
+    def _source(self, X, sample_weight):
+        """Validate ``X`` and the weights; the :class:`PassSource` of the fit."""
         if is_dask_array(X):
             X = _check_dask_X(X, None, type(self).__name__)
             self.n_features_in_ = X.shape[1]
             if hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
-            import dask
-            import dask.array as da
-
-            data_pass, weights = dask_data_pass(X, sample_weight, factor_model)
-            step = max(1, math.ceil(X.shape[0] / _START_ROWS))
-            sample = check_array(
-                X[::step].compute(),
+        else:
+            X = check_numeric_input(X)
+            X = validate_data(
+                self,
+                X,
                 dtype=[np.float64, np.float32],
+                reset=True,
                 ensure_all_finite=False,
-                input_name="X",
             )
-            check_missing(sample)
-            seen = ~da.isnan(X)
-            if weights is not None:
-                seen = seen * weights[:, None]
-            _check_observed(seen.sum(axis=0).compute())
-            if weights is None:
-                sample_w, weight = None, float(X.shape[0])
-            else:
-                # Weights of any scale give the same fit: scaled to a
-                # maximum of 1, no sum over- or underflows.
-                top = float(dask.compute(weights.max())[0])
-                data_pass, weights = dask_data_pass(X, weights / top, factor_model)
-                sample_w, weight = dask.compute(weights[::step], weights.sum())
-                weight = float(weight)
-            return data_pass, sample, sample_w, weight, X.shape[0], X, weights
-        X = check_numeric_input(X)
-        X = validate_data(
-            self,
-            X,
-            dtype=[np.float64, np.float32],
-            reset=True,
-            ensure_all_finite=False,
-        )
-        sample_weight = check_sample_weight(sample_weight, X.shape[0])
-        if sample_weight is not None:
-            # Weights of any scale give the same fit: scaled to a maximum of
-            # 1, no sum over- or underflows.
-            sample_weight = sample_weight / np.max(sample_weight)
-        has_nan = check_missing(X)
-        if has_nan:
-            observed = np.zeros(X.shape[1])
-            for rows in row_chunks(X.shape[0], X.shape[1]):
-                seen = ~np.isnan(X[rows])
-                w = None if sample_weight is None else sample_weight[rows]
-                observed += seen.sum(axis=0) if w is None else w @ seen
-            _check_observed(observed)
+            sample_weight = check_sample_weight(sample_weight, X.shape[0])
+        return pass_source(X, sample_weight, self._block_pass(), _START_ROWS)
 
-        def data_pass(mean, factor, df):
-            if factor_model:
-                return t_factor_sums(X, mean, factor, df, sample_weight, nan=has_nan)
-            return t_sums(X, mean, factor, df, sample_weight, nan=has_nan)
-
-        step = max(1, math.ceil(X.shape[0] / _START_ROWS))
-        sample = X[::step]
-        sample_w = None if sample_weight is None else sample_weight[::step]
-        if sample_w is not None and not sample_w.sum() > 0:
-            sample, sample_w = X, sample_weight
-        weight = float(X.shape[0] if sample_weight is None else sample_weight.sum())
-        return data_pass, sample, sample_w, weight, X.shape[0], X, sample_weight
-
-    def _set_solution(self, result, degenerate=False):
-        """Set the fitted attributes; warn if the fit did not converge."""
+    def _set_solution(self, model, result, degenerate=False, objective=None):
+        """Set the fitted attributes from a :class:`TModel` and the fit's
+        result; warn if the fit did not converge."""
         for name in (
             "factor_",
             "components_",
@@ -856,38 +519,46 @@ class GradientStudentT(BaseDensity):
             "_precision_value_",
         ):
             self.__dict__.pop(name, None)
-        self.mean_ = result.mean
-        self.df_ = float(result.df)
-        if isinstance(result.factor, tuple):
-            W, psi = result.factor
+        self.mean_ = model.mean
+        self.df_ = float(model.df)
+        if model.is_factor:
+            W, psi = model.params
             self.components_ = np.array(W.T)
             self.noise_variance_ = np.array(psi)
         else:
-            factor = np.tril(result.factor)
+            factor = np.tril(model.params)
             self.factor_ = factor
             self.shape_ = factor @ factor.T
-            self.covariance_ = _covariance_from_shape(self.shape_, self.df_)
+            self.covariance_ = covariance_from_shape(self.shape_, self.df_)
             self.precision_ = precision_from_factor(factor)[1]
         self.n_iter_ = int(result.n_iter)
         self.converged_ = bool(result.converged)
-        self.objective_ = float(result.value)
+        self.objective_ = float(result.value if objective is None else objective)
         self.history_ = result.history
-        if not self.converged_:
-            hint = (
-                " The likelihood looks unbounded (df_ at its lower bound or a "
-                "nearly singular scale matrix): many rows coincide or lie in a "
-                "subspace. Fix df (e.g. df=1.0), or set reg_covar > 0 or "
-                "shrinkage > 0."
-                if degenerate
-                else " Increase max_iter or tol; if the scale matrix becomes "
-                "singular, set reg_covar > 0 or shrinkage > 0."
-            )
-            warn_at_caller(
-                f"GradientStudentT did not converge: {result.message} after "
-                f"{result.n_iter} iterations (largest gradient entry "
-                f"{result.grad_norm:.3g}, tol={self.tol:g}).{hint}",
-                ConvergenceWarning,
-            )
+        if not self.converged_ and objective is None:
+            self._warn_not_converged(result, degenerate)
+
+    def _warn_not_converged(self, result, degenerate):
+        hint = (
+            " The likelihood looks unbounded (df_ at its lower bound or a "
+            "nearly singular scale matrix): many rows coincide or lie in a "
+            "subspace. Fix df (e.g. df=1.0), or set reg_covar > 0 or "
+            "shrinkage > 0."
+            if degenerate
+            else " Increase max_iter or tol; if the scale matrix becomes "
+            "singular, set reg_covar > 0 or shrinkage > 0."
+        )
+        warn_at_caller(
+            f"GradientStudentT did not converge: {result.message} after "
+            f"{result.n_iter} iterations (largest gradient entry "
+            f"{result.grad_norm:.3g}, tol={self.tol:g}).{hint}",
+            ConvergenceWarning,
+        )
+
+    def _model(self):
+        """The fitted t as a :class:`TModel`."""
+        rep = self._fitted_representation()
+        return TModel(rep, self.mean_, self._covariance_params(), self.df_)
 
     def _n_parameters(self):
         rep = self._representation(self.n_features_in_)
@@ -897,11 +568,7 @@ class GradientStudentT(BaseDensity):
 
     def _log_densities(self, X):
         """t log-densities of validated rows (marginal for rows with NaN)."""
-        if self._is_factor():
-            return t_factor_log_density(
-                X, self.mean_, self._covariance_params(), self.df_
-            )
-        return t_log_density(X, self.mean_, self.factor_, self.df_)
+        return self._model().log_density(X)
 
     def score_samples(self, X):
         """Log-density of each sample under the fitted t.
@@ -978,11 +645,7 @@ class GradientStudentT(BaseDensity):
         t law given its observed entries (used by
         :class:`~sklearn_mvn.GaussianImputer` with ``sample_posterior=True``).
         """
-        if self._is_factor():
-            return t_factor_conditional_draw(
-                X, self.mean_, self._covariance_params(), self.df_, rng
-            )
-        return t_conditional_draw(X, self.mean_, self.factor_, self.df_, rng)
+        return self._model().conditional_draw(X, rng)
 
     def sample(self, n_samples=1, random_state=None):
         """Draw samples from the fitted t.

@@ -10,7 +10,8 @@ from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_mvn import GradientGaussian
 from sklearn_mvn import _gradient_gaussian as gg
-from sklearn_mvn._woodbury import LowRankPlusDiagonal, fit_factor_model
+from sklearn_mvn._representations.low_rank import LowRankPlusDiagonal
+from sklearn_mvn._solve.factor import fit_factor_model
 
 
 def _factor_data(seed, n, d, k, offset=2.0):
@@ -264,9 +265,9 @@ def test_heywood_fit_converges_at_the_bounded_optimum(monkeypatch, noise, rows):
 def test_poor_start_reaches_the_same_optimum():
     # Re-preconditioning every few iterations: from random loadings the fit
     # still converges, to the optimum reached from the PCA start.
-    from sklearn_mvn._likelihoods import FactorObjective
-    from sklearn_mvn._missing import compute_stats
-    from sklearn_mvn._solve import solve_factor
+    from sklearn_mvn._data.patterns import compute_stats
+    from sklearn_mvn._likelihoods.normal import FactorObjective
+    from sklearn_mvn._solve.factor import solve_factor
 
     X = _factor_data(13, 400, 30, 3)
     objective = FactorObjective(compute_stats(X, None), n_factors=3)

@@ -5,7 +5,8 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy.stats import multivariate_normal
 
-from sklearn_mvn._gradients import (
+from sklearn_mvn._data.stats import SufficientStats
+from sklearn_mvn._likelihoods.gradients import (
     nll,
     nll_grad,
     nll_grad_stats,
@@ -13,7 +14,6 @@ from sklearn_mvn._gradients import (
     penalty_stats,
 )
 from sklearn_mvn._linalg import log_density
-from sklearn_mvn._stats import SufficientStats
 
 
 def _problem(seed=0, n=40, d=4, weighted=False, triangular=False):

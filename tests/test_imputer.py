@@ -16,7 +16,7 @@ from sklearn.pipeline import make_pipeline
 
 from sklearn_mvn import GaussianImputer, GradientGaussian, GradientStudentT
 from sklearn_mvn._imputer import _posterior_draw
-from sklearn_mvn._missing import conditional_draw
+from sklearn_mvn._representations.conditional import conditional_draw
 
 # ---------------------------------------------------------------------------
 # Data and naive references

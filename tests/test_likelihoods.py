@@ -4,10 +4,14 @@ import numpy as np
 from numpy.testing import assert_allclose
 from scipy.stats import multivariate_normal
 
-from sklearn_mvn._likelihoods import PatternObjective, StatsObjective, make_objective
-from sklearn_mvn._missing import PatternStats
+from sklearn_mvn._data.patterns import PatternStats
+from sklearn_mvn._data.stats import SufficientStats
+from sklearn_mvn._likelihoods.normal import (
+    PatternObjective,
+    StatsObjective,
+    make_objective,
+)
 from sklearn_mvn._representations import TriangularCovariance
-from sklearn_mvn._stats import SufficientStats
 
 
 def test_stats_objective_is_the_mean_nll():

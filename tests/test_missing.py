@@ -9,19 +9,21 @@ from scipy.stats import multivariate_normal
 from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_mvn import GradientGaussian
-from sklearn_mvn._gradients import penalty_stats
-from sklearn_mvn._missing import (
-    MissingObjective,
+from sklearn_mvn._data.patterns import (
     PatternStats,
-    _inverse_pmm,
     _pattern_keys,
     compute_stats,
-    conditional_blocks,
-    marginal_mahalanobis,
     merge_stats,
 )
+from sklearn_mvn._data.stats import SufficientStats
+from sklearn_mvn._likelihoods.gradients import penalty_stats
+from sklearn_mvn._likelihoods.normal_missing import MissingObjective
 from sklearn_mvn._representations import TriangularCovariance
-from sklearn_mvn._stats import SufficientStats
+from sklearn_mvn._representations.conditional import (
+    _inverse_pmm,
+    conditional_blocks,
+    marginal_mahalanobis,
+)
 
 # ---------------------------------------------------------------------------
 # Data and naive references
@@ -651,7 +653,7 @@ def _repeated_patterns(rng, n, d, rate):
 def test_expected_stats_equal_rowwise_e_step(weighted, batch_entries, monkeypatch):
     """The batched E-step (all k, several batches per k, scatter roots)
     equals the row-wise conditional moments."""
-    import sklearn_mvn._missing as missing
+    import sklearn_mvn._representations.conditional as missing
 
     if batch_entries is not None:
         monkeypatch.setattr(missing, "_BATCH_ENTRIES", batch_entries)

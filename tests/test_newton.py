@@ -5,10 +5,10 @@ from numpy.testing import assert_allclose
 from scipy.linalg import cholesky
 from test_missing import MISSVALS, _em_by_pattern, _mcar, _random_cov
 
-from sklearn_mvn._likelihoods import make_objective
-from sklearn_mvn._missing import PatternStats
+from sklearn_mvn._data.patterns import PatternStats
+from sklearn_mvn._likelihoods.normal import make_objective
 from sklearn_mvn._representations import make_representation
-from sklearn_mvn._solve import _dense_step, _Whitened, newton_steps
+from sklearn_mvn._solve.driver import _dense_step, _Whitened, newton_steps
 
 
 def _setup(X):

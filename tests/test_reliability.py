@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from sklearn_mvn import GradientGaussian, _stats
-from sklearn_mvn._missing import PatternStats, compute_stats, unobserved_pairs
-from sklearn_mvn._stats import SufficientStats
+from sklearn_mvn import GradientGaussian
+from sklearn_mvn._data import stats as _stats
+from sklearn_mvn._data.patterns import PatternStats, compute_stats, unobserved_pairs
+from sklearn_mvn._data.stats import SufficientStats
 
 
 def _weighted_cov(X, w):

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from sklearn_mvn._gradients import nll_grad_stats, nll_stats
+from sklearn_mvn._data.stats import SufficientStats
+from sklearn_mvn._likelihoods.gradients import nll_grad_stats, nll_stats
 from sklearn_mvn._representations import TriangularCovariance
-from sklearn_mvn._stats import SufficientStats
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])

@@ -16,7 +16,7 @@ from scipy.stats import multivariate_normal, norm
 from sklearn.exceptions import NotFittedError
 
 from sklearn_mvn import GradientGaussian
-from sklearn_mvn._stats import SufficientStats
+from sklearn_mvn._data.stats import SufficientStats
 
 COVARIANCE_TYPES = ["full", "diag", "spherical"]
 

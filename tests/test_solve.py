@@ -4,15 +4,15 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from sklearn_mvn._gradients import nll_grad_stats
+from sklearn_mvn._data.stats import SufficientStats
+from sklearn_mvn._likelihoods.gradients import nll_grad_stats
 from sklearn_mvn._representations import TriangularCovariance
-from sklearn_mvn._solve import (
+from sklearn_mvn._solve.driver import (
     _gradient_steps,
     _unit_curvature,
     _verdict,
     minimize_whitened,
 )
-from sklearn_mvn._stats import SufficientStats
 
 
 def test_minimize_from_random_starts_reaches_the_optimum():
@@ -156,9 +156,10 @@ def test_a_new_cycle_reuses_the_last_evaluation(monkeypatch):
     every later cycle is bitwise the last one evaluated, so the objective's
     cache answers it without an E-step (whitening at the Cholesky factor of
     the covariance gave a point equal only to round-off, and a new E-step)."""
-    from sklearn_mvn import _solve
-    from sklearn_mvn._likelihoods import PatternObjective, make_objective
-    from sklearn_mvn._missing import MissingObjective, PatternStats
+    from sklearn_mvn._data.patterns import PatternStats
+    from sklearn_mvn._likelihoods.normal import PatternObjective, make_objective
+    from sklearn_mvn._likelihoods.normal_missing import MissingObjective
+    from sklearn_mvn._solve import driver as _solve
 
     rng = np.random.RandomState(0)
     d = 5

@@ -11,14 +11,15 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.linalg import solve_triangular
 from scipy.stats import multivariate_normal
 
-from sklearn_mvn import GradientGaussian, _linalg, _stats
-from sklearn_mvn._linalg import log_density
-from sklearn_mvn._stats import (
+from sklearn_mvn import GradientGaussian, _linalg
+from sklearn_mvn._data import stats as _stats
+from sklearn_mvn._data.stats import (
     SufficientStats,
     _chunk_stats,
     chunk_rows,
     solve_lower,
 )
+from sklearn_mvn._linalg import log_density
 
 CHUNK_SIZES = [None, 1, 7, 64, 1000, 10**6]
 

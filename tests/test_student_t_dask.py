@@ -41,7 +41,7 @@ def test_distributed_fit_equals_numpy(client, df):
     dw = da.from_array(w, chunks=30)
     with dask.config.set(scheduler=client), get_task_stream(client) as stream:
         model = GradientStudentT(df=df).fit(dX, sample_weight=dw)
-    tasks = [t for t in stream.data if "_block_sums" in str(t["key"])]
+    tasks = [t for t in stream.data if "_block_pass" in str(t["key"])]
     # One task per row block and pass, on the workers.
     assert len(tasks) % len(ROW_CHUNKS) == 0
     assert len(tasks) // len(ROW_CHUNKS) >= model.n_iter_

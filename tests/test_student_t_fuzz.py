@@ -27,7 +27,7 @@ from test_fuzz import (
 )
 
 from sklearn_mvn import GradientStudentT
-from sklearn_mvn._t_likelihood import DF_MAX, DF_MIN
+from sklearn_mvn._likelihoods.student_t import DF_MAX, DF_MIN
 
 
 def _fit_or_our_error(model, X, weights):

@@ -16,7 +16,7 @@ from scipy.special import digamma, gammaln
 from scipy.stats import multivariate_t
 
 from sklearn_mvn import GradientGaussian, GradientStudentT
-from sklearn_mvn._t_factor import t_factor_objective, t_factor_sums
+from sklearn_mvn._likelihoods.student_t_factor import t_factor_objective, t_factor_sums
 
 # ---------------------------------------------------------------------------
 # Dense references

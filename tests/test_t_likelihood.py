@@ -6,8 +6,7 @@ from numpy.testing import assert_allclose
 from scipy.optimize import minimize_scalar
 from scipy.stats import multivariate_t
 
-from sklearn_mvn._representations import make_representation
-from sklearn_mvn._t_likelihood import (
+from sklearn_mvn._likelihoods.student_t import (
     DF_MAX,
     shape_penalty,
     t_log_density,
@@ -16,7 +15,8 @@ from sklearn_mvn._t_likelihood import (
     t_objective,
     t_sums,
 )
-from sklearn_mvn._t_solve import ecme_step, fit_t, start_point
+from sklearn_mvn._representations import make_representation
+from sklearn_mvn._solve.student_t import ecme_step, fit_t, start_point
 
 # ---------------------------------------------------------------------------
 # Data and references

@@ -11,7 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 from test_missing import _random_cov
 
 from sklearn_mvn import GradientStudentT
-from sklearn_mvn._trimming import (
+from sklearn_mvn._robust.trimming import (
     correct_scale,
     start_centralities,
     support_mask,

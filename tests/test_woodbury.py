@@ -9,21 +9,23 @@ from scipy.stats import multivariate_normal
 from sklearn.decomposition import FactorAnalysis
 from sklearn.exceptions import ConvergenceWarning
 
-from sklearn_mvn._missing import PatternStats
-from sklearn_mvn._stats import SufficientStats
-from sklearn_mvn._woodbury import (
-    LOG_2PI,
+from sklearn_mvn._data.patterns import PatternStats
+from sklearn_mvn._data.stats import SufficientStats
+from sklearn_mvn._likelihoods.normal_factor import (
     DataPass,
-    LowRankPlusDiagonal,
     PatternObjective,
-    canonical_rotation,
-    fit_factor_model,
-    heywood_features,
-    n_free_parameters,
     nll_grad_data,
     nll_grad_patterns,
     nll_grad_stats,
 )
+from sklearn_mvn._linalg import LOG_2PI
+from sklearn_mvn._representations.low_rank import (
+    LowRankPlusDiagonal,
+    canonical_rotation,
+    heywood_features,
+    n_free_parameters,
+)
+from sklearn_mvn._solve.factor import fit_factor_model
 
 # ---------------------------------------------------------------------------
 # Data and dense references

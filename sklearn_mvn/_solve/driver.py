@@ -31,8 +31,8 @@ import time
 
 import numpy as np
 
-from ._lbfgs import lbfgsb
-from ._linalg import multiply_lower, solve_lower
+from .._linalg import multiply_lower, solve_lower
+from .lbfgs import minimize_box, projected_norm
 
 _EPS = np.finfo(np.float64).eps
 # L-BFGS-B iterations between re-whitenings of an inexact objective.
@@ -139,11 +139,10 @@ class Progress:
 
 
 def _projected_norm(representation, theta, grad):
-    """Infinity norm of the gradient projected on the feasible box."""
+    """Infinity norm of the gradient projected on the representation's box."""
     n_features = theta.size - representation.n_theta
     lower = np.r_[np.full(n_features, -np.inf), representation.lower_bounds()]
-    proj = np.where((theta <= lower) & (grad > 0), 0.0, grad)
-    return float(np.max(np.abs(proj))) if proj.size else 0.0
+    return projected_norm(theta, grad, lower)
 
 
 def _unit_curvature(representation, n_features):
@@ -286,41 +285,29 @@ def minimize_whitened(
     """
     d = mean0.shape[0]
     rep = representation
-    last = {}
     scale = _unit_curvature(rep, d)
 
-    def fun(theta):
-        value, grad_mean, grad_factor = evaluate(theta[:d], rep.unpack(theta[d:]))
-        grad = np.concatenate([grad_mean, rep.restrict_grad(grad_factor)])
-        last["theta"], last["value"], last["grad"] = theta.copy(), value, grad
-        return value, grad
-
     def fun_scaled(x):
-        value, grad = fun(scale * x)
-        return value, scale * grad
-
-    iterates = []
-
-    diag = d + rep.diag_positions
-    drifted = []
-
-    def callback(x):
         theta = scale * x
-        if not np.array_equal(theta, last.get("theta")):
-            fun(theta)
-        iterates.append((x.copy(), scale * last["grad"]))
-        if record is not None:
-            record(last["value"], _projected_norm(rep, theta, last["grad"]))
-        if drift is not None and np.any(np.abs(np.log(theta[diag])) > np.log(drift)):
-            drifted.append(True)
-            raise StopIteration
+        value, grad_mean, grad_factor = evaluate(theta[:d], rep.unpack(theta[d:]))
+        return value, scale * np.concatenate(
+            [grad_mean, rep.restrict_grad(grad_factor)]
+        )
 
     def norm_of(x, grad_scaled):
         return _projected_norm(rep, scale * x, grad_scaled / scale)
 
+    diag = d + rep.diag_positions
+
+    def drifted(x):
+        return drift is not None and bool(
+            np.any(np.abs(np.log(scale[diag] * x[diag])) > np.log(drift))
+        )
+
     lower = np.r_[np.full(d, -np.inf), rep.lower_bounds()]
     theta0 = np.maximum(np.concatenate([mean0, rep.pack(factor0)]), lower)
-    value0, grad0 = fun(theta0)
+    value0, grad0 = fun_scaled(theta0 / scale)
+    grad0 = grad0 / scale
     norm0 = _projected_norm(rep, theta0, grad0)
     if record_start is not None:
         record_start(value0, norm0)
@@ -331,19 +318,21 @@ def minimize_whitened(
         theta, value, grad, n_iter, status = theta0, value0, grad0, 0, 1
         message = "max_iter = 0"
     else:
-        bounds = list(zip(lower / scale, np.full(lower.size, np.inf), strict=True))
         # A scaled gradient within tol * min(scale) is within tol unscaled.
-        res = lbfgsb(
+        res = minimize_box(
             fun_scaled,
             theta0 / scale,
-            bounds,
+            lower / scale,
             max_iter=max_iter,
             tol=tol * float(np.min(scale)),
-            callback=callback,
+            record=record,
+            stop=drifted,
+            norm_of=norm_of,
+            keep_iterates=finish,
+            first=(value0, scale * grad0),
         )
-        theta, value, n_iter = scale * res.x, float(res.fun), int(res.nit)
-        grad, message = np.asarray(res.jac) / scale, str(res.message)
-        status = 3 if drifted else min(int(res.status), 2)
+        theta, value, n_iter = scale * res.x, res.value, res.n_iter
+        grad, message, status = res.grad / scale, res.message, res.status
         if (
             finish
             and status in (0, 2)
@@ -352,7 +341,7 @@ def minimize_whitened(
         ):
             steps = _gradient_steps(
                 fun_scaled,
-                [(theta0 / scale, scale * grad0), *iterates],
+                res.iterates,
                 lower / scale,
                 norm_of,
                 tol,
@@ -816,255 +805,3 @@ def solve(
     result.history = progress.history
     progress.summary(result)
     return result
-
-
-# ---------------------------------------------------------------------------
-# The factor model (low rank plus diagonal)
-# ---------------------------------------------------------------------------
-
-
-class _Recorder:
-    """A list-like sink that forwards ``(value, grad_norm)`` to ``Progress``."""
-
-    def __init__(self, progress):
-        self.progress = progress
-
-    def append(self, item):
-        self.progress.record(*item)
-
-
-def solve_factor(
-    objective,
-    n_factors,
-    *,
-    start=None,
-    compare_pilot=False,
-    max_iter=200,
-    tol=1e-8,
-    verbose=0,
-    name="GradientGaussian",
-    min_noise=None,
-):
-    """Minimise a :class:`~._likelihoods.FactorObjective` over ``(mu, W, psi)``.
-
-    The start is probabilistic PCA on the standardised pilot covariance (a
-    randomised subspace iteration: no ``d x d`` factorisation), a previous
-    solution ``start = (mean, (W, psi))``, or with ``compare_pilot`` the
-    better of the two. The cycles of :func:`~._woodbury.run_cycles` are
-    preconditioned by diagonal scalings and ``k x k`` algebra; the noise
-    variances are bounded below by ``max(min_noise s_j^2, reg_covar)``.
-
-    Returns
-    -------
-    result : SolveResult
-        ``factor`` is ``(W, psi)`` with ``W`` in canonical rotation;
-        ``heywood`` lists the features whose noise variance is at its bound
-        and ``factor_scales`` the whitened norms of the columns of ``W``.
-    """
-    from ._woodbury import (
-        MIN_NOISE,
-        canonical_rotation,
-        heywood_features,
-        ppca_start,
-        run_cycles,
-    )
-
-    if min_noise is None:
-        min_noise = MIN_NOISE
-    progress = Progress(verbose, name)
-    center, var = objective.center, objective.variance
-    d = center.shape[0]
-    scale = np.sqrt(var)
-    psi_lower = np.maximum(min_noise * var, objective.psi_floor)
-    W0, psi0 = ppca_start(
-        objective.products,
-        np.ones(d),
-        n_factors,
-        0,
-        min_noise,
-        first=objective.first_product,
-    )
-    pilot = (center, W0 * scale[:, np.newaxis], np.maximum(psi0 * var, psi_lower))
-    point = pilot
-    if start is not None:
-        mean_s, (W_s, psi_s) = start
-        if W_s.shape == (d, n_factors):
-            previous = (mean_s, W_s, np.maximum(psi_s, psi_lower))
-            point = previous
-            if compare_pilot:
-
-                def value(p):
-                    return objective.evaluate(*p)[0]
-
-                point = pilot if value(pilot) < value(previous) else previous
-    mean, W, psi = point
-    if not objective.fit_mean:
-        mean = center
-    progress.phase(f"factor model on {objective.mode}")
-    if max_iter == 0:
-        value = objective.evaluate(mean, W, psi)[0]
-        grad_norm, n_iter, message = np.inf, 0, "max_iter = 0"
-    else:
-        mean, W, psi, value, n_iter, grad_norm, message = run_cycles(
-            objective.evaluate,
-            1.0,
-            center,
-            var,
-            mean,
-            W,
-            psi,
-            objective.fit_mean,
-            max_iter,
-            tol,
-            psi_lower,
-            _Recorder(progress),
-        )
-        # Noise variances within 10x their bound count (the fit may stop just
-        # off a Heywood boundary).
-        if objective.mode == "statistics" and _may_be_multimodal(
-            d,
-            n_factors,
-            heywood_features(psi, psi_lower, rtol=9.0),
-            _weakest_factor(W, psi),
-        ):
-            mean, W, psi, value, n_iter, grad_norm, message = _profile_restarts(
-                objective,
-                n_factors,
-                psi_lower,
-                (mean, W, psi, value, n_iter, grad_norm, message),
-                max_iter,
-                tol,
-                progress,
-            )
-    W = canonical_rotation(W, psi)
-    result = SolveResult(
-        np.array(mean, dtype=np.float64),
-        (W, psi),
-        value,
-        grad_norm,
-        n_iter,
-        grad_norm <= 100.0 * tol,
-        message,
-    )
-    result.history = progress.history
-    # A noise variance at the relative bound (not at a reg_covar floor, which
-    # is the user's choice) is a Heywood case.
-    result.heywood = heywood_features(psi, np.maximum(min_noise * var, 0.0))
-    result.heywood = result.heywood[
-        min_noise * var[result.heywood] >= objective.psi_floor
-    ]
-    result.factor_scales = np.linalg.norm(W / np.sqrt(psi)[:, np.newaxis], axis=0)
-    if not result.converged:
-        result.advice = _over_factored_advice(d, n_factors, result.heywood)
-    progress.summary(result)
-    return result
-
-
-# A factor whose whitened squared norm ``||Psi^{-1/2} w||^2`` is below this
-# explains, summed over all features in units of their noise variances, less
-# than the noise of one feature (in the canonical rotation, its eigenvalue
-# ``1 + ||Psi^{-1/2} w||^2`` of ``Psi^{-1/2} S Psi^{-1/2}`` is below 2): the
-# sign of an extra factor fitted to noise, where the likelihood has several
-# maxima. A well-specified factor has a norm of order n_features.
-_WEAK_FACTOR = 1.0
-
-
-def _weakest_factor(W, psi):
-    """The smallest whitened squared factor norm ``||Psi^{-1/2} w||^2`` (in the
-    canonical rotation: the squared singular values of ``Psi^{-1/2} W``)."""
-    return float(
-        np.min(np.linalg.svd(W / np.sqrt(psi)[:, np.newaxis], compute_uv=False)) ** 2
-    )
-
-
-def _may_be_multimodal(d, k, heywood, weakest=np.inf):
-    """Whether a factor fit ended where the likelihood may have a better
-    maximum: noise variances at or near their bound (a Heywood case), ``k`` above
-    the identifiability (Ledermann) bound ``(d - k)^2 >= d + k``, or a weak
-    factor (``weakest``, the smallest ``||Psi^{-1/2} w||^2`` in the canonical
-    rotation, below ``_WEAK_FACTOR``)."""
-    return bool(heywood.size) or (d - k) ** 2 < d + k or weakest < _WEAK_FACTOR
-
-
-def _profile_restarts(objective, n_factors, psi_lower, fit, max_iter, tol, progress):
-    """The best of ``fit`` and the fits from profile-likelihood starts.
-
-    An over-factored model (or one at a Heywood case) has several local
-    maxima, and the gradient fit from the PCA start may end at a Heywood point
-    below a maximum inside the bounds, or at an interior maximum with a weak
-    extra factor below a better one. Closed-form profile steps
-    (:func:`~._woodbury.profile_start`) from large noise variances tend to
-    stay inside; from each such start the L-BFGS-B cycles run to a stationary
-    point, and the lowest certified objective wins. The starts: the noise variances
-    equal to the variances (scale-free), and all equal to one in the user's
-    units (the classic EM start, which decides the maximum other factor
-    analysis programs report). Statistics path only: the steps need products
-    with the scatter, one pass over the rows each on the chunked path.
-
-    Returns the fields of ``fit``: ``(mean, W, psi, value, n_iter,
-    grad_norm, message)``, ``n_iter`` summed over all runs.
-    """
-    from ._woodbury import profile_start, run_cycles
-
-    center, var = objective.center, objective.variance
-    scale = np.sqrt(var)
-    d = center.shape[0]
-    best = fit
-    n_iter = fit[4]
-    lower = psi_lower / var
-    for psi0 in (np.ones(d), 1.0 / var):
-        W, psi = profile_start(objective.products, np.ones(d), psi0, n_factors, lower)
-        progress.phase("factor model restarted from profile-likelihood steps")
-        run = run_cycles(
-            objective.evaluate,
-            1.0,
-            center,
-            var,
-            center,
-            W * scale[:, np.newaxis],
-            psi * var,
-            False,
-            max_iter,
-            tol,
-            psi_lower,
-            _Recorder(progress),
-        )
-        n_iter += run[4]
-        # A lower value replaces the fit only where the gradient certifies it
-        # (the fit's own rule in solve_factor), or if neither is certified.
-        certified = run[5] <= 100.0 * tol
-        if run[3] < best[3] and (certified or best[5] > 100.0 * tol):
-            best = run
-    return (*best[:4], n_iter, *best[5:])
-
-
-def _over_factored_advice(d, k, heywood):
-    """What to do when a factor fit stops short and has more factors than the
-    data support (``None`` when nothing suggests so).
-
-    Signs: ``k`` above the identifiability (Ledermann) bound ``(d - k)^2 >=
-    d + k``, or noise variances at their bound. The likelihood is then flat
-    or multimodal in the directions of the extra factors (their loadings can
-    rotate into the noise), so more iterations do not help.
-    """
-    reasons = []
-    if (d - k) ** 2 < d + k:
-        reasons.append(
-            f"n_factors={k} exceeds the largest identified number for "
-            f"{d} features ((d - k)^2 >= d + k)"
-        )
-    if heywood.size:
-        reasons.append(
-            f"the noise variance of feature(s) {heywood[:20].tolist()} is at its bound"
-        )
-    if not reasons:
-        return None
-    return (
-        f"The model looks over-factored ({'; '.join(reasons)}): its likelihood "
-        "is flat or has several maxima in the directions of the extra factors, "
-        "so the optimum cannot be certified and more iterations will not fix "
-        "it. Use fewer n_factors, chosen by cross-validated log-likelihood, "
-        "e.g. GridSearchCV(GradientGaussian(covariance_type='factor'), "
-        f"{{'n_factors': range(1, {k})}}) (score is the mean log-likelihood), "
-        "or by the smallest bic()."
-    )

@@ -20,8 +20,9 @@ support's squared distances by the likelihood of the F law truncated where
 the support was cut (the consistency factor of MinCovDet generalised to
 an unknown ``nu``).
 
-The functions here know nothing of the estimator: the caller passes the fit
-on a support and the per-row scores of a fitted state as callables.
+The functions here know nothing of the estimator: :func:`trimmed_fit` takes
+the fit on a support as a callable and scores rows with the fitted
+:class:`~sklearn_mvn._likelihoods.student_t_model.TModel` it returns.
 """
 
 # Authors: sklearn-mvn developers
@@ -30,8 +31,9 @@ on a support and the per-row scores of a fitted state as callables.
 import numpy as np
 from scipy import optimize, special, stats
 
-from ._linalg import row_chunks
-from ._t_solve import robust_start
+from .._likelihoods.student_t import DF_MAX, DF_MIN
+from .._linalg import row_chunks
+from .._solve.student_t import robust_start
 
 # Concentration steps from every start before only the best starts go on.
 FIRST_STEPS = 3
@@ -317,3 +319,170 @@ def correct_scale(dist, n_obs, row_weight, cut, df, estimate_df, df_bounds):
 def tail_probability(dist, n_obs, df):
     """``P(F(p, nu) > dist / p)`` for each row (``p`` its observed entries)."""
     return stats.f.sf(dist / n_obs, n_obs, df)
+
+
+class TrimmedFit:
+    """Outcome of :func:`trimmed_fit`.
+
+    Attributes
+    ----------
+    result : TFitResult
+        The support's fit (``model`` replaced by the corrected one).
+    model : TModel
+        The corrected model (scale times ``c``, corrected ``df``).
+    support : ndarray of bool of shape (n_samples,)
+        The rows of positive weight in the support.
+    n_support : int
+        Rows fitted in the final concentration step.
+    objective : float
+        Mean negative log-likelihood of the support under ``model``.
+    """
+
+    def __init__(self, result, model, support, n_support, objective):
+        self.result = result
+        self.model = model
+        self.support = support
+        self.n_support = n_support
+        self.objective = objective
+
+
+def _scores(model, X, n_obs, has_nan):
+    """Centralities (higher = more central) and log-densities of rows."""
+    dist = model.distance(X)
+    if has_nan:
+        centrality = stats.f.logsf(dist / n_obs, n_obs, model.df)
+    else:
+        centrality = -dist
+    return centrality, model.log_density(X)
+
+
+def trimmed_fit(
+    fit,
+    X,
+    weights,
+    support_fraction,
+    *,
+    estimate_df,
+    correlations=True,
+    start_rows=8192,
+):
+    """Maximum trimmed t likelihood: concentration steps from the starts, then
+    the consistency correction.
+
+    Parameters
+    ----------
+    fit : callable
+        ``fit(rows, row_weights, warm) -> result``: the t MLE of ``X[rows]``
+        with the given row weights, warm-started from a previous result
+        (None: the robust start); ``result.model`` is a :class:`TModel`.
+    X : ndarray of shape (n_samples, n_features)
+        Validated rows (NaN allowed).
+    weights : ndarray of shape (n_samples,)
+    support_fraction : float or None
+        Fraction of the total weight in the support (None: MinCovDet's
+        default, see :func:`support_size`).
+    estimate_df : bool
+        Whether the correction estimates ``df`` too.
+    correlations : bool, default=True
+        DetMCD's correlation starts (``d x d`` matrices; off for the factor
+        model).
+    start_rows : int, default=8192
+        Above this many rows the search runs on a strided subsample and its
+        best fit starts concentration steps on all rows.
+
+    Returns
+    -------
+    trimmed : TrimmedFit
+
+    Raises
+    ------
+    ValueError
+        If the support would hold at most ``n_features`` rows, or the fit on
+        the best support is not finite (rows that coincide or lie in a
+        subspace).
+    """
+    n_samples, d = X.shape
+    n_rows = int(np.count_nonzero(weights))
+    fraction = support_size(n_rows, d, support_fraction)
+    if fraction * n_rows < d + 1:
+        raise ValueError(
+            f"support_fraction={support_fraction!r} keeps about "
+            f"{fraction * n_rows:.1f} of n_samples = {n_rows} rows, fewer than "
+            f"n_features + 1 = {d + 1}; increase support_fraction or pass "
+            "more rows."
+        )
+    # Degenerate supports (rows in a subspace, repeated rows) make the
+    # search's numbers infinite; the result is checked at the end instead.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        trimmed = _search(
+            fit, X, weights, fraction, estimate_df, correlations, start_rows
+        )
+    model = trimmed.model
+    params = model.params if model.is_factor else (model.params,)
+    finite = all(np.all(np.isfinite(v)) for v in (model.mean, *params))
+    if not (finite and np.isfinite(trimmed.objective)):
+        raise ValueError(
+            f"The trimmed fit is degenerate: the t on its support of "
+            f"{int(trimmed.support.sum())} rows has no finite maximum (rows "
+            "that coincide or lie in a subspace). Increase support_fraction, "
+            "or set reg_covar > 0 or shrinkage > 0."
+        )
+    return trimmed
+
+
+def _search(fit, X, weights, fraction, estimate_df, correlations, start_rows):
+    """Concentration steps and the correction (see :func:`trimmed_fit`)."""
+    n_samples, d = X.shape
+    has_nan = bool(np.isnan(X).any())
+    n_obs = (~np.isnan(X)).sum(axis=1) if has_nan else np.full(n_samples, d)
+    step = max(1, -(-n_samples // start_rows))
+    rows = slice(None, None, step)
+    w_sub = weights[rows]
+    if fraction * np.count_nonzero(w_sub) < d + 1:
+        step, rows, w_sub = 1, slice(None), weights
+
+    def steps_on(rows):
+        Xr, n_obs_r = X[rows], n_obs[rows]
+
+        def fit_rows(row_weights, warm):
+            return fit(rows, row_weights, warm)
+
+        def score(result):
+            return _scores(result.model, Xr, n_obs_r, has_nan)
+
+        return fit_rows, score
+
+    fit_rows, score = steps_on(rows)
+    starts = start_centralities(X[rows], X[rows], w_sub, correlations=correlations)
+    starts.append(score(fit_rows(w_sub, None))[0])
+    best = concentrate(fit_rows, score, starts, w_sub, fraction * float(w_sub.sum()))
+    if step > 1:
+        fit_rows, score = steps_on(slice(None))
+        h = fraction * float(weights.sum())
+        best = concentrate(fit_rows, score, [score(best.state)[0]], weights, h)
+    result = best.state
+
+    # Consistency: the scale and df of the support's distances, from their
+    # likelihood under the F law truncated where the support was cut.
+    support = (best.mask > 0) & (weights > 0)
+    dist = result.model.distance(X)
+    if has_nan:
+        p_cut = tail_probability(dist[support], n_obs[support], result.df)
+        cut = n_obs * stats.f.isf(p_cut.min(), n_obs, result.df)
+    else:
+        cut = np.full(n_samples, dist[support].max())
+    row_weight = (weights * best.mask)[support]
+    c, df = correct_scale(
+        dist[support],
+        n_obs[support],
+        row_weight,
+        cut[support],
+        result.df,
+        estimate_df,
+        (DF_MIN, DF_MAX),
+    )
+    model = result.model.rescaled(c, df)
+    objective = -float(row_weight @ model.log_density(X[support]) / row_weight.sum())
+    return TrimmedFit(
+        result, model, support, int(np.count_nonzero(best.mask)), objective
+    )

@@ -35,15 +35,15 @@ them into ``J`` and its gradient. The fitter is in :mod:`._t_solve`.
 import numpy as np
 from scipy.special import digamma
 
-from ._linalg import LOG_2PI, chunk_rows, row_chunks
-from ._missing import _pattern_keys, check_missing
-from ._t_likelihood import log_norm_const
-from ._woodbury import (
-    LowRankPlusDiagonal,
+from .._data.patterns import _pattern_keys, check_missing
+from .._linalg import LOG_2PI, chunk_rows, row_chunks
+from .._representations.low_rank import LowRankPlusDiagonal
+from .normal_factor import (
     _gradients_from_moments,
     _spd_inverse_stack,
     nll_grad_diagonal,
 )
+from .student_t import log_norm_const
 
 # Rows of rows-with-NaN handled at once (their k x k inverses are gathered).
 _MISSING_BATCH_BYTES = 2**23

@@ -27,14 +27,13 @@ a class.
 import numpy as np
 from scipy.linalg import cholesky
 
-from ._linalg import (
+from .._linalg import (
     log_density,
     precision_from_factor,
     squared_mahalanobis,
 )
-from ._missing import conditional_fill, marginal_log_density, marginal_mahalanobis
-from ._woodbury import LowRankPlusDiagonal, n_free_parameters
-from .exceptions import NotDeterminedError
+from ..exceptions import NotDeterminedError
+from .conditional import conditional_fill, marginal_log_density, marginal_mahalanobis
 
 _EPS = np.finfo(np.float64).eps
 # Lower bound on the diagonal of T (whitened units, where the optimum's
@@ -249,91 +248,3 @@ class TriangularCovariance:
     def sample(self, mean, factor, draws):
         """``mean + Z Lambda^T`` for standard normal rows ``Z``."""
         return mean + draws @ factor.T
-
-
-# ---------------------------------------------------------------------------
-# Low rank plus diagonal: a rectangular Lambda = [W | diag(sqrt(psi))]
-# ---------------------------------------------------------------------------
-
-
-class FactorCovariance:
-    """``S = W W^T + diag(psi)`` (``'factor'``), used through Woodbury.
-
-    The parameters of a fitted covariance are the pair ``(W, psi)`` with ``W``
-    of shape ``(n_features, n_factors)``. Its algebra is
-    :class:`~._woodbury.LowRankPlusDiagonal`: O(d k) per row, no ``d x d``
-    array. The optimisation is :func:`~._solve.solve_factor` (preconditioned
-    by diagonal scalings and ``k x k`` algebra, never by a ``d x d``
-    Cholesky factor).
-
-    Parameters
-    ----------
-    n_features : int
-    n_factors : int
-    """
-
-    covariance_type = "factor"
-
-    def __init__(self, n_features, n_factors):
-        self.n_features = n_features
-        self.n_factors = n_factors
-        # Standard normal draws per sample: the noise and the factors.
-        self.n_draws = n_features + n_factors
-
-    def n_parameters(self):
-        """Free parameters: the mean and ``d k + d - k (k - 1) / 2``."""
-        return self.n_features + n_free_parameters(self.n_features, self.n_factors)
-
-    def fitted_attributes(self, params):
-        """``components_`` (k, d) and ``noise_variance_`` (d,), as
-        :class:`~sklearn.decomposition.FactorAnalysis` names them."""
-        W, psi = params
-        return {"components_": np.array(W.T), "noise_variance_": np.array(psi)}
-
-    @staticmethod
-    def _cov(params):
-        return LowRankPlusDiagonal(*params)
-
-    def covariance(self, params):
-        """The dense covariance (computed on access only)."""
-        return self._cov(params).covariance()
-
-    def precision(self, params):
-        """The dense precision, by Woodbury (computed on access only)."""
-        return self._cov(params).precision()
-
-    def log_density(self, X, mean, params):
-        """Log-density of complete rows (NaN rows give NaN)."""
-        return self._cov(params).log_density(X, mean)
-
-    def mahalanobis(self, X, mean, params):
-        """Squared Mahalanobis distances of complete rows."""
-        return self._cov(params).squared_mahalanobis(X, mean)
-
-    def marginal_log_density(self, X, mean, params):
-        """Log-density of each row's observed entries (NaN = missing)."""
-        return self._cov(params).marginal_log_density(X, mean)
-
-    def marginal_mahalanobis(self, X, mean, params):
-        """Squared distance of each row's observed entries."""
-        return self._cov(params).marginal_squared_mahalanobis(X, mean)
-
-    def conditional_mean(self, X, mean, params):
-        """``X`` with each NaN replaced by its conditional expectation."""
-        return self._cov(params).conditional_mean(X, mean)
-
-    def sample(self, mean, params, draws):
-        """``mean + sqrt(psi) e + W z`` from draws ``[e | z]`` of ``d + k`` normals."""
-        W, psi = params
-        d = self.n_features
-        out = draws[:, :d] * np.sqrt(psi)
-        out += draws[:, d:] @ W.T
-        out += mean
-        return out
-
-
-def make_representation(covariance_type, n_features, n_factors=None):
-    """The representation of a ``covariance_type``: the one registry."""
-    if covariance_type == "factor":
-        return FactorCovariance(n_features, n_factors)
-    return TriangularCovariance(covariance_type, n_features)

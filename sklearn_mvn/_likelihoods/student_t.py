@@ -45,7 +45,8 @@ import numpy as np
 from scipy.linalg.blas import dsyrk, dtrmm
 from scipy.special import digamma, gammaln, polygamma
 
-from ._linalg import (
+from .._data.patterns import _pattern_keys, check_missing
+from .._linalg import (
     chunk_rows,
     inverse_lower,
     precision_from_factor,
@@ -53,12 +54,10 @@ from ._linalg import (
     solve_lower,
     squared_mahalanobis,
 )
-from ._missing import (
+from .._representations.conditional import (
     _batches,
     _inverse_pmm,
-    _pattern_keys,
     _take_rows,
-    check_missing,
     conditional_blocks,
     conditional_fill,
 )

@@ -32,8 +32,8 @@ import warnings
 import numpy as np
 from scipy.linalg import LinAlgWarning, lu_factor, lu_solve
 
-from ._linalg import LOG_2PI, solve_lower
-from ._stats import SufficientStats
+from .._data.stats import SufficientStats
+from .._linalg import LOG_2PI, solve_lower
 
 # ---------------------------------------------------------------------------
 # Solving with the factor

@@ -14,7 +14,7 @@ the objective the optimiser calls sees statistics, never ``X``.
 import numpy as np
 from scipy.linalg.blas import dgemv, dsyrk
 
-from ._linalg import (  # noqa: F401 (re-exported for the tests)
+from .._linalg import (  # noqa: F401 (re-exported for the tests)
     chunk_rows,
     inverse_lower,
     multiply_lower,

@@ -23,10 +23,7 @@ Dask).
 
 import numpy as np
 
-from ._lbfgs import lbfgsb
-from ._linalg import solve_lower
-from ._solve import Progress, _verdict
-from ._t_likelihood import (
+from .._likelihoods.student_t import (
     DF_MAX,
     DF_MIN,
     _fisher_log_df,
@@ -34,6 +31,17 @@ from ._t_likelihood import (
     t_curvature_df,
     t_objective,
 )
+from .._likelihoods.student_t_factor import factor_shape_penalty, t_factor_objective
+from .._linalg import row_chunks, solve_lower
+from .._representations.low_rank import (
+    MIN_NOISE,
+    FactorCovariance,
+    LowRankPlusDiagonal,
+    canonical_rotation,
+)
+from .driver import Progress, _verdict
+from .factor import _factor_scales, _Recorder, _RootFactor, ppca_start, run_cycles
+from .lbfgs import minimize_box, projected_norm
 
 _EPS = np.finfo(np.float64).eps
 
@@ -218,13 +226,13 @@ class _Packer:
             parts.append([df * grad_df / self.s_scale])
         return np.concatenate(parts)
 
-    def bounds(self):
+    def box(self):
         lower = [np.full(self.d, -np.inf), self.rep.lower_bounds()]
         upper = [np.full(self.d + self.rep.n_theta, np.inf)]
         if self.estimate_df:
             lower.append([(np.log(DF_MIN) - self.log_df0) * self.s_scale])
             upper.append([(np.log(DF_MAX) - self.log_df0) * self.s_scale])
-        return list(zip(np.concatenate(lower), np.concatenate(upper), strict=True))
+        return np.concatenate(lower), np.concatenate(upper)
 
 
 class TFitResult:
@@ -261,204 +269,27 @@ def _scale_df(df, d, estimate_df):
     return np.sqrt(max(_fisher_log_df(df, d), 1e-4)) if estimate_df else 1.0
 
 
-def fit_t(
-    data_pass,
-    representation,
-    mean0,
-    factor0,
-    df0,
-    *,
-    estimate_df=True,
-    data_scale=1.0,
-    prior_weight=0.0,
-    trace_coef=0.0,
-    max_iter=200,
-    tol=1e-8,
-    max_em=100,
-    verbose=0,
-    name="GradientStudentT",
-):
-    """Maximum (penalised) likelihood t: ECME iterations, then L-BFGS-B.
-
-    The objective is ``data_scale * J + shape_penalty``. Each iteration is
-    one pass over the data. ECME iterations run while they make fast progress
-    (the largest entry of the gradient in coordinates whitened at the current
-    point falls by at least a factor 2 per step); then L-BFGS-B takes over in
-    coordinates whitened at the last ECME point, with ``log nu`` scaled by
-    the root of its expected information. Convergence follows the engine's
-    rule (:func:`~sklearn_mvn._solve._verdict`): the largest entry of the
-    projected whitened gradient at most ``tol``, or within the objective's
-    round-off floor when the line search stalls.
-
-    Parameters
-    ----------
-    data_pass : callable
-        ``data_pass(mean, factor, df) -> TSums``: one pass over the data.
-    representation : covariance representation
-        Packing, bounds, gradient restriction and the structured M-step
-        (its ``preconditioner``).
-    mean0, factor0, df0 :
-        Start (``factor0`` lower triangular with the structure).
-    estimate_df : bool, default=True
-        Whether ``nu`` is estimated (else fixed at ``df0``).
-    data_scale : float, default=1.0
-        Multiplies the data's negative log-likelihood (``1 / W`` for a mean).
-    prior_weight, trace_coef : float, default=0.0
-        The shape prior of :func:`shape_penalty`.
-    max_iter : int, default=200
-        Iterations at most (ECME and L-BFGS-B together).
-    tol : float, default=1e-8
-    max_em : int, default=100
-        ECME iterations at most.
-    verbose : int, default=0
-    name : str, default="GradientStudentT"
-
-    Returns
-    -------
-    result : TFitResult
-        ``mean``, ``factor``, ``df``, ``value``, ``grad_norm``, ``n_iter``,
-        ``n_em``, ``n_passes``, ``converged``, ``message``, ``history``.
-    """
-    rep = representation
-    mean, factor, df = np.asarray(mean0, float), np.asarray(factor0, float), df0
-    prior = prior_weight, trace_coef
-    progress = Progress(verbose, name)
-
-    def evaluate(m, f, nu):
-        sums = data_pass(m, f, nu)
-        value, gm, gf, gd = t_objective(sums, f)
-        value, gm, gf, gd = (
-            data_scale * value,
-            data_scale * gm,
-            data_scale * gf,
-            data_scale * gd,
-        )
-        if prior_weight or trace_coef:
-            pv, pgf = shape_penalty(f, *prior)
-            value, gf = value + pv, gf + pgf
-        return sums, value, gm, gf, gd
-
-    # -- ECME ---------------------------------------------------------------
-    n_passes, n_em, previous = 0, 0, np.inf
-    verdict, message = "short", "max_iter reached"
-    while True:
-        packer = _Packer(rep, mean, np.tril(factor), df, estimate_df)
-        sums, value, gm, gf, gd = evaluate(mean, factor, df)
-        n_passes += 1
-        if not np.isfinite(value):
-            raise ValueError(
-                "The t likelihood is not finite at the start: the values of X "
-                "are too large or too small in magnitude to be represented. "
-                "Rescale X, e.g. with sklearn.preprocessing.StandardScaler, "
-                "and fit again."
-            )
-        theta = packer.from_params(mean, factor, df)
-        grad = packer.gradient(gm, gf, gd, df)
-        norm = _projected_norm(theta, grad, packer.bounds())
-        progress.record(value, norm, step=n_em > 0)
-        if norm <= tol:
-            verdict, message = "converged", "ECME iterations met tol"
-            break
-        if n_em >= min(max_em, max_iter) or (n_em >= 3 and norm > 0.5 * previous):
-            break
-        previous = norm
-        mean, factor, df = ecme_step(
-            sums,
-            mean,
-            factor,
-            rep,
-            estimate_df,
-            data_scale,
-            prior_weight,
-            trace_coef,
-        )
-        n_em += 1
-    n_lbfgs = 0
-    if verdict == "short" and n_em < max_iter:
-        progress.phase("L-BFGS-B in coordinates whitened at the ECME point")
-        result = _lbfgs(
-            evaluate,
-            packer,
-            df,
-            theta,
-            value,
-            grad,
-            max_iter - n_em,
-            tol,
-            progress.record,
-        )
-        theta, value, grad, norm, n_lbfgs, status, message, extra = result
-        n_passes += extra
-        floor = max(10.0 * np.sqrt(_EPS * max(1.0, abs(value))), 100.0 * tol)
-        verdict = _verdict(norm, tol, stalled=status != 1, floor=floor)
-        mean, factor, df = packer.to_params(theta, df)
-    return _finish(
-        progress,
-        mean,
-        np.tril(factor),
-        df,
-        value,
-        norm,
-        n_em,
-        n_lbfgs,
-        n_passes,
-        verdict,
-        message,
-    )
-
-
-def _projected_norm(theta, grad, bounds):
-    lower = np.array([b[0] for b in bounds])
-    upper = np.array([b[1] for b in bounds])
-    proj = grad.copy()
-    proj[(theta <= lower) & (grad > 0)] = 0.0
-    proj[(theta >= upper) & (grad < 0)] = 0.0
-    return float(np.max(np.abs(proj))) if proj.size else 0.0
-
-
-def _lbfgs(evaluate, packer, df_fixed, theta0, value0, grad0, max_iter, tol, record):
-    """L-BFGS-B in the packer's coordinates from ``theta0``."""
-    bounds = packer.bounds()
-    last = {"theta": theta0.copy(), "value": value0, "grad": grad0}
-    n_passes = [0]
+def _lbfgs(evaluate, packer, df_fixed, theta0, first, max_iter, tol, record):
+    """L-BFGS-B in the packer's coordinates from ``theta0`` (the one loop,
+    :func:`~sklearn_mvn._solve.lbfgs.minimize_box`, guarding trial points
+    where the t likelihood is not finite)."""
+    lower, upper = packer.box()
 
     def fun(theta):
         m, f, nu = packer.to_params(theta, df_fixed)
-        try:
-            with np.errstate(all="ignore"):
-                _, value, gm, gf, gd = evaluate(m, f, nu)
-            n_passes[0] += 1
-            grad = packer.gradient(gm, gf, gd, nu)
-        except (ValueError, np.linalg.LinAlgError):
-            value, grad = np.inf, None
-        if np.isfinite(value) and np.all(np.isfinite(grad)):
-            last.update(theta=theta.copy(), value=value, grad=grad)
-            return value, grad
-        # A trial step to a (numerically) singular scale: a finite stand-in
-        # that sends the line search back (as in ``_missing``).
-        step = theta - last["theta"]
-        slope = float(last["grad"] @ step)
-        norm2 = float(step @ step)
-        correction = (3.0 * abs(slope) - slope) / max(norm2, 1e-300)
-        return last["value"] + abs(slope), last["grad"] + correction * step
+        _, value, gm, gf, gd = evaluate(m, f, nu)
+        return value, packer.gradient(gm, gf, gd, nu)
 
-    def callback(theta):
-        if not np.array_equal(theta, last["theta"]):
-            fun(theta)
-        record(last["value"], _projected_norm(theta, last["grad"], bounds))
-
-    res = lbfgsb(fun, theta0, bounds, max_iter=max_iter, tol=tol, callback=callback)
-    grad = np.asarray(res.jac)
-    norm = _projected_norm(res.x, grad, bounds)
-    return (
-        res.x,
-        float(res.fun),
-        grad,
-        norm,
-        int(res.nit),
-        int(res.status),
-        str(res.message),
-        n_passes[0],
+    return minimize_box(
+        fun,
+        theta0,
+        lower,
+        upper,
+        max_iter=max_iter,
+        tol=tol,
+        record=record,
+        guard_nonfinite=True,
+        first=first,
     )
 
 
@@ -522,8 +353,6 @@ def factor_start(sample, sample_weight, center, spread, n_factors):
     (:func:`~._woodbury.ppca_start`): O(m d k), no ``d x d`` array, and the
     standardised rows are formed chunk by chunk (no copy of the subsample).
     """
-    from ._linalg import row_chunks
-    from ._woodbury import MIN_NOISE, ppca_start
 
     m, d = sample.shape
 
@@ -586,7 +415,6 @@ def ecm_factor_step(
     scatter's diagonal and ``alpha`` to the weight (not to the intercept:
     the prior does not involve ``mu``). The iteration stays an EM step.
     """
-    from ._woodbury import LowRankPlusDiagonal
 
     W, psi = params
     cov = LowRankPlusDiagonal(W, psi)
@@ -645,7 +473,6 @@ class _DfTail:
 def _factor_norm(mean, params, df, g_mean, g_params, g_df, psi_lower, estimate_df):
     """Largest entry of the projected gradient in the coordinates of the
     cycles of :func:`~._woodbury.run_cycles` at ``(mean, (W, psi), df)``."""
-    from ._woodbury import _factor_scales, _RootFactor
 
     W, psi = params
     g_W, g_psi = g_params
@@ -664,13 +491,150 @@ def _factor_norm(mean, params, df, g_mean, g_params, g_df, psi_lower, estimate_d
     return float(np.max(np.abs(np.concatenate(parts))))
 
 
-def fit_t_factor(
+# ---------------------------------------------------------------------------
+# The driver: accelerating (ECME/ECM) steps, then the representation's
+# quasi-Newton phase with log nu as an extra parameter block
+# ---------------------------------------------------------------------------
+
+
+class _TriangularT:
+    """The t over a triangular representation: ECME steps, then one L-BFGS-B
+    run in coordinates whitened at the last ECME point with ``log nu``
+    appended (:class:`_Packer`)."""
+
+    phase = "L-BFGS-B in coordinates whitened at the ECME point"
+
+    def __init__(self, rep, estimate_df, penalty):
+        self.rep = rep
+        self.estimate_df = estimate_df
+        self.penalty = penalty  # (prior_weight, trace_coef)
+        self.last = None
+
+    def start(self, params):
+        return np.asarray(params, dtype=np.float64)
+
+    def objective(self, sums, mean, params):
+        value, gm, gp, gd = t_objective(sums, params)
+        if not any(self.penalty):
+            return value, gm, gp, gd, (None, None)
+        return value, gm, gp, gd, shape_penalty(params, *self.penalty)
+
+    def add_penalty(self, gp, pgp):
+        return gp + pgp
+
+    def norm(self, mean, params, df, gm, gp, gd, value):
+        packer = _Packer(self.rep, mean, np.tril(params), df, self.estimate_df)
+        theta = packer.from_params(mean, params, df)
+        grad = packer.gradient(gm, gp, gd, df)
+        self.last = packer, theta, (value, grad)
+        return projected_norm(theta, grad, *packer.box())
+
+    def accelerate(self, sums, mean, params, df, gd, scale):
+        data_scale, prior_weight, trace_coef = scale
+        return ecme_step(
+            sums,
+            mean,
+            params,
+            self.rep,
+            self.estimate_df,
+            data_scale,
+            prior_weight,
+            trace_coef,
+        )
+
+    def quasi_newton(self, evaluate, df, max_iter, tol, progress):
+        packer, theta, first = self.last
+        res = _lbfgs(evaluate, packer, df, theta, first, max_iter, tol, progress.record)
+        floor = max(10.0 * np.sqrt(_EPS * max(1.0, abs(res.value))), 100.0 * tol)
+        verdict = _verdict(res.norm, tol, stalled=res.status != 1, floor=floor)
+        mean, params, df = packer.to_params(res.x, df)
+        fields = res.value, res.norm, res.n_iter, res.n_fev, verdict, res.message
+        return (mean, params, df, *fields)
+
+    def final(self, params):
+        return np.tril(params)
+
+
+class _FactorT:
+    """The t over the factor representation ``W W^T + diag(psi)``: ECM steps
+    (complete data), then the factor model's cycles
+    (:func:`~.factor.run_cycles`) with ``log nu`` as a tail block
+    (:class:`_DfTail`)."""
+
+    phase = "L-BFGS-B in Fisher-scaled coordinates (cycles)"
+
+    def __init__(self, psi_lower, estimate_df, penalty):
+        self.psi_lower = psi_lower
+        self.estimate_df = estimate_df
+        self.penalty = penalty
+
+    def start(self, params):
+        W, psi = params
+        return np.asarray(W, dtype=np.float64), np.maximum(psi, self.psi_lower)
+
+    def objective(self, sums, mean, params):
+        value, gm, gp, gd = t_factor_objective(sums, params)
+        if not any(self.penalty):
+            return value, gm, gp, gd, (None, None)
+        return value, gm, gp, gd, factor_shape_penalty(mean, params, *self.penalty)
+
+    def add_penalty(self, gp, pgp):
+        return gp[0] + pgp[0], gp[1] + pgp[1]
+
+    def norm(self, mean, params, df, gm, gp, gd, value):
+        return _factor_norm(
+            mean, params, df, gm, gp, gd, self.psi_lower, self.estimate_df
+        )
+
+    def accelerate(self, sums, mean, params, df, gd, scale):
+        if sums.has_missing:
+            return None
+        data_scale, prior_weight, trace_coef = scale
+        new_df = df_newton_step(sums, gd / data_scale) if self.estimate_df else df
+        mean, params = ecm_factor_step(
+            sums, mean, params, self.psi_lower, data_scale, prior_weight, trace_coef
+        )
+        return mean, params, new_df
+
+    def quasi_newton(self, evaluate, df, max_iter, tol, progress):
+        mean, (W, psi) = self.point
+        tail = _DfTail(df, mean.shape[0], self.estimate_df)
+
+        def evaluate_cycle(m, W, psi, nu):
+            _, value, gm, (gW, gp), gd = evaluate(m, (W, psi), nu)
+            return value, gm, gW, gp, gd
+
+        mean, W, psi, value, n_iter, norm, message = run_cycles(
+            evaluate_cycle,
+            1.0,
+            mean,
+            self.psi_lower / MIN_NOISE,
+            mean,
+            W,
+            psi,
+            True,
+            max_iter,
+            tol,
+            self.psi_lower,
+            _Recorder(progress),
+            tail,
+        )
+        verdict = "converged" if norm <= 100.0 * tol else "short"
+        return mean, (W, psi), tail.value, value, norm, n_iter, 0, verdict, message
+
+    def final(self, params):
+        W, psi = params
+        return canonical_rotation(W, psi), psi
+
+
+def fit_t(
     data_pass,
+    representation,
     mean0,
     params0,
     df0,
     *,
-    psi_lower,
+    psi_lower=None,
     estimate_df=True,
     data_scale=1.0,
     prior_weight=0.0,
@@ -681,49 +645,73 @@ def fit_t_factor(
     verbose=0,
     name="GradientStudentT",
 ):
-    """Maximum (penalised) likelihood factor t: ECM iterations, then L-BFGS-B.
+    """Maximum (penalised) likelihood t over any representation.
 
-    As :func:`fit_t` with the scale matrix ``W W^T + diag(psi)``
-    (``data_pass(mean, (W, psi), df) -> TFactorSums``). The ECM iterations
-    (:func:`ecm_factor_step` and a Newton step on ``log nu``; complete data
-    only) run while the largest
-    entry of the scaled gradient at least halves per step; then the factor
-    model's L-BFGS-B cycles (:func:`~._woodbury.run_cycles`, with ``log nu``
-    as a tail coordinate, :class:`_DfTail`) work in coordinates in which the
-    Fisher information is about the identity, re-preconditioned as they go,
-    with gradient-consistent line-search values below the objective's
-    rounding, until the largest entry is at most ``tol`` (``100 tol`` from a
-    cycle that stopped on its own). ``psi`` is bounded below by
-    ``psi_lower``; a Heywood case converges on that bound.
+    The objective is ``data_scale * J + penalty``; every evaluation is one
+    pass over the data (``data_pass(mean, params, df) -> sums``). Accelerating
+    steps (ECME for a triangular scale matrix, Liu & Rubin 1995; ECM for the
+    factor model, complete data only) run while they make fast progress (the
+    largest entry of the gradient in coordinates whitened at the current
+    point at least halves per step); then the representation's quasi-Newton
+    phase takes over with ``log nu`` as an extra parameter block scaled by
+    the root of its expected information: one L-BFGS-B run whitened at the
+    last ECME point (triangular), or the factor model's preconditioned cycles
+    (:func:`~.factor.run_cycles`). Convergence follows the engine's rule
+    (:func:`~.driver._verdict`).
+
+    Parameters
+    ----------
+    data_pass : callable
+        ``data_pass(mean, params, df) -> TSums`` (``TFactorSums`` for the
+        factor model): one pass over the data.
+    representation : covariance representation
+        Triangular (packing, bounds, gradient restriction, the structured
+        M-step) or the factor model's.
+    mean0, params0, df0 :
+        Start: a lower-triangular factor with the structure, or ``(W, psi)``.
+    psi_lower : ndarray, default=None
+        Lower bounds of the noise variances (factor model).
+    estimate_df : bool, default=True
+        Whether ``nu`` is estimated (else fixed at ``df0``).
+    data_scale : float, default=1.0
+        Multiplies the data's negative log-likelihood (``1 / W`` for a mean).
+    prior_weight, trace_coef : float, default=0.0
+        The shape prior (:func:`shape_penalty`).
+    max_iter : int, default=200
+        Iterations at most (accelerating and quasi-Newton together).
+    tol : float, default=1e-8
+    max_em : int, default=100
+        Accelerating steps at most.
+    verbose : int, default=0
+    name : str, default="GradientStudentT"
 
     Returns
     -------
     result : TFitResult
-        ``factor`` is ``(W, psi)`` with ``W`` in canonical rotation.
+        ``mean``, ``factor`` (the scale parameters; ``(W, psi)`` with ``W``
+        in canonical rotation for the factor model), ``df``, ``value``,
+        ``grad_norm``, ``n_iter``, ``n_em``, ``n_passes``, ``converged``,
+        ``message``, ``history``.
     """
-    from ._solve import _Recorder
-    from ._t_factor import factor_shape_penalty, t_factor_objective
-    from ._woodbury import MIN_NOISE, canonical_rotation, run_cycles
-
-    mean = np.asarray(mean0, dtype=np.float64)
-    params = (np.asarray(params0[0], float), np.maximum(params0[1], psi_lower))
-    df = df0
+    penalty = (prior_weight, trace_coef)
+    if isinstance(representation, FactorCovariance):
+        model = _FactorT(psi_lower, estimate_df, penalty)
+    else:
+        model = _TriangularT(representation, estimate_df, penalty)
+    mean, params, df = np.asarray(mean0, float), model.start(params0), df0
     progress = Progress(verbose, name)
 
     def evaluate(m, p, nu):
         sums = data_pass(m, p, nu)
-        value, gm, (gW, gp), gd = t_factor_objective(sums, p)
-        value, gm, gW, gp, gd = (
-            data_scale * value,
-            data_scale * gm,
-            data_scale * gW,
-            data_scale * gp,
-            data_scale * gd,
-        )
-        if prior_weight or trace_coef:
-            pv, (pW, pp) = factor_shape_penalty(m, p, prior_weight, trace_coef)
-            value, gW, gp = value + pv, gW + pW, gp + pp
-        return sums, value, gm, (gW, gp), gd
+        value, gm, gp, gd, (pv, pgp) = model.objective(sums, m, p)
+        value, gd, gm = data_scale * value, data_scale * gd, data_scale * gm
+        if isinstance(gp, tuple):
+            gp = tuple(data_scale * g for g in gp)
+        else:
+            gp = data_scale * gp
+        if pv is not None:
+            value, gp = value + pv, model.add_penalty(gp, pgp)
+        return sums, value, gm, gp, gd
 
     n_passes, n_em, previous = 0, 0, np.inf
     verdict, message = "short", "max_iter reached"
@@ -737,58 +725,37 @@ def fit_t_factor(
                 "Rescale X, e.g. with sklearn.preprocessing.StandardScaler, "
                 "and fit again."
             )
-        norm = _factor_norm(mean, params, df, gm, gp, gd, psi_lower, estimate_df)
+        norm = model.norm(mean, params, df, gm, gp, gd, value)
         progress.record(value, norm, step=n_em > 0)
         if norm <= tol:
-            verdict, message = "converged", "ECM iterations met tol"
+            verdict, message = "converged", "accelerating (EM) steps met tol"
             break
-        stop_em = sums.has_missing or n_em >= min(max_em, max_iter)
-        if stop_em or (n_em >= 3 and norm > 0.5 * previous):
+        if n_em >= min(max_em, max_iter) or (n_em >= 3 and norm > 0.5 * previous):
+            break
+        step = model.accelerate(
+            sums, mean, params, df, gd, (data_scale, prior_weight, trace_coef)
+        )
+        if step is None:
             break
         previous = norm
-        new_df = df_newton_step(sums, gd / data_scale) if estimate_df else df
-        mean, params = ecm_factor_step(
-            sums, mean, params, psi_lower, data_scale, prior_weight, trace_coef
-        )
-        df = new_df
+        mean, params, df = step
         n_em += 1
-    n_lbfgs = 0
+    n_qn = 0
     if verdict == "short" and n_em < max_iter:
-        progress.phase("L-BFGS-B in Fisher-scaled coordinates (cycles)")
-        tail = _DfTail(df, mean.shape[0], estimate_df)
-
-        def evaluate_cycle(m, W, psi, nu):
-            _, value, gm, (gW, gp), gd = evaluate(m, (W, psi), nu)
-            return value, gm, gW, gp, gd
-
-        mean, W, psi, value, n_lbfgs, norm, message = run_cycles(
-            evaluate_cycle,
-            1.0,
-            mean,
-            psi_lower / MIN_NOISE,
-            mean,
-            params[0],
-            params[1],
-            True,
-            max_iter - n_em,
-            tol,
-            psi_lower,
-            _Recorder(progress),
-            tail,
-        )
-        df = tail.value
-        params = (W, psi)
-        verdict = "converged" if norm <= 100.0 * tol else "short"
-    W, psi = params
+        progress.phase(model.phase)
+        model.point = mean, params
+        fields = model.quasi_newton(evaluate, df, max_iter - n_em, tol, progress)
+        mean, params, df, value, norm, n_qn, extra, verdict, message = fields
+        n_passes += extra
     return _finish(
         progress,
         mean,
-        (canonical_rotation(W, psi), psi),
+        model.final(params),
         df,
         value,
         norm,
         n_em,
-        n_lbfgs,
+        n_qn,
         n_passes,
         verdict,
         message,

@@ -22,8 +22,8 @@ import sys
 import numpy as np
 from sklearn.utils import check_array
 
-from ._missing import compute_stats, merge_stats
-from ._validation import check_sample_weight
+from .._validation import check_sample_weight
+from .patterns import check_missing, compute_stats, merge_stats
 
 # Statistics merged per reduction task (the tree's fan-in).
 _SPLIT_EVERY = 8
@@ -250,3 +250,78 @@ def dask_score_samples(X, score, *, n_features_in, name):
         dtype=np.float64,
         meta=np.empty((0,), dtype=np.float64),
     )
+
+
+# ---------------------------------------------------------------------------
+# Passes of a likelihood without sufficient statistics (the Student-t)
+# ---------------------------------------------------------------------------
+#
+# Every evaluation is a pass over the data: each maps the likelihood's NumPy
+# pass over the row blocks where they live and tree-reduces the small sums
+# with ``.merge``; only the reduced sums come back to the client. Persist
+# ``X`` (``X.persist()``) when it is expensive to compute: a fit reads it
+# once per iteration.
+
+
+def _block_pass(block_pass, block, weights, mean, factor, df, validate):
+    if validate:
+        block = check_array(
+            block,
+            dtype=[np.float64, np.float32],
+            ensure_all_finite=False,
+            ensure_min_samples=0,
+            input_name="X",
+        )
+        check_missing(block)
+        weights = check_sample_weight(weights, block.shape[0], allow_zero_sum=True)
+    return block_pass(block, mean, factor, df, weights)
+
+
+def dask_data_pass(X, block_pass, sample_weight=None):
+    """A ``data_pass(mean, factor, df)`` callable over a checked Dask array.
+
+    Parameters
+    ----------
+    X : dask.array.Array of shape (n_samples, n_features)
+        Checked by :func:`sklearn_mvn._dask._check_dask_X` (one column chunk).
+    block_pass : callable
+        ``block_pass(block, mean, factor, df, weights)``: the likelihood's pass
+        over one NumPy block, returning sums with a ``merge`` method (e.g.
+        :func:`~sklearn_mvn._likelihoods.student_t.t_sums`).
+    sample_weight : dask.array.Array or array-like, default=None
+
+    Returns
+    -------
+    data_pass : callable
+        The first call also validates every block (values, infinity, rows
+        without an observed entry), as ``fit`` does for NumPy input.
+    weights : dask.array.Array or None
+        The weights with the row chunks of ``X``.
+    """
+    import dask
+    from dask import delayed
+
+    weights = _check_dask_weights(sample_weight, X, allow_zero_sum=False)
+    blocks = X.to_delayed().ravel()
+    block_weights = (
+        [None] * len(blocks) if weights is None else weights.to_delayed().ravel()
+    )
+    state = {"validated": False}
+
+    def data_pass(mean, factor, df):
+        parts = [
+            delayed(_block_pass, pure=True)(
+                block_pass, block, w, mean, factor, df, not state["validated"]
+            )
+            for block, w in zip(blocks, block_weights, strict=True)
+        ]
+        while len(parts) > 1:
+            parts = [
+                delayed(_merge_all, pure=True)(*parts[i : i + _SPLIT_EVERY])
+                for i in range(0, len(parts), _SPLIT_EVERY)
+            ]
+        (sums,) = dask.compute(parts[0])
+        state["validated"] = True
+        return sums
+
+    return data_pass, weights

@@ -34,10 +34,11 @@ from functools import reduce
 
 import numpy as np
 
-from ._gradients import nll_grad_stats, penalty_stats
-from ._missing import MissingObjective, warn_unobserved_pairs, whitened_objective
-from ._representations import TriangularCovariance
-from ._stats import SufficientStats, check_range
+from .._data.patterns import warn_unobserved_pairs
+from .._data.stats import SufficientStats, check_range
+from .._representations import TriangularCovariance
+from .gradients import nll_grad_stats, penalty_stats
+from .normal_missing import MissingObjective, whitened_objective
 
 _EPS = np.finfo(np.float64).eps
 
@@ -250,13 +251,13 @@ class FactorObjective:
     """
 
     def __init__(self, source, *, shrinkage=0.0, reg_covar=0.0, n_factors=None):
-        from ._missing import PatternStats
-        from ._representations import singular_error
-        from ._woodbury import (
+        from .._data.patterns import PatternStats
+        from .._representations import singular_error
+        from .._solve.factor import start_probe
+        from .normal_factor import (
             DataPass,
             PatternObjective,
             nll_grad_diagonal,
-            start_probe,
         )
 
         self.n_samples = source.n_samples
@@ -314,7 +315,7 @@ class FactorObjective:
             )
 
             def evaluate(mean, W, psi):
-                from ._woodbury import nll_grad_stats
+                from .normal_factor import nll_grad_stats
 
                 return nll_grad_stats(total, mean, W, psi)
 

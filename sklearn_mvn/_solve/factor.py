@@ -1,0 +1,858 @@
+"""The factor model's fit: starts (probabilistic PCA from a randomised
+subspace iteration, profile steps), L-BFGS-B cycles in standardised
+coordinates, and restarts out of Heywood and weak-factor basins.
+"""
+
+# Authors: sklearn-mvn developers
+# License: BSD 3-Clause
+
+import numpy as np
+
+from .._data.patterns import PatternStats, compute_stats
+from .._likelihoods.normal_factor import DataPass, PatternObjective, nll_grad_stats
+from .._representations.low_rank import (
+    MIN_NOISE,
+    LowRankPlusDiagonal,
+    canonical_basis,
+    canonical_rotation,
+    heywood_features,
+)
+from .driver import Progress, SolveResult
+from .lbfgs import minimize_box
+
+# ---------------------------------------------------------------------------
+# Standalone fit (L-BFGS-B in standardised coordinates)
+# ---------------------------------------------------------------------------
+
+
+class FactorFit:
+    """Result of :func:`fit_factor_model` (original units, canonical ``W``)."""
+
+    def __init__(
+        self,
+        mean,
+        components,
+        noise_variance,
+        objective,
+        n_iter,
+        converged,
+        heywood,
+        grad_norm,
+        message,
+    ):
+        self.mean = mean
+        self.components = components
+        self.noise_variance = noise_variance
+        self.objective = objective
+        self.n_iter = n_iter
+        self.converged = converged
+        self.heywood = heywood
+        self.grad_norm = grad_norm
+        self.message = message
+
+    @property
+    def covariance(self):
+        return LowRankPlusDiagonal(self.components, self.noise_variance)
+
+
+# Columns of the start's subspace iteration beyond the factors, its largest
+# number of products after the first and the relative change of the top
+# Ritz values at which it stops.
+_OVERSAMPLE = 10
+_SUBSPACE_ITER = 4
+_RITZ_RTOL = 1e-2
+
+
+def start_probe(n_features, n_factors, random_state=0):
+    """The Gaussian matrix ``G`` whose product ``C G`` starts the subspace iteration."""
+    rng = np.random.default_rng(random_state)
+    width = min(n_features, n_factors + _OVERSAMPLE)
+    return rng.standard_normal((n_features, width))
+
+
+def _top_subspace(matvec, d, k, random_state, first=None):
+    """Top-``k`` eigenpairs of a PSD operator by randomised subspace iteration.
+
+    From ``Y = C G`` for ``G =`` :func:`start_probe` (``first``, computed
+    here unless given with the right shape), each step orthonormalises
+    ``Q = orth(Y)`` and computes ``Y = C Q``; the Rayleigh-Ritz values of
+    ``Q^T Y`` come with it, and the iteration stops once the top ``k`` change by at most
+    ``_RITZ_RTOL`` (relative) between steps, after ``_SUBSPACE_ITER`` steps at
+    most. A clear gap between the factors' eigenvalues and the rest (the case
+    the factor model is for) takes two steps.
+    """
+    if first is None or first.shape != (d, min(d, k + _OVERSAMPLE)):
+        first = matvec(start_probe(d, k, random_state))
+    Y = first
+    previous = None
+    for _ in range(_SUBSPACE_ITER):
+        basis, _ = np.linalg.qr(Y)
+        Y = matvec(basis)
+        small = basis.T @ Y
+        eigval, eigvec = np.linalg.eigh(0.5 * (small + small.T))
+        order = np.argsort(eigval)[::-1][:k]
+        top = eigval[order]
+        if previous is not None and np.all(
+            np.abs(top - previous) <= _RITZ_RTOL * np.abs(top)
+        ):
+            break
+        previous = top
+    return top, basis @ eigvec[:, order]
+
+
+def ppca_start(matvec, diag, n_factors, random_state=0, floor=MIN_NOISE, first=None):
+    """Probabilistic-PCA start on a covariance given by products.
+
+    ``matvec(Q)`` returns ``C Q`` for the (standardised) covariance ``C`` whose
+    diagonal is ``diag``; ``first`` is optionally ``C G`` for ``G =``
+    :func:`start_probe` (computed with other quantities in one pass). The top
+    eigenpairs ``(l_i, u_i)`` come from a randomised subspace iteration (no
+    ``d x d`` factorisation); ``W = U (L - s^2)^{1/2}`` with ``s^2`` the mean of
+    the other eigenvalues, ``psi = diag - rowsum(W^2)`` floored.
+    """
+    d = diag.shape[0]
+    k = n_factors
+    eigval, eigvec = _top_subspace(matvec, d, k, random_state, first)
+    rest = max(float(np.sum(diag) - np.sum(eigval)), 0.0) / max(d - k, 1)
+    rest = max(rest, 1e-3 * float(np.mean(diag)))
+    W = eigvec * np.sqrt(np.clip(eigval - rest, 1e-3 * rest, None))
+    psi = np.maximum(diag - np.sum(W**2, axis=1), np.maximum(floor, 0.1 * rest))
+    return W, psi
+
+
+# Closed-form profile steps of a restart (see :func:`profile_start`): they
+# stop once no noise variance moves by more than _PROFILE_RTOL of its
+# feature's variance in a step, after _PROFILE_STEPS steps at most. The steps
+# are EM steps, slow along weak factors: a fixed count of 100 left some
+# restarts in the basin of a Heywood point below the maximum the steps lead to
+# (k = 5 on rank-2 data, tests/test_factor.py).
+_PROFILE_STEPS = 1000
+_PROFILE_RTOL = 1e-4
+
+
+def profile_start(
+    matvec,
+    diag,
+    noise_variance,
+    n_factors,
+    lower,
+    n_steps=_PROFILE_STEPS,
+    rtol=_PROFILE_RTOL,
+):
+    """Profile-likelihood (closed-form) iterations of the factor model.
+
+    For fixed noise variances ``psi`` the loadings maximising the likelihood
+    of a covariance ``C`` come from the top eigenpairs ``(l_i, u_i)`` of
+    ``Psi^{-1/2} C Psi^{-1/2}``: ``W = Psi^{1/2} U (L - 1)_+^{1/2}``; then
+    ``psi = diag(C) - rowsum(W^2)``, bounded below by ``lower``. Each step
+    takes one subspace-iteration step (products ``matvec(Q) = C Q``, no
+    ``d x d`` factorisation) warm-started at the previous subspace, so a step
+    costs two products with ``C``. These iterations follow the profile
+    likelihood, which from a start with large noise variances tends to stay
+    off Heywood boundaries where the gradient fit may end. They stop once no
+    ``psi_j`` moves by more than ``rtol diag_j`` in a step, after ``n_steps``
+    steps at most.
+
+    Returns
+    -------
+    W : ndarray of shape (n_features, n_factors)
+    psi : ndarray of shape (n_features,)
+    """
+    d = diag.shape[0]
+    k = n_factors
+    psi = np.maximum(noise_variance, lower)
+    basis = None
+    for _ in range(n_steps):
+        root = np.sqrt(psi)
+        if basis is None:
+            Y = matvec(start_probe(d, k) / root[:, np.newaxis]) / root[:, np.newaxis]
+        else:
+            Y = matvec(basis / root[:, np.newaxis]) / root[:, np.newaxis]
+        basis, _ = np.linalg.qr(Y)
+        Y = matvec(basis / root[:, np.newaxis]) / root[:, np.newaxis]
+        small = basis.T @ Y
+        eigval, eigvec = np.linalg.eigh(0.5 * (small + small.T))
+        order = np.argsort(eigval)[::-1]
+        basis = basis @ eigvec[:, order]
+        top, U = eigval[order][:k], basis[:, :k]
+        W = root[:, np.newaxis] * U * np.sqrt(np.maximum(top - 1.0, 0.0))
+        new_psi = np.maximum(diag - np.sum(W**2, axis=1), lower)
+        change = np.max(np.abs(new_psi - psi) / diag)
+        psi = new_psi
+        if change <= rtol:
+            break
+    return W, psi
+
+
+def _problem(X, stats, sample_weight, path, max_stats_features):
+    """The data form, its centre and scales, and covariance products."""
+
+    if stats is None:
+        X = np.asarray(X)
+        use_stats = path == "stats" or (
+            path == "auto" and X.shape[1] <= max_stats_features
+        )
+        if use_stats:
+            stats = compute_stats(X, sample_weight)
+        elif np.isnan(X).any():
+            stats = PatternStats.from_array(X, sample_weight)
+    if isinstance(stats, PatternStats):
+        center, cov_avail, _ = stats.available_case()
+        var = np.diag(cov_avail).copy()
+        scaled = cov_avail / np.sqrt(np.outer(var, var))
+        return (
+            "patterns",
+            PatternObjective(stats),
+            center,
+            var,
+            stats.weight_sum,
+            lambda Q: scaled @ Q,
+        )
+    if stats is not None:
+        weight = stats.weight_sum
+        var = np.diag(stats.scatter) / weight
+        scale = np.sqrt(var)
+
+        def products(Q):
+            return (stats.scatter @ (Q / scale[:, np.newaxis])) / (
+                weight * scale[:, np.newaxis]
+            )
+
+        def evaluate(mu, W, psi):
+            return nll_grad_stats(stats, mu, W, psi)
+
+        return "stats", evaluate, stats.mean, var, weight, products
+    data = DataPass(X, sample_weight)
+    scale = np.sqrt(data.variance)
+
+    def products(Q):
+        return data.covariance_products(Q / scale[:, np.newaxis]) / scale[:, np.newaxis]
+
+    return "data", data, data.center, data.variance, data.weight, products
+
+
+class _RootFactor:
+    """A square factor ``T`` of ``W W^T + diag(psi)`` applied in O(d k).
+
+    ``T = D^{1/2} (I + Q (G - I) Q^T)`` with ``D = diag(psi)``, ``V = D^{-1/2}
+    W = Q Sigma R^T`` (thin SVD) and ``G = (I + Sigma^2)^{1/2}``, so that
+    ``T T^T = D^{1/2} (I + V V^T) D^{1/2}``.
+    """
+
+    def __init__(self, components, noise_variance):
+        self.root = np.sqrt(noise_variance)
+        basis, sigma, _ = np.linalg.svd(
+            components / self.root[:, np.newaxis], full_matrices=False
+        )
+        self.basis = basis
+        self.gain = np.sqrt(1.0 + sigma**2)
+
+    def _inner(self, vector, gain):
+        coef = (gain - 1.0).reshape((-1,) + (1,) * (vector.ndim - 1))
+        return vector + self.basis @ (coef * (self.basis.T @ vector))
+
+    def _root(self, vector):
+        return self.root if vector.ndim == 1 else self.root[:, np.newaxis]
+
+    def apply(self, vector):
+        """``T vector`` (a vector or the columns of a matrix)."""
+        return self._root(vector) * self._inner(vector, self.gain)
+
+    def apply_t(self, vector):
+        """``T^T vector``."""
+        return self._inner(self._root(vector) * vector, self.gain)
+
+    def solve(self, vector):
+        """``T^{-1} vector``."""
+        return self._inner(vector / self._root(vector), 1.0 / self.gain)
+
+
+def fit_factor_model(
+    X=None,
+    n_factors=1,
+    *,
+    stats=None,
+    sample_weight=None,
+    path="auto",
+    tol=1e-8,
+    max_iter=1000,
+    min_noise=MIN_NOISE,
+    random_state=0,
+    init=None,
+    max_stats_features=2048,
+):
+    """Maximum-likelihood factor model by L-BFGS-B (standalone).
+
+    The start is probabilistic PCA on the data standardised by their mean
+    ``c`` and standard deviations ``s`` (available-case ones with missing
+    values); the optimiser works in coordinates in which the Fisher
+    information is about the identity (see :func:`run_cycles`). The objective
+    is the negative log-likelihood per unit
+    weight. ``psi_j / s_j^2`` is bounded below by ``min_noise``: a feature
+    reaching it is a Heywood case. With complete data the mean is the
+    weighted mean (the optimum whatever the covariance) and is not optimised.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features), default=None
+        Data (NaN = missing, which uses per-pattern statistics).
+    n_factors : int
+    stats : SufficientStats or PatternStats, default=None
+        Statistics instead of ``X``.
+    sample_weight : ndarray of shape (n_samples,), default=None
+    path : {'auto', 'stats', 'data'}
+        Complete data: the ``d x d`` scatter ('stats') or chunked passes
+        ('data'); 'auto' picks 'stats' for ``d <= max_stats_features``.
+    tol : float
+        Gradient tolerance (largest entry) in standardised coordinates.
+    max_iter : int
+    min_noise : float
+        Lower bound of ``psi_j / s_j^2``.
+    random_state : int
+        Seed of the randomised start.
+    init : tuple (mean, components, noise_variance), default=None
+        Starting point in original units.
+    max_stats_features : int
+        See ``path``.
+
+    Returns
+    -------
+    result : FactorFit
+    """
+    mode, evaluate, center, var, weight, products = _problem(
+        X, stats, sample_weight, path, max_stats_features
+    )
+    scale = np.sqrt(var)
+    d = center.shape[0]
+    k = int(n_factors)
+    if init is None:
+        W0, psi0 = ppca_start(products, np.ones(d), k, random_state, min_noise)
+        mu0 = np.zeros(d)
+    else:
+        mu0 = (np.asarray(init[0]) - center) / scale
+        W0 = np.asarray(init[1]) / scale[:, np.newaxis]
+        psi0 = np.maximum(np.asarray(init[2]) / var, min_noise)
+    fit_mean = mode == "patterns"
+    mu, W, psi = center + scale * mu0, scale[:, np.newaxis] * W0, var * psi0
+    mu, W, psi, value, n_iter, grad_norm, message = run_cycles(
+        evaluate,
+        weight,
+        center,
+        var,
+        mu,
+        W,
+        psi,
+        fit_mean,
+        max_iter,
+        tol,
+        min_noise * var,
+    )
+    res_message = f"{message} [{mode}]"
+    W = canonical_rotation(W, psi)
+    heywood = heywood_features(psi / var, min_noise)
+    return FactorFit(
+        np.array(mu, dtype=np.float64),
+        W,
+        psi,
+        value,
+        n_iter,
+        bool(grad_norm <= 100 * tol),
+        heywood,
+        grad_norm,
+        res_message,
+    )
+
+
+def run_cycles(
+    evaluate,
+    weight,
+    center,
+    var,
+    mu,
+    W,
+    psi,
+    fit_mean,
+    max_iter,
+    tol,
+    psi_lower,
+    history=None,
+    tail=None,
+):
+    """Preconditioned L-BFGS-B cycles from ``(mu, W, psi)`` (original units).
+
+    Each cycle is preconditioned at the point where the previous one stopped
+    (see :func:`_lbfgs_cycle`) and runs at most ``_CYCLE_ITER`` iterations;
+    cycling stops at ``tol`` (``100 tol`` after a cycle that stopped on its
+    own), at ``max_iter`` iterations in all, when a
+    cycle does not decrease the objective, or after ``_MAX_CYCLES`` cycles
+    that stopped short of the tolerance on their own.
+
+    ``tail`` (e.g. the t's degrees of freedom) is an optional block of further
+    parameters: an object with a ``value`` (updated in place to the value at
+    the end) and ``coordinates()`` returning, for coordinates centred at
+    ``value``, ``(size, unpack, gradient, lower, upper)``: ``unpack(theta)``
+    the parameter, ``gradient(g, value)`` the gradient in the coordinates and
+    their bounds. With a tail, ``evaluate(mu, W, psi, value)`` returns the
+    tail's gradient fifth.
+
+    Returns
+    -------
+    mu, W, psi, value, n_iter, grad_norm, message
+    """
+    n_iter = 0
+    n_fev = 0
+    value = None
+    stops = 0
+    psi = np.maximum(psi, psi_lower)
+    while True:
+        budget = min(max_iter - n_iter, _CYCLE_ITER)
+        fun, nit, nfev, cycle_message, mu, W, psi, grad_norm = _lbfgs_cycle(
+            evaluate,
+            weight,
+            center,
+            var,
+            mu,
+            W,
+            psi,
+            fit_mean,
+            budget,
+            tol,
+            psi_lower,
+            history,
+            tail,
+        )
+        n_iter += nit
+        n_fev += nfev
+        improved = value is None or fun < value - 1e-15 * abs(value)
+        value = fun
+        # A cycle that stopped before its budget (not converged) counts; a
+        # gradient within 100 tol is accepted from such a cycle only (the
+        # line search stalled at the objective's rounding).
+        stopped = nit < budget
+        stops += stopped
+        if (
+            grad_norm <= tol
+            or (stopped and grad_norm <= 100 * tol)
+            or n_iter >= max_iter
+            or not improved
+            or stops >= _MAX_CYCLES
+        ):
+            break
+    message = f"{cycle_message} ({n_fev} evaluations)"
+    return mu, W, psi, value, n_iter, grad_norm, message
+
+
+# L-BFGS-B runs are preconditioned at the point the previous one stopped (the
+# scalings of a Heywood feature change by orders of magnitude as its noise
+# variance reaches the bound, and from a poor start all of them change): a
+# run stops after this many iterations, and cycling ends after this many runs
+# that stopped on their own short of the tolerance.
+_CYCLE_ITER = 25
+_MAX_CYCLES = 5
+
+
+def _factor_scales(components, noise_variance):
+    """Coordinates in which the Fisher information of ``(W, psi)`` is about one.
+
+    Per sample, the Fisher information of ``W`` is ``tr(dW^T S^{-1} dW A)``
+    plus a term of the same size, with ``A = W^T S^{-1} W = I - M^{-1}``; that
+    of ``psi_j`` is ``p_j^2 / 2`` with ``p_j = (S^{-1})_jj`` (plus smaller
+    couplings between features). So ``W = W_0 + T B A^{-1/2}``, with ``T`` a
+    square factor of ``S_0`` (:class:`_RootFactor`, O(d k^2)), and ``psi_j =
+    psi_0j + sqrt(2) / p_j tau_j`` have curvatures about one whatever the
+    features' communalities and the factors' strengths; in particular the
+    coherent stretches ``dW = W G`` of the loadings, which a row-wise scaling
+    leaves ``sigma^2 h`` times too flat (``sigma^2`` a factor's whitened
+    strength, ``h`` the features' uniqueness), are as curved as the rest.
+
+    Returns
+    -------
+    root : _RootFactor
+        ``T``.
+    col_scale : ndarray of shape (n_factors, n_factors)
+        ``A^{-1/2}``.
+    psi_scale : ndarray of shape (n_features,)
+        ``sqrt(2) / p``.
+    """
+    cov = LowRankPlusDiagonal(components, noise_variance)
+    V, core_inv = cov._scaled, cov._core_inv
+    uniq = 1.0 - np.einsum("jk,jk->j", V @ core_inv, V)
+    prec_diag = np.clip(uniq, _MIN_UNIQUENESS, 1.0) / cov.noise_variance
+    eigval, eigvec = np.linalg.eigh(np.eye(V.shape[1]) - core_inv)
+    eigval = np.clip(eigval, _MIN_UNIQUENESS, None)
+    col_scale = (eigvec / np.sqrt(eigval)) @ eigvec.T
+    root = _RootFactor(components, noise_variance)
+    # Far below its optimum a noise variance's curvature exceeds the Fisher
+    # information by orders of magnitude (the residual variance over psi^3):
+    # a step of at most _PSI_STEP psi_j keeps the line search in range.
+    psi_scale = np.minimum(np.sqrt(2.0) / prec_diag, _PSI_STEP * cov.noise_variance)
+    return root, col_scale, psi_scale
+
+
+# Floor of the uniqueness h_j and of the eigenvalues of A in the scalings, and
+# the largest unit of tau_j relative to psi_j.
+_MIN_UNIQUENESS = 1e-12
+_PSI_STEP = 100.0
+
+
+def _lbfgs_cycle(
+    evaluate,
+    weight,
+    center,
+    var,
+    mu,
+    W,
+    psi,
+    fit_mean,
+    max_iter,
+    tol,
+    psi_lower,
+    history=None,
+    tail=None,
+):
+    """One L-BFGS-B run preconditioned at ``(mu, W, psi)`` (original units).
+
+    Coordinates (see :func:`_factor_scales`): ``mu = mu_0 + s T_0 u`` with
+    ``T_0`` a square factor of the standardised ``S_0`` (the mean's curvature
+    is ``S^{-1}``), ``W = W_0 + T B A^{-1/2}`` and ``psi = psi_0 + sqrt(2) /
+    p tau``, in which the Fisher information is about the identity: L-BFGS-B
+    takes unit steps from the first iterations on. ``psi`` enters linearly,
+    so that at a Heywood case its gradient stays away from zero and the
+    bound ``psi_j >= psi_lower_j`` becomes active (a log scale would make it
+    vanish there).
+
+    The values passed to L-BFGS-B follow the gradient where the computed
+    ones cannot resolve a step (``minimize_box``'s ``gradient_model``), so that its line
+    search keeps working below the objective's rounding: no evaluations are
+    lost to a line search that cannot succeed. The value returned is the
+    computed one. ``tail``: further parameters (see :func:`run_cycles`),
+    their coordinates appended; ``tail.value`` is set to the final value.
+
+    Returns
+    -------
+    value, n_iter, n_fev, message, mu, W, psi, grad_norm
+    """
+    d, k = W.shape
+    scale = np.sqrt(var)
+    root_mean = _RootFactor(W / scale[:, np.newaxis], psi / var)
+    # A noise variance within rounding of its bound starts on it.
+    psi = np.where(psi <= psi_lower * (1.0 + 1e-12), psi_lower, psi)
+    mu_start, W_start, psi_start = mu, W, psi
+    root_w, col_scale, psi_scale = _factor_scales(W, psi)
+    tau_lower = (psi_lower - psi) / psi_scale
+    n_mu = d if fit_mean else 0
+    n_w = d * k
+    n_psi = n_mu + n_w + d
+    if tail is None:
+        n_tail, tail_lower, tail_upper = 0, np.empty(0), np.empty(0)
+    else:
+        n_tail, tail_unpack, tail_grad, tail_lower, tail_upper = tail.coordinates()
+    lower = np.concatenate([np.full(n_mu + n_w, -np.inf), tau_lower, tail_lower])
+    upper = np.concatenate([np.full(n_psi, np.inf), tail_upper])
+
+    def unpack(theta):
+        mean = mu_start + scale * root_mean.apply(theta[:n_mu]) if fit_mean else mu
+        B = theta[n_mu : n_mu + n_w].reshape(d, k)
+        comp = W_start + root_w.apply(B @ col_scale)
+        tau = theta[n_mu + n_w : n_psi]
+        # On its bound (where L-BFGS-B puts it exactly) psi is the bound.
+        noise = np.where(tau <= tau_lower, psi_lower, psi_start + psi_scale * tau)
+        if tail is None:
+            return mean, comp, noise
+        return mean, comp, noise, tail_unpack(theta[n_psi:])
+
+    # A noise variance within rounding of its bound counts as on it.
+    near = np.concatenate(
+        [np.zeros(n_mu + n_w), 1e-12 * psi_lower / psi_scale, np.zeros(n_tail)]
+    )
+
+    def fun(theta):
+        params = unpack(theta)
+        # Evaluated in the canonical rotation (orthogonal columns of
+        # diag(psi)^{-1/2} W, a diagonal core M): the value is invariant, but
+        # at a Heywood case M's condition number is ~1 / min(psi / var) and
+        # in another rotation its inverse's rounding costs the value digits.
+        rotation = canonical_basis(params[1], params[2])
+        value, g_mu, g_W, g_psi, *g_tail = evaluate(
+            params[0], params[1] @ rotation, *params[2:]
+        )
+        g_W = g_W @ rotation.T
+        parts = [
+            (root_w.apply_t(g_W) @ col_scale).ravel(),
+            g_psi * psi_scale,
+        ]
+        if fit_mean:
+            parts.insert(0, root_mean.apply_t(g_mu * scale))
+        if tail is not None:
+            parts.append(tail_grad(g_tail[0], params[3]))
+        return value / weight, np.concatenate(parts) / weight
+
+    record = None if history is None else lambda v, g: history.append((v, g))
+    res = minimize_box(
+        fun,
+        np.zeros(n_psi + n_tail),
+        lower,
+        upper,
+        max_iter=max_iter,
+        tol=tol,
+        record=record,
+        near=near,
+        gradient_model=True,
+    )
+    mean, comp, noise, *rest = unpack(res.x)
+    if tail is not None:
+        tail.value = rest[0]
+    return (
+        res.value,
+        res.n_iter,
+        res.n_fev,
+        res.message,
+        np.array(mean, dtype=np.float64),
+        comp,
+        noise,
+        res.norm,
+    )
+
+
+# ---------------------------------------------------------------------------
+# The factor model (low rank plus diagonal)
+# ---------------------------------------------------------------------------
+
+
+class _Recorder:
+    """A list-like sink that forwards ``(value, grad_norm)`` to ``Progress``."""
+
+    def __init__(self, progress):
+        self.progress = progress
+
+    def append(self, item):
+        self.progress.record(*item)
+
+
+def solve_factor(
+    objective,
+    n_factors,
+    *,
+    start=None,
+    compare_pilot=False,
+    max_iter=200,
+    tol=1e-8,
+    verbose=0,
+    name="GradientGaussian",
+    min_noise=None,
+):
+    """Minimise a :class:`~._likelihoods.FactorObjective` over ``(mu, W, psi)``.
+
+    The start is probabilistic PCA on the standardised pilot covariance (a
+    randomised subspace iteration: no ``d x d`` factorisation), a previous
+    solution ``start = (mean, (W, psi))``, or with ``compare_pilot`` the
+    better of the two. The cycles of :func:`~._woodbury.run_cycles` are
+    preconditioned by diagonal scalings and ``k x k`` algebra; the noise
+    variances are bounded below by ``max(min_noise s_j^2, reg_covar)``.
+
+    Returns
+    -------
+    result : SolveResult
+        ``factor`` is ``(W, psi)`` with ``W`` in canonical rotation;
+        ``heywood`` lists the features whose noise variance is at its bound
+        and ``factor_scales`` the whitened norms of the columns of ``W``.
+    """
+
+    if min_noise is None:
+        min_noise = MIN_NOISE
+    progress = Progress(verbose, name)
+    center, var = objective.center, objective.variance
+    d = center.shape[0]
+    scale = np.sqrt(var)
+    psi_lower = np.maximum(min_noise * var, objective.psi_floor)
+    W0, psi0 = ppca_start(
+        objective.products,
+        np.ones(d),
+        n_factors,
+        0,
+        min_noise,
+        first=objective.first_product,
+    )
+    pilot = (center, W0 * scale[:, np.newaxis], np.maximum(psi0 * var, psi_lower))
+    point = pilot
+    if start is not None:
+        mean_s, (W_s, psi_s) = start
+        if W_s.shape == (d, n_factors):
+            previous = (mean_s, W_s, np.maximum(psi_s, psi_lower))
+            point = previous
+            if compare_pilot:
+
+                def value(p):
+                    return objective.evaluate(*p)[0]
+
+                point = pilot if value(pilot) < value(previous) else previous
+    mean, W, psi = point
+    if not objective.fit_mean:
+        mean = center
+    progress.phase(f"factor model on {objective.mode}")
+    if max_iter == 0:
+        value = objective.evaluate(mean, W, psi)[0]
+        grad_norm, n_iter, message = np.inf, 0, "max_iter = 0"
+    else:
+        mean, W, psi, value, n_iter, grad_norm, message = run_cycles(
+            objective.evaluate,
+            1.0,
+            center,
+            var,
+            mean,
+            W,
+            psi,
+            objective.fit_mean,
+            max_iter,
+            tol,
+            psi_lower,
+            _Recorder(progress),
+        )
+        # Noise variances within 10x their bound count (the fit may stop just
+        # off a Heywood boundary).
+        if objective.mode == "statistics" and _may_be_multimodal(
+            d,
+            n_factors,
+            heywood_features(psi, psi_lower, rtol=9.0),
+            _weakest_factor(W, psi),
+        ):
+            mean, W, psi, value, n_iter, grad_norm, message = _profile_restarts(
+                objective,
+                n_factors,
+                psi_lower,
+                (mean, W, psi, value, n_iter, grad_norm, message),
+                max_iter,
+                tol,
+                progress,
+            )
+    W = canonical_rotation(W, psi)
+    result = SolveResult(
+        np.array(mean, dtype=np.float64),
+        (W, psi),
+        value,
+        grad_norm,
+        n_iter,
+        grad_norm <= 100.0 * tol,
+        message,
+    )
+    result.history = progress.history
+    # A noise variance at the relative bound (not at a reg_covar floor, which
+    # is the user's choice) is a Heywood case.
+    result.heywood = heywood_features(psi, np.maximum(min_noise * var, 0.0))
+    result.heywood = result.heywood[
+        min_noise * var[result.heywood] >= objective.psi_floor
+    ]
+    result.factor_scales = np.linalg.norm(W / np.sqrt(psi)[:, np.newaxis], axis=0)
+    if not result.converged:
+        result.advice = _over_factored_advice(d, n_factors, result.heywood)
+    progress.summary(result)
+    return result
+
+
+# A factor whose whitened squared norm ``||Psi^{-1/2} w||^2`` is below this
+# explains, summed over all features in units of their noise variances, less
+# than the noise of one feature (in the canonical rotation, its eigenvalue
+# ``1 + ||Psi^{-1/2} w||^2`` of ``Psi^{-1/2} S Psi^{-1/2}`` is below 2): the
+# sign of an extra factor fitted to noise, where the likelihood has several
+# maxima. A well-specified factor has a norm of order n_features.
+_WEAK_FACTOR = 1.0
+
+
+def _weakest_factor(W, psi):
+    """The smallest whitened squared factor norm ``||Psi^{-1/2} w||^2`` (in the
+    canonical rotation: the squared singular values of ``Psi^{-1/2} W``)."""
+    return float(
+        np.min(np.linalg.svd(W / np.sqrt(psi)[:, np.newaxis], compute_uv=False)) ** 2
+    )
+
+
+def _may_be_multimodal(d, k, heywood, weakest=np.inf):
+    """Whether a factor fit ended where the likelihood may have a better
+    maximum: noise variances at or near their bound (a Heywood case), ``k`` above
+    the identifiability (Ledermann) bound ``(d - k)^2 >= d + k``, or a weak
+    factor (``weakest``, the smallest ``||Psi^{-1/2} w||^2`` in the canonical
+    rotation, below ``_WEAK_FACTOR``)."""
+    return bool(heywood.size) or (d - k) ** 2 < d + k or weakest < _WEAK_FACTOR
+
+
+def _profile_restarts(objective, n_factors, psi_lower, fit, max_iter, tol, progress):
+    """The best of ``fit`` and the fits from profile-likelihood starts.
+
+    An over-factored model (or one at a Heywood case) has several local
+    maxima, and the gradient fit from the PCA start may end at a Heywood point
+    below a maximum inside the bounds, or at an interior maximum with a weak
+    extra factor below a better one. Closed-form profile steps
+    (:func:`~._woodbury.profile_start`) from large noise variances tend to
+    stay inside; from each such start the L-BFGS-B cycles run to a stationary
+    point, and the lowest certified objective wins. The starts: the noise variances
+    equal to the variances (scale-free), and all equal to one in the user's
+    units (the classic EM start, which decides the maximum other factor
+    analysis programs report). Statistics path only: the steps need products
+    with the scatter, one pass over the rows each on the chunked path.
+
+    Returns the fields of ``fit``: ``(mean, W, psi, value, n_iter,
+    grad_norm, message)``, ``n_iter`` summed over all runs.
+    """
+
+    center, var = objective.center, objective.variance
+    scale = np.sqrt(var)
+    d = center.shape[0]
+    best = fit
+    n_iter = fit[4]
+    lower = psi_lower / var
+    for psi0 in (np.ones(d), 1.0 / var):
+        W, psi = profile_start(objective.products, np.ones(d), psi0, n_factors, lower)
+        progress.phase("factor model restarted from profile-likelihood steps")
+        run = run_cycles(
+            objective.evaluate,
+            1.0,
+            center,
+            var,
+            center,
+            W * scale[:, np.newaxis],
+            psi * var,
+            False,
+            max_iter,
+            tol,
+            psi_lower,
+            _Recorder(progress),
+        )
+        n_iter += run[4]
+        # A lower value replaces the fit only where the gradient certifies it
+        # (the fit's own rule in solve_factor), or if neither is certified.
+        certified = run[5] <= 100.0 * tol
+        if run[3] < best[3] and (certified or best[5] > 100.0 * tol):
+            best = run
+    return (*best[:4], n_iter, *best[5:])
+
+
+def _over_factored_advice(d, k, heywood):
+    """What to do when a factor fit stops short and has more factors than the
+    data support (``None`` when nothing suggests so).
+
+    Signs: ``k`` above the identifiability (Ledermann) bound ``(d - k)^2 >=
+    d + k``, or noise variances at their bound. The likelihood is then flat
+    or multimodal in the directions of the extra factors (their loadings can
+    rotate into the noise), so more iterations do not help.
+    """
+    reasons = []
+    if (d - k) ** 2 < d + k:
+        reasons.append(
+            f"n_factors={k} exceeds the largest identified number for "
+            f"{d} features ((d - k)^2 >= d + k)"
+        )
+    if heywood.size:
+        reasons.append(
+            f"the noise variance of feature(s) {heywood[:20].tolist()} is at its bound"
+        )
+    if not reasons:
+        return None
+    return (
+        f"The model looks over-factored ({'; '.join(reasons)}): its likelihood "
+        "is flat or has several maxima in the directions of the extra factors, "
+        "so the optimum cannot be certified and more iterations will not fix "
+        "it. Use fewer n_factors, chosen by cross-validated log-likelihood, "
+        "e.g. GridSearchCV(GradientGaussian(covariance_type='factor'), "
+        f"{{'n_factors': range(1, {k})}}) (score is the mean log-likelihood), "
+        "or by the smallest bic()."
+    )
