@@ -70,7 +70,7 @@ class BaseDensity(DensityMixin, BaseEstimator):
     - ``_representation(n_features)``: the covariance representation of the
       hyper-parameters;
     - ``_solve(stats, start, compare_pilot)``: a
-      :class:`~sklearn_mvn._solve.SolveResult` for the statistics, starting
+      :class:`~._solve.SolveResult` for the statistics, starting
       from ``start`` (a previous mean and covariance, or None);
     - ``_covariance_params()``: the fitted factor the representation's
       methods take;

@@ -118,7 +118,7 @@ def _posterior_draw(estimator, X, rng):
     fitted normal ``N(mean_, factor_ @ factor_.T)`` (or, for a factor model
     without ``factor_``, ``N(mean_, components_.T @ components_ +
     diag(noise_variance_))``) is conditioned by
-    :func:`~sklearn_mvn._missing.conditional_draw`.
+    :func:`~._representations.conditional.conditional_draw`.
     """
     if hasattr(estimator, "_conditional_draw"):
         return estimator._conditional_draw(X, rng)

@@ -1,13 +1,11 @@
 """GradientStudentT: maximum-likelihood multivariate Student-t density.
 
-The estimator shares validation, all-or-nothing fitting, the predict-side
-methods and ``bic``/``aic`` with :class:`~._base.BaseDensity`, the covariance
-representation with :mod:`._representations` and the convergence rule with
-:mod:`._solve`. The t likelihood has no sufficient statistics, so ``fit``
-reads the data once per iteration (:mod:`._t_likelihood` for NumPy,
-:mod:`._t_dask` for Dask; the fitter is :mod:`._t_solve`) and has no
-``partial_fit``.
-"""
+The estimator shares validation, all-or-nothing fitting, the predict-side methods and
+``bic``/``aic`` with :class:`~._base.BaseDensity`, the covariance representation with
+:mod:`._representations` and the convergence rule with :mod:`._solve`. The t likelihood
+has no sufficient statistics, so ``fit`` reads the data once per iteration
+(:mod:`._likelihoods.student_t` for NumPy, :mod:`._data.dask` for
+Dask; the fitter is :mod:`._solve.student_t`) and has no ``partial_fit``."""
 
 # Authors: sklearn-mvn developers
 # License: BSD 3-Clause
@@ -424,7 +422,8 @@ class GradientStudentT(BaseDensity):
         return self.mean_, self._covariance_params(), self.df_
 
     def _fit_trimmed(self, source, spec):
-        """Maximum trimmed likelihood (:func:`~._robust.trimming.trimmed_fit`)
+        """Maximum trimmed likelihood
+        (:func:`~._robust.trimming.trimmed_fit`)
         with the scale and df corrected for the trimming."""
         X, w = source.X, source.sample_weight
         weights = np.ones(source.n_samples) if w is None else w

@@ -8,7 +8,7 @@ from test_missing import MISSVALS, _em_by_pattern, _mcar, _random_cov
 from sklearn_mvn._data.patterns import PatternStats
 from sklearn_mvn._likelihoods.normal import make_objective
 from sklearn_mvn._representations import make_representation
-from sklearn_mvn._solve.driver import _dense_step, _Whitened, newton_steps
+from sklearn_mvn._solve.newton import _dense_step, _Whitened, newton_steps
 
 
 def _setup(X):

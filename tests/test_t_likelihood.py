@@ -1,11 +1,14 @@
 """The multivariate t likelihood: densities, gradients and the ML fit."""
 
+import warnings
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from scipy.optimize import minimize_scalar
 from scipy.stats import multivariate_t
 
+from sklearn_mvn import GradientStudentT
 from sklearn_mvn._likelihoods.student_t import (
     DF_MAX,
     shape_penalty,
@@ -16,7 +19,8 @@ from sklearn_mvn._likelihoods.student_t import (
     t_sums,
 )
 from sklearn_mvn._representations import make_representation
-from sklearn_mvn._solve.student_t import ecme_step, fit_t, start_point
+from sklearn_mvn._solve.starts import start_point
+from sklearn_mvn._solve.student_t import ecme_step, fit_t
 
 # ---------------------------------------------------------------------------
 # Data and references
@@ -357,3 +361,98 @@ def test_ecme_step_increases_likelihood():
         rep = make_representation("full", X.shape[1])
         mean, factor, df = ecme_step(sums, mean, factor, rep, estimate_df=False)
     assert np.all(np.diff(values) < 0)
+
+
+@pytest.mark.parametrize("k", [1, 7, 400])
+def test_log_norm_const_is_exact_for_every_df(k):
+    """Issue 22 item 1: the normalising constant by Stirling's series agrees
+    with the log-gamma difference where that is accurate, and tends to the
+    normal's ``-k/2 log(2 pi)`` without cancellation (it was off by up to
+    ~1000 nats at df = 1e300)."""
+    from scipy.special import gammaln
+
+    from sklearn_mvn._likelihoods.student_t import log_norm_const
+
+    def direct(df):
+        return gammaln((df + k) / 2) - gammaln(df / 2) - k / 2 * np.log(df * np.pi)
+
+    for df in [101.0, 500.0, 3e3, 1e4]:
+        # log-gamma difference loses about log10(lgamma) digits only.
+        assert abs(log_norm_const(df, k) - direct(df)) <= 1e-11 * max(1, direct(df))
+    normal = -k / 2 * np.log(2 * np.pi)
+    for df in [1e8, 1e12, 1e20, 1e100, 1e300]:
+        # The t's constant is the normal's + k (k - 2) / (4 df) + O(k^3 / df^2).
+        expected = normal + k * (k - 2) / (4 * df)
+        tol = 1e-13 * abs(normal) + k * (k / df) ** 2
+        assert abs(log_norm_const(df, k) - expected) <= tol
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "factor"])
+@pytest.mark.parametrize("df", [1e12, 1e20, 1e300])
+def test_huge_df_scores_as_the_normal(covariance_type, df):
+    """Issue 22 items 1 and 13: at huge df the t log-density (complete and
+    NaN rows) and objective_ equal the normal's at the same mean and scale
+    matrix to round-off plus O(d^2 / df), without RuntimeWarnings."""
+    import warnings
+
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(200, 3) @ np.array([[1.0, 0.5, 0.0], [0, 1, 0.3], [0, 0, 2]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        model = GradientStudentT(
+            df=df, covariance_type=covariance_type, n_factors=1
+        ).fit(X)
+        ref = multivariate_normal(model.mean_, model.shape_).logpdf(X)
+        tol = 1e-12 + 20.0 / df
+        assert_allclose(model.score_samples(X), ref, rtol=0, atol=tol)
+        assert abs(model.objective_ + ref.mean()) <= tol
+        Xn = X[:3].copy()
+        Xn[0, 1] = np.nan
+        keep = [0, 2]
+        marginal = multivariate_normal(
+            model.mean_[keep], model.shape_[np.ix_(keep, keep)]
+        ).logpdf(Xn[0, keep])
+        assert abs(model.score_samples(Xn)[0] - marginal) <= tol
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "factor"])
+def test_far_points_have_finite_t_log_density(covariance_type):
+    """Issue 22 item 3: beyond |x| ~ 1e155 the squared distance overflows but
+    the t log-density is finite; it is computed from the scaled distance and
+    continues the values SciPy gives where the distance is representable."""
+    rng = np.random.RandomState(0)
+    X = rng.standard_t(4, size=(300, 4))
+    model = GradientStudentT(covariance_type=covariance_type, n_factors=1).fit(X)
+    scales = np.array([1e100, 1e120, 1e140, 1e155, 1e200, 1e300])
+    far = np.zeros((scales.size, 4))
+    far[:, 0] = scales
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        scores = model.score_samples(far)
+    assert np.all(np.isfinite(scores))
+    ref = multivariate_t(model.mean_, model.shape_, df=model.df_)
+    assert_allclose(scores[:2], ref.logpdf(far[:2]), rtol=1e-12)
+    # -(df + d) log|x| + const: equal steps in log|x| give equal decrements.
+    steps = np.diff(scores) / np.diff(np.log(scales))
+    assert_allclose(steps, -(model.df_ + 4), rtol=1e-9)
+
+
+def test_factor_far_points_are_outliers_not_nan():
+    """Issue 22 item 3: the factor normal scored far finite points NaN
+    (inf - inf in Woodbury), which an outlier detector read as inliers."""
+    from sklearn_mvn import GaussianOutlierDetector, GradientGaussian
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 4)
+    far = np.array([[1e155, 0, 0, 0], [1e200, -1e200, 0, 1], [3e307, 0, 0, 0]])
+    model = GradientGaussian(covariance_type="factor", n_factors=1).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert not np.any(np.isnan(model.score_samples(far)))
+        assert np.all(model.mahalanobis(far) == np.inf)
+        detector = GaussianOutlierDetector(
+            estimator=GradientGaussian(covariance_type="factor", n_factors=1)
+        ).fit(X)
+        assert np.all(detector.predict(far) == -1)

@@ -2,10 +2,12 @@
 
 A Dask array is never gathered to the client. Its columns are rechunked into
 one chunk, each row block's statistics are computed where the block lives
-(one delayed :func:`~sklearn_mvn._missing.compute_stats` per block), and the
+(one delayed :func:`~._data.patterns.compute_stats` per block), and the
 statistics are tree-reduced with ``merge_stats`` as delayed tasks, so only one small
 statistics object (O(n_features^2) numbers) comes back to the client. Scoring
-maps the log-density over row blocks and stays lazy.
+maps the log-density over row blocks and stays lazy. A likelihood without
+sufficient statistics (the t) maps its own block pass the same way
+(:func:`dask_data_pass`), once per evaluation.
 
 Dask is an optional dependency: this module imports it inside its functions
 only, and :func:`is_dask_array` recognises a Dask array without importing
@@ -283,11 +285,11 @@ def dask_data_pass(X, block_pass, sample_weight=None):
     Parameters
     ----------
     X : dask.array.Array of shape (n_samples, n_features)
-        Checked by :func:`sklearn_mvn._dask._check_dask_X` (one column chunk).
+        Checked by :func:`sklearn_mvn._data.dask._check_dask_X` (one column chunk).
     block_pass : callable
         ``block_pass(block, mean, factor, df, weights)``: the likelihood's pass
         over one NumPy block, returning sums with a ``merge`` method (e.g.
-        :func:`~sklearn_mvn._likelihoods.student_t.t_sums`).
+        :func:`~._likelihoods.student_t.t_sums`).
     sample_weight : dask.array.Array or array-like, default=None
 
     Returns

@@ -4,7 +4,7 @@ Such a likelihood (the Student-t) reads the data once per evaluation through
 a ``data_pass(mean, params, df)`` callable. :func:`pass_source` builds it from
 validated NumPy rows (one chunked pass of the likelihood's ``block_pass``) or
 from a checked Dask array (the same pass mapped over the blocks on the
-workers, :func:`~sklearn_mvn._data.dask.dask_data_pass`), with the strided
+workers, :func:`~._data.dask.dask_data_pass`), with the strided
 subsample the robust start reads and the weight sum. It knows nothing of the
 likelihood beyond its ``block_pass``.
 """

@@ -1,5 +1,5 @@
-"""Missing values: statistics per missingness pattern, the observed-data
-likelihood, its gradients, and conditional expectations.
+"""Missing values as a data source: input checks and statistics per
+missingness pattern.
 
 A row with missing entries (NaN, missing at random) contributes the log-density
 of its observed entries, the marginal normal ``N(mu_o, S_oo)``. Rows are
@@ -8,28 +8,9 @@ by the statistics of its observed sub-vectors (:class:`PatternStats`), which
 merge like :class:`SufficientStats`, so ``partial_fit`` and Dask code that only
 calls ``merge`` work unchanged with NaN data.
 
-The objective and its gradient are evaluated through the precision
-``P = S^{-1}`` (one inversion of the triangular factor per iteration) and, per
-pattern with missing set ``m`` (``k`` entries), the ``k x k`` block ``P_mm``:
-
-- ``S_oo^{-1} = P_oo - P_om P_mm^{-1} P_mo`` (Schur complement) and
-  ``log|S_oo| = log|S| + log|P_mm|``;
-- the conditional law of the missing entries, ``x_m | x_o ~ N(mu_m - P_mm^{-1}
-  P_mo (x_o - mu_o), P_mm^{-1})``.
-
-Summing the conditional expectations of the complete-data statistics over the
-patterns gives *expected statistics* (a :class:`SufficientStats`). The
-pattern's negative log-likelihood is the seed's complete-data NLL of its
-expected statistics minus the conditional entropy of the missing entries, and
-(Fisher's identity) its gradient is the seed's complete-data gradient of the
-expected statistics, which equals the gradient ``G_oo`` of the NLL of
-``N(mu_o, S_oo)`` scattered into ``d x d`` and chained to the factor,
-``dJ/dLambda = 2 G Lambda``. Per iteration this costs one ``d x d`` inversion,
-one matrix product of the pattern means and scatter roots with ``P`` (O(d^2)
-per pattern, in BLAS), and O(k^3) per pattern for its ``k x k`` block (a
-vectorised sweep for small ``k``): no ``d_o x d_o`` factorisation per pattern.
-The penalty terms, whitening and optimiser are shared with the complete-data
-path.
+The observed-data likelihood of these statistics is in
+:mod:`._likelihoods.normal_missing`; conditioning a fitted normal on
+observed entries in :mod:`._representations.conditional`.
 """
 
 # Authors: sklearn-mvn developers
@@ -678,7 +659,7 @@ def compute_stats(X, sample_weight=None, row_offset=0):
         Validated data; NaN marks a missing entry.
     sample_weight : ndarray of shape (n_samples,), default=None
         Validated non-negative weights; ``None`` means unit weights. They are
-        normalised (:func:`~sklearn_mvn._stats.normalise_weights`), so their
+        normalised (:func:`~._stats.normalise_weights`), so their
         global scale does not matter; the statistics carry the unit.
     row_offset : int, default=0
         Index of the first row of ``X`` in the whole data set (a Dask block's

@@ -34,10 +34,16 @@ from functools import reduce
 
 import numpy as np
 
-from .._data.patterns import warn_unobserved_pairs
+from .._data.patterns import PatternStats, warn_unobserved_pairs
 from .._data.stats import SufficientStats, check_range
-from .._representations import TriangularCovariance
+from .._representations import TriangularCovariance, singular_error
 from .gradients import nll_grad_stats, penalty_stats
+from .normal_factor import (
+    DataPass,
+    nll_grad_diagonal,
+    start_probe,
+)
+from .normal_factor import PatternObjective as FactorPatterns
 from .normal_missing import MissingObjective, whitened_objective
 
 _EPS = np.finfo(np.float64).eps
@@ -70,7 +76,7 @@ class StatsObjective:
     ----------
     stats : SufficientStats
     shrinkage, reg_covar : float
-        The penalties (see :func:`~._gradients.penalty_stats`).
+        The penalties (see :func:`~._likelihoods.gradients.penalty_stats`).
     """
 
     exact = True
@@ -222,14 +228,14 @@ class RowSource:
 class FactorObjective:
     """Penalised mean negative log-likelihood of ``W W^T + diag(psi)``.
 
-    ``evaluate(mean, W, psi) -> (value, grad_mean, grad_W, grad_psi)`` in the
-    user's units, on complete-data statistics (O(d^2 k)), per-pattern
-    statistics (the exact observed-data likelihood, :class:`~._woodbury.
-    PatternObjective`) or chunked passes over rows (:class:`~._woodbury.
-    DataPass`, O(n d k)). The data term is ``(1 - shrinkage) / W`` times the
-    negative log-likelihood; the penalties are the pseudo-statistics of
-    :func:`~._gradients.penalty_stats` (diagonal scatters, evaluated in
-    O(d k^2)).
+    ``evaluate(mean, W, psi) -> (value, grad_mean, grad_W, grad_psi)`` in the user's
+    units, on complete-data statistics (O(d^2 k)), per-pattern statistics (the exact
+    observed-data likelihood, :class:`~._likelihoods.normal_factor.
+    PatternObjective`) or chunked passes over rows
+    (:class:`~._likelihoods.normal_factor. DataPass`, O(n d k)). The data
+    term is ``(1 - shrinkage) / W`` times the negative log-likelihood; the penalties are
+    the pseudo-statistics of :func:`~._likelihoods.gradients.penalty_stats`
+    (diagonal scatters, evaluated in O(d k^2)).
 
     Attributes
     ----------
@@ -245,21 +251,12 @@ class FactorObjective:
     n_samples : int
     first_product : ndarray of shape (n_features, n_factors + 10) or None
         With ``n_factors`` and a pass over rows: ``R (s G)`` for ``G =``
-        :func:`~._woodbury.start_probe` (``s`` the pilot's standard
+        :func:`~.normal_factor.start_probe` (``s`` the pilot's standard
         deviations), computed in the preliminary pass over ``X``: the first
         product of the start's subspace iteration.
     """
 
     def __init__(self, source, *, shrinkage=0.0, reg_covar=0.0, n_factors=None):
-        from .._data.patterns import PatternStats
-        from .._representations import singular_error
-        from .._solve.factor import start_probe
-        from .normal_factor import (
-            DataPass,
-            PatternObjective,
-            nll_grad_diagonal,
-        )
-
         self.n_samples = source.n_samples
         self.psi_floor = float(reg_covar)
         self.first_product = None
@@ -275,7 +272,7 @@ class FactorObjective:
             weight = source.weight_sum
             center, ac_cov, _ = source.available_case()
             variance = np.diag(ac_cov).copy()
-            data, self.fit_mean = PatternObjective(source), True
+            data, self.fit_mean = FactorPatterns(source), True
             self.mode = "missing-value patterns"
         else:
             probe = (

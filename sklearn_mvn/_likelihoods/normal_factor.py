@@ -3,7 +3,29 @@ value and gradients on three data forms (complete-data statistics, a
 chunked pass over the rows, statistics per missingness pattern).
 
 The algebra (Woodbury, the determinant lemma) is that of
-:class:`~sklearn_mvn._representations.low_rank.LowRankPlusDiagonal`.
+:class:`~._representations.low_rank.LowRankPlusDiagonal`.
+
+The negative log-likelihood ``J`` and its gradients are those of the seed
+(J. Rennie, 2006) with the rectangular factor ``Lambda = [W | diag(sqrt psi)]``,
+``S = Lambda Lambda^T``: with ``B = sum_a w_a (x_a - mu)(x_a - mu)^T``,
+``n = sum_a w_a`` and ``G = (n S^{-1} - S^{-1} B S^{-1}) / 2 = dJ/dS``,
+
+    dJ/dmu     = -S^{-1} sum_a w_a (x_a - mu)                       (9)
+    dJ/dLambda = 2 G Lambda                                   (7) + (14)
+
+so that ``dJ/dW = 2 G W`` (the first ``k`` columns) and ``dJ/dpsi = diag(G)``
+(the chain rule through ``Lambda_jj = sqrt(psi_j)``). Three data forms share
+these formulas:
+
+- complete-data statistics (weight, mean, ``d x d`` scatter): O(d^2 k) per
+  evaluation, through one product of the scatter with a ``d x k`` matrix;
+- a chunked pass over ``X`` with row weights: O(n d k) per evaluation, no
+  ``d x d`` array and no ``n x d`` temporary (``(S^{-1} B S^{-1}) W`` needs only
+  ``sum_a w_a r~_a q_a^T`` and ``sum_a w_a q_a q_a^T``, since ``W^T S^{-1} r_a =
+  q_a``);
+- per-pattern missing-data statistics (:class:`~._data.patterns.PatternStats`):
+  the exact observed-data likelihood, each pattern's ``M_o`` from one product
+  of the pattern mask with the per-feature outer products ``v_j v_j^T``.
 """
 
 # Authors: sklearn-mvn developers
@@ -499,3 +521,14 @@ def nll_grad_patterns(stats, mean, components, noise_variance):
     """Observed-data negative log-likelihood and gradients (see
     :class:`PatternObjective`)."""
     return PatternObjective(stats)(mean, components, noise_variance)
+
+
+# Columns beyond n_factors in the randomised subspace iteration of the start.
+_OVERSAMPLE = 10
+
+
+def start_probe(n_features, n_factors, random_state=0):
+    """The Gaussian matrix ``G`` whose product ``C G`` starts the subspace iteration."""
+    rng = np.random.default_rng(random_state)
+    width = min(n_features, n_factors + _OVERSAMPLE)
+    return rng.standard_normal((n_features, width))

@@ -1,5 +1,5 @@
 """The normal's observed-data negative log-likelihood on statistics per
-missingness pattern (:class:`~sklearn_mvn._data.patterns.PatternStats`),
+missingness pattern (:class:`~._data.patterns.PatternStats`),
 and its gradients by Fisher's identity.
 
 The objective and its gradient are evaluated through the precision

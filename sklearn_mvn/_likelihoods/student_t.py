@@ -35,7 +35,7 @@ pattern within each chunk, so ``P_mm^{-1}`` is factored once per pattern and
 chunk.
 
 The fitter (ECME iterations and L-BFGS-B over these passes) is in
-:mod:`._t_solve`.
+:mod:`._solve.student_t`.
 """
 
 # Authors: sklearn-mvn developers
@@ -74,14 +74,97 @@ DF_MAX = 1e6
 # ---------------------------------------------------------------------------
 
 
+# Above this half of ``nu`` the normalising constant is evaluated by Stirling's
+# series (three terms: error below 1e-15 from here on): the difference of two
+# log-gammas of about ``nu log nu`` each would lose ``log10(nu)`` digits
+# (about 1000 nats at ``nu = 1e300``).
+_STIRLING_ABOVE = 50.0
+
+
+def _log1pmx(u):
+    """``log(1 + u) - u`` without cancellation for small ``u`` (``u >= 0``)."""
+    u = np.asarray(u, dtype=np.float64)
+    small = u < 0.05
+    out = np.empty_like(u)
+    us = u[small]
+    # Alternating series -u^2/2 + u^3/3 - ...: 12 terms reach 1e-17 at 0.05.
+    acc = np.zeros_like(us)
+    power = us * us
+    for j in range(2, 14):
+        acc += (-1.0) ** (j + 1) * power / j
+        power = power * us
+    out[small] = acc
+    out[~small] = np.log1p(u[~small]) - u[~small]
+    return out
+
+
+def _stirling_tail(z):
+    """The series part of ``lgamma(z) - ((z - 1/2) log z - z + log(2 pi) / 2)``."""
+    w = 1.0 / np.asarray(z, dtype=np.float64)
+    w2 = w * w
+    return w * (1.0 / 12.0 - w2 * (1.0 / 360.0 - w2 / 1260.0))
+
+
 def log_norm_const(df, n_obs):
-    """``lgamma((nu + k) / 2) - lgamma(nu / 2) - k / 2 log(nu pi)``."""
+    """``lgamma((nu + k) / 2) - lgamma(nu / 2) - k / 2 log(nu pi)``.
+
+    For large ``nu`` (``x = nu / 2``, ``a = k / 2``) the log-gamma difference
+    is ``a log x + (x + a - 1/2) log1p(a / x) - a`` plus the difference of
+    Stirling's series, and ``x log1p(a / x) - a = x (log1p(u) - u)`` with
+    ``u = a / x`` is summed without cancellation: the constant tends to
+    ``-k / 2 log(2 pi)`` (the normal's) to round-off for every ``nu``.
+    """
     n_obs = np.asarray(n_obs, dtype=np.float64)
-    return (
-        gammaln(0.5 * (df + n_obs))
-        - gammaln(0.5 * df)
-        - 0.5 * n_obs * (np.log(df) + LOG_PI)
-    )
+    x = 0.5 * df
+    a = 0.5 * n_obs
+    if x < _STIRLING_ABOVE:
+        return gammaln(x + a) - gammaln(x) - 0.5 * n_obs * (np.log(df) + LOG_PI)
+    u = a / x
+    gap = x * _log1pmx(u) + (a - 0.5) * np.log1p(u)
+    gap = gap + (_stirling_tail(x + a) - _stirling_tail(x))
+    # lgamma(x + a) - lgamma(x) - a log x = gap; and a log x - k/2 log(nu pi)
+    # = -a log(2 pi).
+    return gap - a * np.log(2.0 * np.pi)
+
+
+def far_kernel(X, mean, distance, df):
+    """``t_kernel`` of complete rows whose squared distance overflows float64.
+
+    The t's log-density stays finite far beyond (about ``-(nu + d) log|x|``):
+    the distance is computed on the residuals scaled by ``s`` (their largest
+    entry), ``log delta = log delta_s + 2 log s``, and the kernel
+    ``(nu + d) / 2 (log delta - log nu + log1p(nu / delta))`` from it.
+    ``distance(R)`` gives the squared distances of residual rows ``R``.
+    """
+    d = X.shape[1]
+    s = np.maximum(np.max(np.abs(X), axis=1), np.max(np.abs(mean)))
+    scaled = X / s[:, np.newaxis] - mean / s[:, np.newaxis]
+    with np.errstate(divide="ignore", over="ignore"):
+        log_delta = np.log(distance(scaled)) + 2.0 * np.log(s)
+        gap = np.log(df) - log_delta
+        return 0.5 * (df + d) * (-gap + np.log1p(np.exp(gap)))
+
+
+def _rescue_far(out, X, bad, mean, distance, df, const):
+    """Finite log-densities of complete rows in ``bad`` whose distance
+    overflowed (``out`` is updated in place)."""
+    far = bad[~np.isnan(X[bad]).any(axis=1)]
+    if far.size:
+        out[far] = const - far_kernel(X[far], mean, distance, df)
+
+
+def t_kernel(delta, df, n_obs):
+    """``(nu + k) / 2 log1p(delta / nu)``, also where ``delta / nu`` underflows
+    (it tends to ``delta / 2`` as ``nu`` grows)."""
+    delta = np.asarray(delta, dtype=np.float64)
+    n_obs = np.asarray(n_obs, dtype=np.float64)
+    ratio = delta / df
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # log1p(t) / t, 1 at t = 0 (and for t below the resolution of log1p).
+        shrink = np.where(ratio > 1e-8, np.log1p(ratio) / ratio, 1.0 - 0.5 * ratio)
+        out = 0.5 * delta * (1.0 + n_obs / df) * shrink
+    # Beyond float64 (delta = inf) the kernel is infinite too.
+    return np.where(np.isinf(delta), np.inf, out)
 
 
 def _fisher_log_df(df, n_features):
@@ -261,11 +344,11 @@ def _add_chunk(sums, block, weights, mean, inverse, precision, buffer):
     u = dfd / denom
     log1p = np.log1p(delta / df)
     sums.log1p_sum += float(weights @ log1p)
-    sums.value_sum += 0.5 * float(weights @ (dfd * log1p))
+    sums.value_sum += float(weights @ t_kernel(delta, df, dfd - df))
     wu = weights * u
     sums.u_sum += float(wu.sum())
     sums.curv_sum += float(
-        weights @ ((delta - (dfd - df)) / denom**2 - delta / (df * denom))
+        weights @ (((delta - (dfd - df)) / denom - delta / df) / denom)
     )
     sums.first += z @ wu
     z *= np.sqrt(wu)
@@ -401,13 +484,23 @@ def t_log_density(X, mean, factor, df, chunk_size=None):
     d = X.shape[1]
     delta = squared_mahalanobis(X, mean, factor, chunk_size)
     log_det = float(np.sum(np.log(np.diag(factor))))
-    out = log_norm_const(df, d) - log_det - 0.5 * (df + d) * np.log1p(delta / df)
+    out = log_norm_const(df, d) - log_det - t_kernel(delta, df, d)
     bad = np.flatnonzero(~np.isfinite(delta))
     if bad.size:
         # X is searched only when some row is not complete: infinity and rows
         # without an observed entry raise a ValueError naming the row.
         check_missing(X)
         out[bad] = _marginal_log_density(X[bad], mean, factor, df)
+        zero = np.zeros(d)
+        _rescue_far(
+            out,
+            X,
+            bad,
+            mean,
+            lambda R: squared_mahalanobis(R, zero, factor),
+            df,
+            log_norm_const(df, d) - log_det,
+        )
     return out
 
 
@@ -415,7 +508,7 @@ def _marginal_rows(X, mean, factor, chunk_size=None):
     """``delta_o``, ``log|P_mm|`` and ``d_o`` of rows with NaN, in chunks.
 
     Each row is completed by its conditional offsets (the normal's
-    conditional mean, :func:`~sklearn_mvn._missing.conditional_fill`), so
+    conditional mean, :func:`~._representations.conditional.conditional_fill`), so
     ``delta_o = |Lambda^{-1}(x_hat - mu)|^2``.
     """
     n, d = X.shape
@@ -436,10 +529,7 @@ def _marginal_log_density(X, mean, factor, df):
     delta, log_pmm, n_obs = _marginal_rows(X, mean, factor)
     log_det = float(np.sum(np.log(np.diag(factor))))
     return (
-        log_norm_const(df, n_obs)
-        - log_det
-        - 0.5 * log_pmm
-        - 0.5 * (df + n_obs) * np.log1p(delta / df)
+        log_norm_const(df, n_obs) - log_det - 0.5 * log_pmm - t_kernel(delta, df, n_obs)
     )
 
 

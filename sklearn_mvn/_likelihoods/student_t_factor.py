@@ -1,23 +1,23 @@
 """The Student-t with the factor scale matrix ``W W^T + diag(psi)``: data passes.
 
-The t of :mod:`._t_likelihood` with the scale matrix of the factor model
-(:mod:`._woodbury`): every quantity of a row is O(d k), no ``d x d`` array.
-For a row with residual ``r = x - mu``, ``r~ = r / sqrt(psi)``, ``z = V^T r~``
-(``V = diag(psi)^{-1/2} W``) and ``q = M^{-1} z`` (``M = I + V^T V``), the
-squared Mahalanobis distance is ``delta = |r~|^2 - z.q`` and ``log|Sigma| =
-log|M| + sum log psi``. The negative log-likelihood
+The t of :mod:`._likelihoods.student_t` with the scale matrix of the factor
+model (:mod:`._representations.low_rank`): every quantity of a row is O(d k),
+no ``d x d`` array. For a row with residual ``r = x - mu``, ``r~ = r /
+sqrt(psi)``, ``z = V^T r~`` (``V = diag(psi)^{-1/2} W``) and ``q = M^{-1} z``
+(``M = I + V^T V``), the squared Mahalanobis distance is ``delta = |r~ - V
+q|^2 + |q|^2`` and ``log|Sigma| = log|M| + sum log psi``. The negative log-likelihood
 
     J = sum_i w_i [-c(nu, d_i) + log|Sigma_i| / 2
                    + (nu + d_i) / 2 log(1 + delta_i / nu)]
 
 has the normal's gradient in ``(mu, W, psi)`` with the scatter weighted by
 ``u_i = (nu + d_i) / (nu + delta_i)`` and the log-determinant by ``w_i``:
-``dJ/dSigma = (W Sigma^{-1} - Sigma^{-1} B_u Sigma^{-1}) / 2`` with ``B_u =
-sum w u r r^T``. So a pass accumulates the factor model's moments with the
-weights ``a_i = w_i u_i`` (``sum a r~ q^T``, ``sum a q q^T``, ``sum a r~^2``,
-``sum a r~``, ``sum a q``) and :func:`~._woodbury._gradients_from_moments`
-turns them into the gradient. ``nu``'s gradient is the one of
-:mod:`._t_likelihood` (same sums).
+``dJ/dSigma = (W Sigma^{-1} - Sigma^{-1} B_u Sigma^{-1}) / 2`` with ``B_u = sum w u r
+r^T``. So a pass accumulates the factor model's moments with the weights ``a_i = w_i
+u_i`` (``sum a r~ q^T``, ``sum a q q^T``, ``sum a r~^2``, ``sum a r~``, ``sum a q``) and
+:func:`~._likelihoods.normal_factor._gradients_from_moments` turns them into
+the gradient. ``nu``'s gradient is the one of :mod:`._likelihoods.student_t`
+(same sums).
 
 Missing values: the marginal of a t on a row's observed entries ``o`` is a t
 with the same ``nu`` and scale ``W_o W_o^T + diag(psi_o)`` (same structure,
@@ -26,7 +26,7 @@ o] q q^T`` and ``sum w [j in o] M_o^{-1}``, shape ``(d, k, k)``); each pattern's
 ``M_o`` is inverted once per chunk.
 
 The sums merge by addition (Dask blocks); :func:`t_factor_objective` turns
-them into ``J`` and its gradient. The fitter is in :mod:`._t_solve`.
+them into ``J`` and its gradient. The fitter is in :mod:`._solve.student_t`.
 """
 
 # Authors: sklearn-mvn developers
@@ -37,13 +37,13 @@ from scipy.special import digamma
 
 from .._data.patterns import _pattern_keys, check_missing
 from .._linalg import LOG_2PI, chunk_rows, row_chunks
-from .._representations.low_rank import LowRankPlusDiagonal
+from .._representations.low_rank import LowRankPlusDiagonal, _distance
 from .normal_factor import (
     _gradients_from_moments,
     _spd_inverse_stack,
     nll_grad_diagonal,
 )
-from .student_t import log_norm_const
+from .student_t import _rescue_far, log_norm_const, t_kernel
 
 # Rows of rows-with-NaN handled at once (their k x k inverses are gathered).
 _MISSING_BATCH_BYTES = 2**23
@@ -55,9 +55,10 @@ _MAX_KAPPA_DIRECT = 15.0
 class TFactorSums:
     """Sums of one pass over weighted rows at ``(mean, (W, psi), df)``.
 
-    The attributes ``df``, ``weight_by_nobs``, ``log1p_sum``, ``value_sum``,
-    ``u_sum``, ``curv_sum`` and ``n_samples`` are those of
-    :class:`~._t_likelihood.TSums` (so :func:`~._t_likelihood.t_curvature_df`
+    The attributes ``df``, ``weight_by_nobs``, ``log1p_sum``, ``value_sum``, ``u_sum``,
+    ``curv_sum`` and ``n_samples`` are those of
+    :class:`~._likelihoods.student_t.TSums` (so
+    :func:`~._likelihoods.student_t.t_curvature_df`
     applies). With ``a_i = w_i u_i``:
 
     - complete rows: ``cross = sum a r~ q^T`` (d, k), ``qq = sum a q q^T``
@@ -139,8 +140,7 @@ def _add_complete(sums, r, weights, cov):
     df, d = sums.df, r.shape[1]
     z = r @ cov._scaled
     q = z @ cov._core_inv
-    delta = np.einsum("ij,ij->i", r, r) - np.einsum("ij,ij->i", z, q)
-    np.maximum(delta, 0.0, out=delta)
+    delta = _distance(r, q, cov._scaled)
     _add_scalars(sums, delta, weights, d)
     a = weights * (df + d) / (df + delta)
     aq = q * a[:, np.newaxis]
@@ -199,16 +199,16 @@ def _add_direct(sums, block, weights, mean, cov):
 
 
 def _add_scalars(sums, delta, weights, n_obs):
-    """The ``nu`` sums of :class:`~._t_likelihood.TSums` for these rows."""
+    """The ``nu`` sums of :class:`~._likelihoods.student_t.TSums` for these rows."""
     df = sums.df
     dfd = df + n_obs
     denom = df + delta
     log1p = np.log1p(delta / df)
     sums.log1p_sum += float(weights @ log1p)
-    sums.value_sum += 0.5 * float(weights @ (dfd * log1p))
+    sums.value_sum += float(weights @ t_kernel(delta, df, dfd - df))
     sums.u_sum += float(weights @ (dfd / denom))
     sums.curv_sum += float(
-        weights @ ((delta - (dfd - df)) / denom**2 - delta / (df * denom))
+        weights @ (((delta - (dfd - df)) / denom - delta / df) / denom)
     )
     d = sums.n_features
     if np.ndim(n_obs) == 0:
@@ -242,8 +242,7 @@ def _add_missing(sums, r, observed, weights, cov):
     core_inv, logdet, owner = _masked_cores(cov, observed)
     z = r @ cov._scaled
     q = np.einsum("ikl,il->ik", core_inv[owner], z)
-    delta = np.einsum("ij,ij->i", r, r) - np.einsum("ij,ij->i", z, q)
-    np.maximum(delta, 0.0, out=delta)
+    delta = _distance(r, q, cov._scaled, observed)
     _add_scalars(sums, delta, weights, n_obs)
     a = weights * (df + n_obs) / (df + delta)
     aq = q * a[:, np.newaxis]
@@ -376,9 +375,9 @@ def t_factor_objective(sums, params):
 
 
 def factor_shape_penalty(mean, params, prior_weight, trace_coef):
-    """The shape prior of :func:`~._t_likelihood.shape_penalty` for ``(W, psi)``:
-    ``prior_weight / 2 log|Sigma| + trace_coef / 2 tr(Sigma^{-1})`` and its
-    gradient in ``(W, psi)`` (a diagonal pseudo-scatter of the factor model,
+    """The shape prior of :func:`~._likelihoods.student_t.shape_penalty` for
+    ``(W, psi)``: ``prior_weight / 2 log|Sigma| + trace_coef / 2 tr(Sigma^{-1})`` and
+    its gradient in ``(W, psi)`` (a diagonal pseudo-scatter of the factor model,
     O(d k^2))."""
     W, psi = params
     d = psi.shape[0]
@@ -399,9 +398,7 @@ def t_factor_log_density(X, mean, params, df, chunk_size=None):
     cov = LowRankPlusDiagonal(*params)
     n, d = X.shape
     delta = cov.squared_mahalanobis(X, mean, chunk_size)
-    out = (
-        log_norm_const(df, d) - 0.5 * cov.logdet - 0.5 * (df + d) * np.log1p(delta / df)
-    )
+    out = log_norm_const(df, d) - 0.5 * cov.logdet - t_kernel(delta, df, d)
     bad = np.flatnonzero(~np.isfinite(delta))
     if bad.size:
         check_missing(X)
@@ -411,10 +408,14 @@ def t_factor_log_density(X, mean, params, df, chunk_size=None):
             observed, _, maha, logdet = cov._observed_terms(X[sel], mean)
             n_obs = observed.sum(axis=1)
             out[sel] = (
-                log_norm_const(df, n_obs)
-                - 0.5 * logdet
-                - 0.5 * (df + n_obs) * np.log1p(maha / df)
+                log_norm_const(df, n_obs) - 0.5 * logdet - t_kernel(maha, df, n_obs)
             )
+    if bad.size:
+        zero = np.zeros(d)
+        const = log_norm_const(df, d) - 0.5 * cov.logdet
+        _rescue_far(
+            out, X, bad, mean, lambda R: cov.squared_mahalanobis(R, zero), df, const
+        )
     return out
 
 

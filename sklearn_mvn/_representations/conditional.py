@@ -180,7 +180,7 @@ def _precision_of(factor):
     """``P = S^{-1}`` for ``S = factor @ factor.T``.
 
     A square lower-triangular factor is inverted directly
-    (:func:`~sklearn_mvn._linalg.precision_from_factor`); any other factor
+    (:func:`~._linalg.precision_from_factor`); any other factor
     (not triangular, or not square) through the Cholesky factor of ``S``.
     """
     factor = np.asarray(factor, dtype=np.float64)

@@ -17,32 +17,13 @@ has the marginal covariance ``W_o W_o^T + diag(psi_o)``, the same structure,
 with ``M_o = I + V_o^T V_o`` (O(d_o k^2)), and the conditional mean of the
 others is ``mu_m + W_m M_o^{-1} V_o^T r~_o``.
 
-The negative log-likelihood ``J`` and its gradients are those of the seed
-(J. Rennie, 2006) with the rectangular factor ``Lambda = [W | diag(sqrt psi)]``,
-``S = Lambda Lambda^T``: with ``B = sum_a w_a (x_a - mu)(x_a - mu)^T``,
-``n = sum_a w_a`` and ``G = (n S^{-1} - S^{-1} B S^{-1}) / 2 = dJ/dS``,
-
-    dJ/dmu     = -S^{-1} sum_a w_a (x_a - mu)                       (9)
-    dJ/dLambda = 2 G Lambda                                   (7) + (14)
-
-so that ``dJ/dW = 2 G W`` (the first ``k`` columns) and ``dJ/dpsi = diag(G)``
-(the chain rule through ``Lambda_jj = sqrt(psi_j)``). Three data forms share
-these formulas:
-
-- complete-data statistics (weight, mean, ``d x d`` scatter): O(d^2 k) per
-  evaluation, through one product of the scatter with a ``d x k`` matrix;
-- a chunked pass over ``X`` with row weights: O(n d k) per evaluation, no
-  ``d x d`` array and no ``n x d`` temporary (``(S^{-1} B S^{-1}) W`` needs only
-  ``sum_a w_a r~_a q_a^T`` and ``sum_a w_a q_a q_a^T``, since ``W^T S^{-1} r_a =
-  q_a``);
-- per-pattern missing-data statistics (:class:`~sklearn_mvn._missing.PatternStats`):
-  the exact observed-data likelihood, each pattern's ``M_o`` from one product
-  of the pattern mask with the per-feature outer products ``v_j v_j^T``.
-
-The module also holds the canonical rotation of ``W``, the free-parameter
-count, a start (probabilistic PCA on the standardised data, from a randomised
-subspace iteration), and :func:`fit_factor_model`, an L-BFGS-B fit in
-standardised coordinates.
+The module holds the representation's algebra (:class:`LowRankPlusDiagonal`:
+log-densities, distances, marginals and conditional means in row chunks),
+:class:`FactorCovariance` (the representation the estimators use), the
+canonical rotation of ``W``, Heywood features and the free-parameter count.
+The likelihood of the factor model on its three data forms is in
+:mod:`._likelihoods.normal_factor`; its fit in
+:mod:`._solve.factor`.
 """
 
 # Authors: sklearn-mvn developers
@@ -78,6 +59,25 @@ def _chol_inverse(matrix):
     inv_chol = np.linalg.solve(chol, eye)
     inverse = np.swapaxes(inv_chol, -1, -2) @ inv_chol
     return 0.5 * (inverse + np.swapaxes(inverse, -1, -2)), logdet
+
+
+def _distance(r, q, V, observed=None):
+    """Squared Mahalanobis distances ``r~^T (I + V V^T)^{-1} r~`` of whitened
+    residuals ``r`` (rows; 0 at missing entries) from ``q = M^{-1} V^T r~``.
+
+    With ``e = r~ - V q = (I + V V^T)^{-1} r~`` (Woodbury) the distance is
+    ``r~^T e = |e|^2 + |V^T e|^2 = |e|^2 + |q|^2`` (``V^T e = z - (M - I) q =
+    q``): a sum of squares, so no digits are lost to the cancellation of
+    ``|r~|^2 - z.q`` when some noise variances are small relative to the
+    loadings, and far rows give ``inf`` rather than ``inf - inf``. With
+    ``observed``, ``e`` is taken on the observed entries only (the marginal
+    of the observed block has the same structure).
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        e = r - q @ V.T
+        if observed is not None:
+            e = np.where(observed, e, 0.0)
+        return np.einsum("ij,ij->i", e, e) + np.einsum("ij,ij->i", q, q)
 
 
 def n_free_parameters(n_features, n_factors):
@@ -190,11 +190,8 @@ class LowRankPlusDiagonal:
             for start in range(0, n, step):
                 stop = min(start + step, n)
                 r = self._whiten_chunk(X[start:stop], mean, buffer[: stop - start])
-                z = r @ self._scaled
-                q = z @ self._core_inv
-                out[start:stop] = np.einsum("ij,ij->i", r, r) - np.einsum(
-                    "ij,ij->i", z, q
-                )
+                q = (r @ self._scaled) @ self._core_inv
+                out[start:stop] = _distance(r, q, self._scaled)
         return out
 
     def log_density(self, X, mean, chunk_size=None):
@@ -260,7 +257,7 @@ class LowRankPlusDiagonal:
         z = r @ self._scaled
         core_inv, logdet_core = self._masked_cores(observed)
         q = np.einsum("ikl,il->ik", core_inv, z)
-        maha = np.einsum("ij,ij->i", r, r) - np.einsum("ij,ij->i", z, q)
+        maha = _distance(r, q, self._scaled, observed)
         logdet = logdet_core + observed.astype(np.float64) @ np.log(self.noise_variance)
         return observed, q, maha, logdet
 
@@ -374,12 +371,12 @@ def heywood_features(noise_variance, lower, rtol=1e-3):
 class FactorCovariance:
     """``S = W W^T + diag(psi)`` (``'factor'``), used through Woodbury.
 
-    The parameters of a fitted covariance are the pair ``(W, psi)`` with ``W``
-    of shape ``(n_features, n_factors)``. Its algebra is
-    :class:`~._woodbury.LowRankPlusDiagonal`: O(d k) per row, no ``d x d``
-    array. The optimisation is :func:`~._solve.solve_factor` (preconditioned
-    by diagonal scalings and ``k x k`` algebra, never by a ``d x d``
-    Cholesky factor).
+    The parameters of a fitted covariance are the pair ``(W, psi)`` with ``W`` of shape
+    ``(n_features, n_factors)``. Its algebra is
+    :class:`~._representations.low_rank.LowRankPlusDiagonal`: O(d k) per row,
+    no ``d x d`` array. The optimisation is
+    :func:`~._solve.factor.solve_factor` (preconditioned by diagonal scalings
+    and ``k x k`` algebra, never by a ``d x d`` Cholesky factor).
 
     Parameters
     ----------

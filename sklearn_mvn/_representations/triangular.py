@@ -1,4 +1,4 @@
-"""Covariance representations: how ``S = Lambda Lambda^T`` is parameterised.
+"""The triangular representation: ``'full'``, ``'diag'`` and ``'spherical'``.
 
 A representation is one of the three choices that make a model (with the data
 source and the likelihood). It owns everything that depends on the form of
@@ -15,10 +15,8 @@ source and the likelihood). It owns everything that depends on the form of
 
 :class:`TriangularCovariance` covers ``'full'`` (lower-triangular ``Lambda``
 with a positive diagonal), ``'diag'`` and ``'spherical'`` with triangular
-solves. A representation with a rectangular ``Lambda`` (e.g. low rank plus
-diagonal, with Woodbury algebra) implements the same methods;
-:func:`make_representation` is the one place that maps ``covariance_type`` to
-a class.
+solves. The factor model's rectangular ``Lambda`` (low rank plus diagonal,
+Woodbury algebra, :mod:`.low_rank`) implements the same methods.
 """
 
 # Authors: sklearn-mvn developers

@@ -22,7 +22,7 @@ an unknown ``nu``).
 
 The functions here know nothing of the estimator: :func:`trimmed_fit` takes
 the fit on a support as a callable and scores rows with the fitted
-:class:`~sklearn_mvn._likelihoods.student_t_model.TModel` it returns.
+:class:`~._likelihoods.student_t_model.TModel` it returns.
 """
 
 # Authors: sklearn-mvn developers
@@ -33,7 +33,7 @@ from scipy import optimize, special, stats
 
 from .._likelihoods.student_t import DF_MAX, DF_MIN
 from .._linalg import row_chunks
-from .._solve.student_t import robust_start
+from .._solve.starts import robust_start
 
 # Concentration steps from every start before only the best starts go on.
 FIRST_STEPS = 3

@@ -19,6 +19,7 @@ from .._representations.low_rank import (
 )
 from .driver import Progress, SolveResult
 from .lbfgs import minimize_box
+from .starts import ppca_start, profile_start
 
 # ---------------------------------------------------------------------------
 # Standalone fit (L-BFGS-B in standardised coordinates)
@@ -53,135 +54,6 @@ class FactorFit:
     @property
     def covariance(self):
         return LowRankPlusDiagonal(self.components, self.noise_variance)
-
-
-# Columns of the start's subspace iteration beyond the factors, its largest
-# number of products after the first and the relative change of the top
-# Ritz values at which it stops.
-_OVERSAMPLE = 10
-_SUBSPACE_ITER = 4
-_RITZ_RTOL = 1e-2
-
-
-def start_probe(n_features, n_factors, random_state=0):
-    """The Gaussian matrix ``G`` whose product ``C G`` starts the subspace iteration."""
-    rng = np.random.default_rng(random_state)
-    width = min(n_features, n_factors + _OVERSAMPLE)
-    return rng.standard_normal((n_features, width))
-
-
-def _top_subspace(matvec, d, k, random_state, first=None):
-    """Top-``k`` eigenpairs of a PSD operator by randomised subspace iteration.
-
-    From ``Y = C G`` for ``G =`` :func:`start_probe` (``first``, computed
-    here unless given with the right shape), each step orthonormalises
-    ``Q = orth(Y)`` and computes ``Y = C Q``; the Rayleigh-Ritz values of
-    ``Q^T Y`` come with it, and the iteration stops once the top ``k`` change by at most
-    ``_RITZ_RTOL`` (relative) between steps, after ``_SUBSPACE_ITER`` steps at
-    most. A clear gap between the factors' eigenvalues and the rest (the case
-    the factor model is for) takes two steps.
-    """
-    if first is None or first.shape != (d, min(d, k + _OVERSAMPLE)):
-        first = matvec(start_probe(d, k, random_state))
-    Y = first
-    previous = None
-    for _ in range(_SUBSPACE_ITER):
-        basis, _ = np.linalg.qr(Y)
-        Y = matvec(basis)
-        small = basis.T @ Y
-        eigval, eigvec = np.linalg.eigh(0.5 * (small + small.T))
-        order = np.argsort(eigval)[::-1][:k]
-        top = eigval[order]
-        if previous is not None and np.all(
-            np.abs(top - previous) <= _RITZ_RTOL * np.abs(top)
-        ):
-            break
-        previous = top
-    return top, basis @ eigvec[:, order]
-
-
-def ppca_start(matvec, diag, n_factors, random_state=0, floor=MIN_NOISE, first=None):
-    """Probabilistic-PCA start on a covariance given by products.
-
-    ``matvec(Q)`` returns ``C Q`` for the (standardised) covariance ``C`` whose
-    diagonal is ``diag``; ``first`` is optionally ``C G`` for ``G =``
-    :func:`start_probe` (computed with other quantities in one pass). The top
-    eigenpairs ``(l_i, u_i)`` come from a randomised subspace iteration (no
-    ``d x d`` factorisation); ``W = U (L - s^2)^{1/2}`` with ``s^2`` the mean of
-    the other eigenvalues, ``psi = diag - rowsum(W^2)`` floored.
-    """
-    d = diag.shape[0]
-    k = n_factors
-    eigval, eigvec = _top_subspace(matvec, d, k, random_state, first)
-    rest = max(float(np.sum(diag) - np.sum(eigval)), 0.0) / max(d - k, 1)
-    rest = max(rest, 1e-3 * float(np.mean(diag)))
-    W = eigvec * np.sqrt(np.clip(eigval - rest, 1e-3 * rest, None))
-    psi = np.maximum(diag - np.sum(W**2, axis=1), np.maximum(floor, 0.1 * rest))
-    return W, psi
-
-
-# Closed-form profile steps of a restart (see :func:`profile_start`): they
-# stop once no noise variance moves by more than _PROFILE_RTOL of its
-# feature's variance in a step, after _PROFILE_STEPS steps at most. The steps
-# are EM steps, slow along weak factors: a fixed count of 100 left some
-# restarts in the basin of a Heywood point below the maximum the steps lead to
-# (k = 5 on rank-2 data, tests/test_factor.py).
-_PROFILE_STEPS = 1000
-_PROFILE_RTOL = 1e-4
-
-
-def profile_start(
-    matvec,
-    diag,
-    noise_variance,
-    n_factors,
-    lower,
-    n_steps=_PROFILE_STEPS,
-    rtol=_PROFILE_RTOL,
-):
-    """Profile-likelihood (closed-form) iterations of the factor model.
-
-    For fixed noise variances ``psi`` the loadings maximising the likelihood
-    of a covariance ``C`` come from the top eigenpairs ``(l_i, u_i)`` of
-    ``Psi^{-1/2} C Psi^{-1/2}``: ``W = Psi^{1/2} U (L - 1)_+^{1/2}``; then
-    ``psi = diag(C) - rowsum(W^2)``, bounded below by ``lower``. Each step
-    takes one subspace-iteration step (products ``matvec(Q) = C Q``, no
-    ``d x d`` factorisation) warm-started at the previous subspace, so a step
-    costs two products with ``C``. These iterations follow the profile
-    likelihood, which from a start with large noise variances tends to stay
-    off Heywood boundaries where the gradient fit may end. They stop once no
-    ``psi_j`` moves by more than ``rtol diag_j`` in a step, after ``n_steps``
-    steps at most.
-
-    Returns
-    -------
-    W : ndarray of shape (n_features, n_factors)
-    psi : ndarray of shape (n_features,)
-    """
-    d = diag.shape[0]
-    k = n_factors
-    psi = np.maximum(noise_variance, lower)
-    basis = None
-    for _ in range(n_steps):
-        root = np.sqrt(psi)
-        if basis is None:
-            Y = matvec(start_probe(d, k) / root[:, np.newaxis]) / root[:, np.newaxis]
-        else:
-            Y = matvec(basis / root[:, np.newaxis]) / root[:, np.newaxis]
-        basis, _ = np.linalg.qr(Y)
-        Y = matvec(basis / root[:, np.newaxis]) / root[:, np.newaxis]
-        small = basis.T @ Y
-        eigval, eigvec = np.linalg.eigh(0.5 * (small + small.T))
-        order = np.argsort(eigval)[::-1]
-        basis = basis @ eigvec[:, order]
-        top, U = eigval[order][:k], basis[:, :k]
-        W = root[:, np.newaxis] * U * np.sqrt(np.maximum(top - 1.0, 0.0))
-        new_psi = np.maximum(diag - np.sum(W**2, axis=1), lower)
-        change = np.max(np.abs(new_psi - psi) / diag)
-        psi = new_psi
-        if change <= rtol:
-            break
-    return W, psi
 
 
 def _problem(X, stats, sample_weight, path, max_stats_features):
@@ -598,6 +470,9 @@ def _lbfgs_cycle(
         record=record,
         near=near,
         gradient_model=True,
+        # A trial step can leave the representable range (psi far below the
+        # loadings' scale): the line search is sent back, not aborted.
+        guard_nonfinite=True,
     )
     mean, comp, noise, *rest = unpack(res.x)
     if tail is not None:
@@ -641,12 +516,13 @@ def solve_factor(
     name="GradientGaussian",
     min_noise=None,
 ):
-    """Minimise a :class:`~._likelihoods.FactorObjective` over ``(mu, W, psi)``.
+    """Minimise a :class:`~._likelihoods.normal.FactorObjective` over ``(mu,
+    W, psi)``.
 
     The start is probabilistic PCA on the standardised pilot covariance (a
     randomised subspace iteration: no ``d x d`` factorisation), a previous
     solution ``start = (mean, (W, psi))``, or with ``compare_pilot`` the
-    better of the two. The cycles of :func:`~._woodbury.run_cycles` are
+    better of the two. The cycles of :func:`~._solve.factor.run_cycles` are
     preconditioned by diagonal scalings and ``k x k`` algebra; the noise
     variances are bounded below by ``max(min_noise s_j^2, reg_covar)``.
 
@@ -778,17 +654,16 @@ def _may_be_multimodal(d, k, heywood, weakest=np.inf):
 def _profile_restarts(objective, n_factors, psi_lower, fit, max_iter, tol, progress):
     """The best of ``fit`` and the fits from profile-likelihood starts.
 
-    An over-factored model (or one at a Heywood case) has several local
-    maxima, and the gradient fit from the PCA start may end at a Heywood point
-    below a maximum inside the bounds, or at an interior maximum with a weak
-    extra factor below a better one. Closed-form profile steps
-    (:func:`~._woodbury.profile_start`) from large noise variances tend to
-    stay inside; from each such start the L-BFGS-B cycles run to a stationary
-    point, and the lowest certified objective wins. The starts: the noise variances
-    equal to the variances (scale-free), and all equal to one in the user's
-    units (the classic EM start, which decides the maximum other factor
-    analysis programs report). Statistics path only: the steps need products
-    with the scatter, one pass over the rows each on the chunked path.
+    An over-factored model (or one at a Heywood case) has several local maxima, and the
+    gradient fit from the PCA start may end at a Heywood point below a maximum inside
+    the bounds, or at an interior maximum with a weak extra factor below a better one.
+    Closed-form profile steps (:func:`~._solve.starts.profile_start`) from
+    large noise variances tend to stay inside; from each such start the L-BFGS-B cycles
+    run to a stationary point, and the lowest certified objective wins. The starts: the
+    noise variances equal to the variances (scale-free), and all equal to one in the
+    user's units (the classic EM start, which decides the maximum other factor analysis
+    programs report). Statistics path only: the steps need products with the scatter,
+    one pass over the rows each on the chunked path.
 
     Returns the fields of ``fit``: ``(mean, W, psi, value, n_iter,
     grad_norm, message)``, ``n_iter`` summed over all runs.

@@ -1,13 +1,12 @@
 """Fitting the Student-t: ECME iterations, then L-BFGS-B, over data passes.
 
-The t likelihood (:mod:`._t_likelihood`) has no sufficient statistics and one
-parameter more than the normal, the degrees of freedom ``nu``, so it has a
-solver of its own, built from the engine's parts: the covariance
-representation (packing, bounds, gradient restriction, the structured
-M-step), the convergence rule (:func:`~._solve._verdict`) and the progress
-output (:class:`~._solve.Progress`). Every iteration is one pass over the
-data through a ``data_pass(mean, factor, df) -> TSums`` callable (NumPy or
-Dask).
+The t likelihood (:mod:`._likelihoods.student_t`) has no sufficient
+statistics and one parameter more than the normal, the degrees of freedom ``nu``, so it
+has a solver of its own, built from the engine's parts: the covariance representation
+(packing, bounds, gradient restriction, the structured M-step), the convergence rule
+(:func:`~._solve.driver._verdict`) and the progress output
+(:class:`~._solve.driver.Progress`). Every iteration is one pass over the
+data through a ``data_pass(mean, factor, df) -> TSums`` callable (NumPy or Dask).
 
 - :func:`ecme_step`: one ECME iteration (Liu & Rubin, 1995) from a pass's
   sums; with complete data and no prior the parameter-expanded scale update
@@ -32,7 +31,7 @@ from .._likelihoods.student_t import (
     t_objective,
 )
 from .._likelihoods.student_t_factor import factor_shape_penalty, t_factor_objective
-from .._linalg import row_chunks, solve_lower
+from .._linalg import solve_lower
 from .._representations.low_rank import (
     MIN_NOISE,
     FactorCovariance,
@@ -40,7 +39,7 @@ from .._representations.low_rank import (
     canonical_rotation,
 )
 from .driver import Progress, _verdict
-from .factor import _factor_scales, _Recorder, _RootFactor, ppca_start, run_cycles
+from .factor import _factor_scales, _Recorder, _RootFactor, run_cycles
 from .lbfgs import minimize_box, projected_norm
 
 _EPS = np.finfo(np.float64).eps
@@ -116,64 +115,6 @@ def df_newton_step(sums, grad_df):
     return float(np.clip(df * np.exp(step), DF_MIN, DF_MAX))
 
 
-# Entries of the subsample sorted at once by the robust start (its
-# temporaries are a few arrays of this many entries, whatever the width).
-_MEDIAN_BLOCK = 2**17
-
-
-def _weighted_median(values, weights):
-    """Column-wise weighted median of ``values`` (NaN entries ignored), in
-    blocks of columns."""
-    m, d = values.shape
-    step = max(1, _MEDIAN_BLOCK // max(m, 1))
-    if step >= d:
-        return _weighted_median_block(values, weights)
-    return np.concatenate(
-        [
-            _weighted_median_block(values[:, j : j + step], weights)
-            for j in range(0, d, step)
-        ]
-    )
-
-
-def _weighted_median_block(values, weights):
-    order = np.argsort(np.where(np.isnan(values), np.inf, values), axis=0)
-    sorted_vals = np.take_along_axis(values, order, axis=0)
-    w = np.where(np.isnan(values), 0.0, weights[:, None])
-    sorted_w = np.take_along_axis(w, order, axis=0)
-    cum = np.cumsum(sorted_w, axis=0)
-    half = 0.5 * cum[-1]
-    idx = np.argmax(cum >= half[None, :], axis=0)
-    return sorted_vals[idx, np.arange(values.shape[1])]
-
-
-def robust_start(sample, weights=None):
-    """Coordinate-wise weighted median and MAD (as a standard deviation).
-
-    Parameters
-    ----------
-    sample : ndarray of shape (m, n_features)
-        Rows (e.g. a strided subsample of ``X``), NaN allowed.
-    weights : ndarray of shape (m,), default=None
-
-    Returns
-    -------
-    center : ndarray of shape (n_features,)
-    spread : ndarray of shape (n_features,)
-        ``1.4826 * MAD``; 0 where half the weight sits on one value.
-    """
-    sample = np.asarray(sample, dtype=np.float64)
-    weights = np.ones(sample.shape[0]) if weights is None else weights
-    center = _weighted_median(sample, weights)
-    spread = np.empty_like(center)
-    step = max(1, _MEDIAN_BLOCK // max(sample.shape[0], 1))
-    for j in range(0, sample.shape[1], step):
-        cols = slice(j, j + step)
-        dev = np.abs(sample[:, cols] - center[cols])
-        spread[cols] = 1.4826 * _weighted_median(dev, weights)
-    return center, spread
-
-
 # ---------------------------------------------------------------------------
 # The fitter
 # ---------------------------------------------------------------------------
@@ -236,7 +177,7 @@ class _Packer:
 
 
 class TFitResult:
-    """Outcome of :func:`fit_t` and :func:`fit_t_factor`."""
+    """Outcome of :func:`fit_t`."""
 
     def __init__(self, **kwargs):
         self.__dict__.update(kwargs)
@@ -271,7 +212,7 @@ def _scale_df(df, d, estimate_df):
 
 def _lbfgs(evaluate, packer, df_fixed, theta0, first, max_iter, tol, record):
     """L-BFGS-B in the packer's coordinates from ``theta0`` (the one loop,
-    :func:`~sklearn_mvn._solve.lbfgs.minimize_box`, guarding trial points
+    :func:`~._solve.lbfgs.minimize_box`, guarding trial points
     where the t likelihood is not finite)."""
     lower, upper = packer.box()
 
@@ -293,103 +234,9 @@ def _lbfgs(evaluate, packer, df_fixed, theta0, first, max_iter, tol, record):
     )
 
 
-def start_point(X, representation, sample_weight=None, max_rows=8192):
-    """Robust start from a strided subsample: median, MAD (diagonal scale).
-
-    Features whose MAD is 0 (e.g. discrete data) get their standard deviation
-    on the subsample instead (0 for a constant feature).
-
-    Returns
-    -------
-    mean : ndarray of shape (n_features,)
-    factor : ndarray of shape (n_features, n_features)
-        Diagonal, with the representation's standardising scale (one value
-        for ``'spherical'``).
-    """
-    center, scale = start_scale(X, representation, sample_weight, max_rows)
-    return center, np.diag(scale)
-
-
-def start_scale(X, representation, sample_weight=None, max_rows=8192):
-    """:func:`start_point` with the diagonal scale as a vector (no ``d x d``
-    array)."""
-    n = X.shape[0]
-    step = max(1, n // max_rows)
-    sample = np.asarray(X[::step], dtype=np.float64)
-    weights = None
-    if sample_weight is not None:
-        weights = np.asarray(sample_weight[::step], dtype=np.float64)
-        if not weights.sum() > 0:
-            sample, weights = np.asarray(X, dtype=np.float64), sample_weight
-    center, spread = robust_start(sample, weights)
-    zero = ~(spread > 0)
-    # Scales beyond 1e154 overflow in the squares below; the caller's range
-    # check says what to do.
-    with np.errstate(over="ignore"):
-        if zero.any():
-            w = np.ones(sample.shape[0]) if weights is None else weights
-            obs = ~np.isnan(sample[:, zero])
-            vals = np.where(obs, sample[:, zero], 0.0)
-            ww = w[:, None] * obs
-            mu = (ww * vals).sum(0) / np.maximum(ww.sum(0), 1e-300)
-            var = (ww * (vals - mu) ** 2).sum(0) / np.maximum(ww.sum(0), 1e-300)
-            spread[zero] = np.sqrt(var)
-        return center, representation.standardising_scale(spread**2)
-
-
 # ---------------------------------------------------------------------------
 # The factor scale matrix W W^T + diag(psi)
 # ---------------------------------------------------------------------------
-
-
-def factor_start(sample, sample_weight, center, spread, n_factors):
-    """Start ``(W, psi)`` of the factor t from a subsample: probabilistic PCA.
-
-    The subsample is standardised by the robust ``center`` and ``spread``
-    (NaN read as the centre) and each row weighted by the Cauchy weight
-    ``(d + 1) / (1 + |z|^2)`` of its standardised distance, so a few gross
-    outliers do not set the directions. The top eigenvectors come from the
-    factor model's randomised subspace iteration
-    (:func:`~._woodbury.ppca_start`): O(m d k), no ``d x d`` array, and the
-    standardised rows are formed chunk by chunk (no copy of the subsample).
-    """
-
-    m, d = sample.shape
-
-    def standardised(rows, shift=0.0, scale=1.0):
-        Z = np.subtract(sample[rows], center, dtype=np.float64)
-        Z /= spread
-        np.nan_to_num(Z, copy=False, nan=0.0)
-        Z -= shift
-        Z /= scale
-        return Z
-
-    chunks = list(row_chunks(m, d, max(64, 2**20 // (8 * d))))
-    w = np.ones(m) if sample_weight is None else np.array(sample_weight, float)
-    for rows in chunks:
-        Z = standardised(rows)
-        w[rows] *= (d + 1.0) / (1.0 + np.einsum("ij,ij->i", Z, Z))
-    w /= w.sum()
-    shift = np.zeros(d)
-    for rows in chunks:
-        shift += w[rows] @ standardised(rows)
-    second = np.zeros(d)
-    for rows in chunks:
-        Z = standardised(rows, shift)
-        second += np.einsum("i,ij,ij->j", w[rows], Z, Z)
-    norms = np.sqrt(second)
-    norms = np.where(norms > 0, norms, 1.0)
-
-    def products(Q):
-        out = np.zeros_like(Q)
-        for rows in chunks:
-            Z = standardised(rows, shift, norms)
-            out += Z.T @ (w[rows, np.newaxis] * (Z @ Q))
-        return out
-
-    W0, psi0 = ppca_start(products, np.ones(d), n_factors, 0, MIN_NOISE)
-    scale = spread * norms
-    return W0 * scale[:, np.newaxis], psi0 * scale**2
 
 
 def ecm_factor_step(
@@ -443,7 +290,7 @@ def ecm_factor_step(
 
 class _DfTail:
     """The ``log nu`` coordinate of the factor t as a tail block of
-    :func:`~._woodbury.run_cycles`: ``log nu = log nu0 + s / s_scale``
+    :func:`~._solve.factor.run_cycles`: ``log nu = log nu0 + s / s_scale``
     centred at the current ``nu`` (as in :class:`_Packer`); no coordinate when
     ``nu`` is fixed."""
 
@@ -471,8 +318,8 @@ class _DfTail:
 
 
 def _factor_norm(mean, params, df, g_mean, g_params, g_df, psi_lower, estimate_df):
-    """Largest entry of the projected gradient in the coordinates of the
-    cycles of :func:`~._woodbury.run_cycles` at ``(mean, (W, psi), df)``."""
+    """Largest entry of the projected gradient in the coordinates of the cycles of
+    :func:`~._solve.factor.run_cycles` at ``(mean, (W, psi), df)``."""
 
     W, psi = params
     g_W, g_psi = g_params

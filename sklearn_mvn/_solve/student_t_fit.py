@@ -4,7 +4,7 @@
 representation) as a plain function: the robust start (or a given one), the
 shape prior of ``shrinkage``/``reg_covar``, the driver :func:`fit_t` (one
 for every representation) and the checks of its answer. It
-returns a result with a :class:`~sklearn_mvn._likelihoods.student_t_model.TModel`
+returns a result with a :class:`~._likelihoods.student_t_model.TModel`
 and never touches an estimator, so the trimmed search and the estimator call
 it alike.
 """
@@ -19,7 +19,8 @@ from .._likelihoods.student_t import DF_MAX, DF_MIN
 from .._likelihoods.student_t_model import TModel, check_scale_range
 from .._representations import NotDeterminedError, make_representation
 from .._representations.low_rank import MIN_NOISE, heywood_features
-from .student_t import factor_start, fit_t, robust_start, start_scale
+from .starts import factor_start, robust_start, start_scale
+from .student_t import fit_t
 
 # Starting degrees of freedom when they are estimated.
 DF_START = 5.0
