@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._data.dask import dask_score_samples, dask_stats, is_dask_array
 from ._data.patterns import check_missing, compute_stats, merge_stats
-from ._representations import NotDeterminedError
+from ._representations import NotDeterminedError, make_representation
 from ._validation import (
     Integral,
     _fit_context,
@@ -289,6 +289,7 @@ class BaseDensity(DensityMixin, BaseEstimator):
     def _set_fitted(self, result, stats):
         """Set every fitted attribute from a solver result (the one place)."""
         representation = self._representation(result.mean.shape[0])
+        self._keep_structure()
         self.mean_ = result.mean
         for name, value in representation.fitted_attributes(result.factor).items():
             setattr(self, name, value)
@@ -318,7 +319,7 @@ class BaseDensity(DensityMixin, BaseEstimator):
 
     def _n_parameters(self):
         """Number of free parameters of the fitted model."""
-        return self._representation(self.n_features_in_).n_parameters()
+        return self._fitted_representation().n_parameters()
 
     # -- prediction ------------------------------------------------------------
 
@@ -340,8 +341,18 @@ class BaseDensity(DensityMixin, BaseEstimator):
             )
 
     def _fitted_representation(self):
-        """The representation of the fitted covariance."""
-        return self._representation(self.n_features_in_)
+        """The representation of the fitted covariance: the structure the
+        model was fitted with, whatever ``set_params`` changed since."""
+        structure = self.__dict__.get("_fitted_structure")
+        if structure is None:  # a model fitted before the structure was kept
+            return self._representation(self.n_features_in_)
+        covariance_type, n_factors = structure
+        return make_representation(covariance_type, self.n_features_in_, n_factors)
+
+    def _keep_structure(self):
+        """Remember the structure being fitted (for the predict-side methods)."""
+        rep = self._representation(self.n_features_in_)
+        self._fitted_structure = (rep.covariance_type, getattr(rep, "n_factors", None))
 
     def _row_scores(self, X, complete, marginal):
         """Complete-row scores, with the marginal form for rows with NaN.
@@ -493,7 +504,7 @@ class BaseDensity(DensityMixin, BaseEstimator):
         """
         X = self._validate_predict_input(X)
         check_missing(X)
-        rep = self._representation(self.n_features_in_)
+        rep = self._fitted_representation()
         return rep.conditional_mean(X, self.mean_, self._covariance_params())
 
     def sample(self, n_samples=1, random_state=None):
@@ -539,7 +550,7 @@ class BaseDensity(DensityMixin, BaseEstimator):
                 "number of samples to draw."
             )
         rng = check_random_state(random_state)
-        rep = self._representation(self.n_features_in_)
+        rep = self._fitted_representation()
         # A representation with a rectangular factor draws more normals.
         n_draws = getattr(rep, "n_draws", self.n_features_in_)
         draws = rng.standard_normal((int(n_samples), n_draws))

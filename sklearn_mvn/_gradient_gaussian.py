@@ -254,7 +254,7 @@ class GradientGaussian(BaseDensity):
         return make_representation(self.covariance_type, n_features)
 
     def _covariance_params(self):
-        if self.covariance_type == "factor":
+        if "components_" in self.__dict__:
             return self.components_.T, self.noise_variance_
         return self.factor_
 

@@ -422,7 +422,6 @@ def test_item08_partial_fit_after_fit_keeps_rows():
 # %% Item 9: warm start across covariance types
 
 
-@_xfail(9, "warm start keeps the full shape when set to spherical")
 def test_item09_warm_start_to_spherical():
     """Item 9: a warm-started t refitted as 'spherical' has a spherical
     shape_ equal to a cold spherical fit's."""
@@ -439,7 +438,6 @@ def test_item09_warm_start_to_spherical():
 SET_PARAMS = [{"n_factors": 1}, {"covariance_type": "full"}]
 
 
-@_xfail(10, "sample after set_params raises a raw error")
 @pytest.mark.parametrize("change", SET_PARAMS)
 @pytest.mark.parametrize("estimator", [GradientGaussian, GradientStudentT])
 def test_item10_sample_after_set_params(estimator, change):
@@ -462,7 +460,6 @@ def test_item10_sample_after_set_params(estimator, change):
     assert np.all(np.isfinite(draws))
 
 
-@_xfail(10, "bic counts the new structure; raw errors after set_params")
 @pytest.mark.parametrize("change", SET_PARAMS)
 @pytest.mark.parametrize("estimator", [GradientGaussian, GradientStudentT])
 def test_item10_methods_after_set_params(estimator, change):
