@@ -632,7 +632,6 @@ def test_item15_trimmed_t_message(case):
 # %% Item 16: posterior draws of the factor model
 
 
-@_xfail(16, "sample_posterior with a factor model raises AttributeError")
 def test_item16_imputer_posterior_draws_factor():
     """Item 16: GaussianImputer(sample_posterior=True) with the factor
     normal fills the missing entries with finite draws and keeps the
