@@ -135,12 +135,18 @@ def _assert_scipy_log_density(model, X):
         return
     values = model.score_samples(rows)
     assert np.all(np.isfinite(values)), values
-    if isinstance(model, GradientStudentT):
-        if model.df_ > 1e5:  # SciPy's t is itself inaccurate there (item 1)
+    t = isinstance(model, GradientStudentT)
+    matrix = model.shape_ if t else model.covariance_
+    if np.any(np.isnan(rows)) and not _scipy_reliable(model.mean_, matrix):
+        # Marginals are computed by conditioning on the whole matrix, which
+        # must be well conditioned (the documented limit, as in test_fuzz).
+        return
+    if t:
+        if model.df_ > 1e5:  # SciPy's own t loses digits there
             return
-        expected = _marginals("t", model.mean_, model.shape_, rows, model.df_)
+        expected = _marginals("t", model.mean_, matrix, rows, model.df_)
     else:
-        expected = _marginals("normal", model.mean_, model.covariance_, rows)
+        expected = _marginals("normal", model.mean_, matrix, rows)
     seen = np.sum(~np.isnan(rows), axis=1)
     ok = np.isfinite(expected)
     error = np.abs(values[ok] - expected[ok])
@@ -584,6 +590,9 @@ def test_fuzz_imputer(problem, estimator, sample_posterior, seed):
         mask[np.arange(len(X)), rng.randint(X.shape[1], size=len(X))] = False
         X = np.where(mask, np.nan, X)
     _note(X, None)
+    if sample_posterior and _is_factor_normal(estimator):
+        # Item 16 (AttributeError 'factor_'): its own xfail test below.
+        sample_posterior = False
     imputer = GaussianImputer(
         estimator=estimator, sample_posterior=sample_posterior, random_state=0
     )
@@ -609,6 +618,41 @@ def test_fuzz_imputer(problem, estimator, sample_posterior, seed):
             (filled - fitted.mean_) / sd, (expected - fitted.mean_) / sd, atol=1e-6
         )
     event("imputed: conditional expectation checked")
+
+
+def _is_factor_normal(estimator):
+    return (
+        isinstance(estimator, GradientGaussian)
+        and estimator.covariance_type == "factor"
+    )
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="issue 22 item 16: sample_posterior with the factor normal raises",
+)
+@_seeded
+@KNOWN_DEFECT_SETTINGS
+@given(problems(), st.integers(0, 2**32 - 1))
+def test_fuzz_imputer_factor_posterior_draws(problem, seed):
+    """GaussianImputer(sample_posterior=True) with the factor normal: our
+    error, or finite draws that keep the observed entries."""
+    X = problem[0]
+    rng = np.random.RandomState(seed)
+    X = np.where(rng.uniform(size=X.shape) < 0.2, np.nan, X)
+    X = X[~np.all(np.isnan(X), axis=1)]
+    _note(X, None)
+    imputer = GaussianImputer(
+        estimator=GradientGaussian(covariance_type="factor", n_factors=1),
+        sample_posterior=True,
+        random_state=0,
+    )
+    filled, _ = _run(lambda: imputer.fit_transform(X))
+    if filled is None:
+        return
+    seen = ~np.isnan(X)
+    assert np.all(np.isfinite(filled))
+    assert_allclose(filled[seen], np.asarray(X, dtype=np.float64)[seen], rtol=1e-6)
 
 
 @_seeded
