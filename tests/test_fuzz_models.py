@@ -137,10 +137,19 @@ def _assert_scipy_log_density(model, X):
     assert np.all(np.isfinite(values)), values
     t = isinstance(model, GradientStudentT)
     matrix = model.shape_ if t else model.covariance_
-    if np.any(np.isnan(rows)) and not _scipy_reliable(model.mean_, matrix):
-        # Marginals are computed by conditioning on the whole matrix, which
-        # must be well conditioned (the documented limit, as in test_fuzz).
-        return
+    if np.any(np.isnan(rows)):
+        if not _scipy_reliable(model.mean_, matrix):
+            # Marginals are computed by conditioning on the whole matrix,
+            # which must be well conditioned (the documented limit, as in
+            # test_fuzz).
+            return
+        if model.covariance_type == "factor" and _near_heywood(model, matrix):
+            # Item 2: the factor marginals lose digits when noise variances
+            # are small against the loadings; its own (xfail) test below.
+            complete = ~np.any(np.isnan(rows), axis=1)
+            rows, values = rows[complete], values[complete]
+            if len(rows) == 0:
+                return
     if t:
         if model.df_ > 1e5:  # SciPy's own t loses digits there
             return
@@ -153,6 +162,10 @@ def _assert_scipy_log_density(model, X):
     assert np.all(error <= 1e-8 * seen[ok] * np.maximum(1.0, np.abs(expected[ok]))), (
         error
     )
+
+
+def _near_heywood(model, matrix):
+    return np.min(model.noise_variance_ / np.diag(matrix)) <= 1e-3
 
 
 def _assert_finite_params(model):
@@ -275,6 +288,11 @@ def test_fuzz_factor(problem, law, n_factors):
     X, weights, params, _ = problem
     _note(X, weights)
     params = dict(params, covariance_type="factor", n_factors=n_factors)
+    if law == "t" and params["shrinkage"] == 1.0:
+        # A defect found by this fuzz, not in issue 22: its own strict xfail
+        # test, test_t_factor_full_shrinkage.
+        event("skipped: t factor with shrinkage=1")
+        return
     model = (
         GradientGaussian(**params) if law == "normal" else GradientStudentT(**params)
     )
@@ -285,12 +303,27 @@ def test_fuzz_factor(problem, law, n_factors):
     k = model.components_.shape[0]
     assert model.components_.shape == (k, X.shape[1])
     assert 1 <= k <= X.shape[1] - 1
-    matrix = model.shape_ if law == "t" else model.covariance_
-    # Item 2: the marginals lose digits when noise variances are small
-    # against the loadings; that regime has its own (xfail) test below.
-    if np.min(model.noise_variance_ / np.diag(matrix)) > 1e-3:
-        _quiet(lambda: _assert_scipy_log_density(model, X))
+    _quiet(lambda: _assert_scipy_log_density(model, X))
     event(f"fitted: {law}")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="found by this fuzz (not in issue 22): raw ZeroDivisionError or "
+    "LinAlgError from the t factor fit with shrinkage=1",
+)
+@pytest.mark.parametrize("df", ["auto", 4.0])
+def test_t_factor_full_shrinkage(df):
+    """The t factor model with shrinkage=1 (the prior alone) fits, as the
+    full and diagonal t do, or raises our error; never a raw
+    ZeroDivisionError or LinAlgError."""
+    X = np.random.RandomState(0).randn(30, 3)
+    model = GradientStudentT(
+        covariance_type="factor", n_factors=1, shrinkage=1.0, df=df
+    )
+    fitted, _ = _run(lambda: model.fit(X))
+    if fitted is not None:
+        _assert_finite_params(model)
 
 
 @pytest.mark.xfail(strict=False, reason="issue 22 item 2: factor marginals lose digits")
