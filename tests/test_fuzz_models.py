@@ -143,13 +143,6 @@ def _assert_scipy_log_density(model, X):
             # which must be well conditioned (the documented limit, as in
             # test_fuzz).
             return
-        if model.covariance_type == "factor" and _near_heywood(model, matrix):
-            # Item 2: the factor marginals lose digits when noise variances
-            # are small against the loadings; its own (xfail) test below.
-            complete = ~np.any(np.isnan(rows), axis=1)
-            rows, values = rows[complete], values[complete]
-            if len(rows) == 0:
-                return
     if t:
         if model.df_ > 1e5:  # SciPy's own t loses digits there
             return
@@ -162,10 +155,6 @@ def _assert_scipy_log_density(model, X):
     assert np.all(error <= 1e-8 * seen[ok] * np.maximum(1.0, np.abs(expected[ok]))), (
         error
     )
-
-
-def _near_heywood(model, matrix):
-    return np.min(model.noise_variance_ / np.diag(matrix)) <= 1e-3
 
 
 def _assert_finite_params(model):
@@ -326,9 +315,8 @@ def test_t_factor_full_shrinkage(df):
         _assert_finite_params(model)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 22 item 2: factor marginals lose digits")
 @_seeded
-@KNOWN_DEFECT_SETTINGS
+@HALF_SETTINGS
 @given(st.integers(0, 2**32 - 1), st.sampled_from(["normal", "t"]))
 def test_fuzz_factor_marginals_near_heywood(seed, law):
     """A feature that is nearly the sum of two others (small noise
@@ -623,9 +611,6 @@ def test_fuzz_imputer(problem, estimator, sample_posterior, seed):
         mask[np.arange(len(X)), rng.randint(X.shape[1], size=len(X))] = False
         X = np.where(mask, np.nan, X)
     _note(X, None)
-    if sample_posterior and _is_factor_normal(estimator):
-        # Item 16 (AttributeError 'factor_'): its own xfail test below.
-        sample_posterior = False
     imputer = GaussianImputer(
         estimator=estimator, sample_posterior=sample_posterior, random_state=0
     )
@@ -654,19 +639,8 @@ def test_fuzz_imputer(problem, estimator, sample_posterior, seed):
     event("imputed: conditional expectation checked")
 
 
-def _is_factor_normal(estimator):
-    return (
-        isinstance(estimator, GradientGaussian)
-        and estimator.covariance_type == "factor"
-    )
-
-
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 22 item 16: sample_posterior with the factor normal raises",
-)
 @_seeded
-@KNOWN_DEFECT_SETTINGS
+@HALF_SETTINGS
 @given(problems(), st.integers(0, 2**32 - 1))
 def test_fuzz_imputer_factor_posterior_draws(problem, seed):
     """GaussianImputer(sample_posterior=True) with the factor normal: our
