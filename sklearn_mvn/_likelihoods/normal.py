@@ -292,13 +292,23 @@ class FactorObjective:
         target = float(np.mean(variance))
         pilot_var = keep * variance + shrinkage * target + reg_covar
         floor = (8.0 * _EPS * np.abs(center)) ** 2
-        constant = np.flatnonzero(~(pilot_var > floor))
-        if constant.size:
+        constant = ~(pilot_var > floor)
+        varying = pilot_var[~constant]
+        if constant.all() or not np.all(np.isfinite(pilot_var)):
             raise singular_error(
                 source.n_samples,
                 center.shape[0],
-                f"zero variance in feature(s) {constant[:10].tolist()}",
+                f"zero variance in feature(s) {np.flatnonzero(constant)[:10].tolist()}",
             )
+        if constant.any():
+            # A constant feature (e.g. a pixel constant within a CV fold) is
+            # a Heywood case, as in FactorAnalysis: its noise variance sits
+            # at the floor, set from the other features' mean variance since
+            # its own spread is 0.
+            pilot_var = np.where(constant, np.mean(varying), pilot_var)
+            self.constant_features = np.flatnonzero(constant)
+        else:
+            self.constant_features = np.empty(0, dtype=int)
         self.center, self.variance = center, pilot_var
         scale = np.sqrt(pilot_var)
         penalties = []
