@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._base import BaseDensity, _AllOrNothing, dense_attribute
 from ._data.dask import _check_dask_X, is_dask_array
 from ._data.passes import pass_source
-from ._likelihoods.student_t import t_sums
+from ._likelihoods.student_t import log_chi2_draws, scale_draws, t_sums
 from ._likelihoods.student_t_factor import t_factor_sums
 from ._likelihoods.student_t_model import TModel, covariance_from_shape
 from ._linalg import precision_from_factor
@@ -668,7 +668,10 @@ class GradientStudentT(BaseDensity):
         -------
         X : ndarray of shape (n_samples, n_features)
             ``mean_ + factor_ z / sqrt(g / df_)`` with ``z`` standard normal
-            and ``g ~ chi^2(df_)``.
+            and ``g ~ chi^2(df_)`` (drawn in log space for small ``df_``).
+            Draws beyond the range of float64 (a t with ``df_`` near 0.01
+            has such tails) are shortened along their direction to a
+            magnitude of about ``4e307``, so every draw is finite.
 
         Examples
         --------
@@ -697,5 +700,5 @@ class GradientStudentT(BaseDensity):
             draws = rep.sample(np.zeros(d), self._covariance_params(), z)
         else:
             draws = rng.standard_normal((int(n_samples), d)) @ self.factor_.T
-        g = rng.chisquare(self.df_, size=int(n_samples)) / self.df_
-        return self.mean_ + draws / np.sqrt(g)[:, np.newaxis]
+        log_g = log_chi2_draws(rng, self.df_, size=int(n_samples))
+        return self.mean_ + scale_draws(draws, 0.5 * (np.log(self.df_) - log_g))
