@@ -156,20 +156,69 @@ def fit_student_t(source, spec, *, start=None, scale=None):
     )
     rep = spec.representation(n_features)
     if spec.is_factor:
+        check_factor_rank(source, spec.n_factors, trace_coef)
         psi_lower = MIN_NOISE * spread**2
         result = fit_t(
             source.data_pass, rep, mean0, params0, df0, psi_lower=psi_lower, **options
         )
-        result.degenerate = result.df <= 1.01 * DF_MIN
-        result.heywood = heywood_features(result.factor[1], psi_lower)
+        W, psi = result.factor
+        sd = np.sqrt((W**2).sum(axis=1) + psi)
+        result.heywood = heywood_features(psi, psi_lower)
     else:
         result = fit_t(source.data_pass, rep, mean0, params0, df0, **options)
-        # Rows that coincide or lie in a subspace can make the likelihood
-        # unbounded: the scale collapses far below the robust spread of the
-        # start, or df goes to its lower bound.
-        check_scale_range(np.diag(result.factor))
-        collapsed = np.diag(result.factor) < 1e-2 * np.diag(params0)
-        result.degenerate = bool(np.any(collapsed)) or result.df <= 1.01 * DF_MIN
+        # The features' variances (squared row norms of the factor) must be
+        # representable; its diagonal is a conditional spread, which strongly
+        # correlated features make far smaller than their variances.
+        sd = np.linalg.norm(result.factor, axis=1)
+        check_scale_range(sd)
         result.heywood = np.empty(0, dtype=int)
+    result.degenerate = _looks_unbounded(result, sd, spread)
+    if result.degenerate and result.converged:
+        # A maximum at the boundary of an unbounded likelihood is no answer.
+        result.converged = False
+        result.message = "the likelihood looks unbounded"
     result.model = TModel(rep, result.mean, result.factor, result.df)
     return result
+
+
+def _looks_unbounded(result, sd, spread):
+    """Whether the fit ran into an unbounded likelihood (rows that coincide
+    or lie in a subspace): ``df`` at its lower bound, a feature's scale
+    collapsed far below its robust spread, or (triangular) a conditional
+    spread far below it: below ``1e-2`` of the robust spread if the fit did
+    not converge, below ``1e-8`` of the feature's scale (a scale matrix
+    singular to working precision) if it did, since strongly correlated
+    features have small conditional spreads at a proper maximum."""
+    if result.df <= 1.01 * DF_MIN or np.any(sd < 1e-2 * spread):
+        return True
+    if isinstance(result.factor, tuple):
+        return False
+    conditional = np.abs(np.diag(result.factor))
+    if not result.converged:
+        return bool(np.any(conditional < 1e-2 * spread))
+    return bool(np.any(conditional < 1e-8 * sd))
+
+
+def check_factor_rank(source, n_factors, trace_coef):
+    """Raise if the rows cannot determine the factor t: the normal factor
+    model needs ``n_factors < n - 1`` rows of positive weight, the t one row
+    more for its degrees of freedom (the full t needs more rows than
+    features)."""
+    if trace_coef > 0:
+        return
+    w = source.sample_weight
+    if w is None:
+        n_rows = source.n_samples
+    elif is_dask_array(w):
+        return  # counted on the workers would cost a pass; the fit checks
+    else:
+        n_rows = int(np.count_nonzero(np.asarray(w)))
+    if n_factors >= n_rows - 2:
+        raise NotDeterminedError(
+            f"n_factors={n_factors} is not below n_samples - 2 with "
+            f"n_samples={n_rows} rows of positive weight: the factor t "
+            "(location, factors and degrees of freedom) would reproduce the "
+            "rows exactly and its likelihood is unbounded. Set n_factors "
+            "below n_samples - 2, or reg_covar > 0 or shrinkage > 0, or pass "
+            "more rows."
+        )
