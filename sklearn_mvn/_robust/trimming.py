@@ -33,6 +33,7 @@ from scipy import optimize, special, stats
 
 from .._likelihoods.student_t import DF_MAX, DF_MIN
 from .._linalg import row_chunks
+from .._representations import NotDeterminedError
 from .._solve.starts import robust_start
 
 # Concentration steps from every start before only the best starts go on.
@@ -336,14 +337,18 @@ class TrimmedFit:
         Rows fitted in the final concentration step.
     objective : float
         Mean negative log-likelihood of the support under ``model``.
+    n_effective : float
+        Effective number of rows of the support, ``(sum w)^2 / sum w^2``
+        of its row weights.
     """
 
-    def __init__(self, result, model, support, n_support, objective):
+    def __init__(self, result, model, support, n_support, objective, n_effective):
         self.result = result
         self.model = model
         self.support = support
         self.n_support = n_support
         self.objective = objective
+        self.n_effective = n_effective
 
 
 def _scores(model, X, n_obs, has_nan):
@@ -413,21 +418,53 @@ def trimmed_fit(
         )
     # Degenerate supports (rows in a subspace, repeated rows) make the
     # search's numbers infinite; the result is checked at the end instead.
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        trimmed = _search(
-            fit, X, weights, fraction, estimate_df, correlations, start_rows
-        )
+    try:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            trimmed = _search(
+                fit, X, weights, fraction, estimate_df, correlations, start_rows
+            )
+    except NotDeterminedError as exc:
+        if _has_constant_feature(X, weights):
+            raise  # X itself is singular: the plain fit's message applies
+        raise _degenerate_support(
+            support_fraction,
+            "its scale matrix is singular although that of X is not",
+        ) from exc
     model = trimmed.model
     params = model.params if model.is_factor else (model.params,)
     finite = all(np.all(np.isfinite(v)) for v in (model.mean, *params))
     if not (finite and np.isfinite(trimmed.objective)):
-        raise ValueError(
-            f"The trimmed fit is degenerate: the t on its support of "
-            f"{int(trimmed.support.sum())} rows has no finite maximum (rows "
-            "that coincide or lie in a subspace). Increase support_fraction, "
-            "or set reg_covar > 0 or shrinkage > 0."
+        raise _degenerate_support(
+            support_fraction,
+            f"the t on its {int(trimmed.support.sum())} rows has no finite maximum",
+        )
+    if trimmed.n_effective < d + 1:
+        raise _degenerate_support(
+            support_fraction,
+            f"its weights are concentrated on about {trimmed.n_effective:.2g} "
+            f"rows (effective count (sum w)^2 / sum w^2), fewer than "
+            f"n_features + 1 = {d + 1}",
         )
     return trimmed
+
+
+def _has_constant_feature(X, weights):
+    """Whether a feature takes one value on the rows of positive weight."""
+    rows = X[weights > 0]
+    with np.errstate(invalid="ignore"):
+        return bool(np.any(~(np.nanmax(rows, axis=0) > np.nanmin(rows, axis=0))))
+
+
+def _degenerate_support(support_fraction, detail):
+    """The error of a trimmed fit whose support cannot determine the t."""
+    return ValueError(
+        f"The trimmed fit is degenerate: the support of the most central "
+        f"rows (support_fraction={support_fraction!r}) cannot determine the "
+        f"t ({detail}). The central rows coincide, lie in a subspace, are "
+        "constant in a feature that varies in the other rows, or a few rows "
+        "carry most of the weight. Increase support_fraction (1.0 is the "
+        "untrimmed fit), or set reg_covar > 0 or shrinkage > 0."
+    )
 
 
 def _search(fit, X, weights, fraction, estimate_df, correlations, start_rows):
@@ -483,6 +520,13 @@ def _search(fit, X, weights, fraction, estimate_df, correlations, start_rows):
     )
     model = result.model.rescaled(c, df)
     objective = -float(row_weight @ model.log_density(X[support]) / row_weight.sum())
+    unit = row_weight / row_weight.max()
+    n_effective = float(unit.sum() ** 2 / (unit @ unit))
     return TrimmedFit(
-        result, model, support, int(np.count_nonzero(best.mask)), objective
+        result,
+        model,
+        support,
+        int(np.count_nonzero(best.mask)),
+        objective,
+        n_effective,
     )
