@@ -130,7 +130,9 @@ class GradientStudentT(BaseDensity):
         :class:`~sklearn.covariance.MinCovDet` does for the normal. The fit on
         a support has too small a scale and too large a ``nu``; both are
         corrected by the likelihood of the support's Mahalanobis distances
-        under the F law truncated where the support was cut. There is no
+        under the F law censored where the support was cut (the rows left
+        out count as beyond the cut; if they do not look like the model's
+        tail, as outliers do not, the law truncated at the cut). There is no
         reweighting step: a heavy-tailed model would take a tight outlying
         cluster back in. None means MinCovDet's default ``(n + d + 1) / 2n``,
         the largest breakdown point (``n`` the rows of positive weight). Not
@@ -542,6 +544,8 @@ class GradientStudentT(BaseDensity):
         self.converged_ = bool(result.converged)
         self.objective_ = float(result.value if objective is None else objective)
         self.history_ = result.history
+        # Read by GaussianImputer: conditional expectations are arbitrary.
+        self._likelihood_unbounded = bool(degenerate)
         if not self.converged_ and objective is None:
             self._warn_not_converged(result, degenerate)
 
