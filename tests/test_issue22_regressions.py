@@ -282,7 +282,6 @@ def test_item04_factor_fit_not_below_factor_analysis():
 # %% Item 5: trimmed t on clean data
 
 
-@_xfail(5, "trimmed t collapses df on clean data")
 @pytest.mark.parametrize("seed", [15, 26])
 def test_item05_trimmed_t_on_clean_data(seed):
     """Item 5: GradientStudentT(support_fraction=0.6) on uncontaminated t(4)
@@ -380,7 +379,6 @@ def test_item06e_duplicated_column_with_nan(estimator):
 # %% Item 7: the imputer with the t on digits
 
 
-@_xfail(7, "imputer returns values far outside the data")
 def test_item07_t_imputer_stays_in_range():
     """Item 7: GaussianImputer(GradientStudentT()) on standardised digits
     (200 rows, constant pixels removed, 20% MCAR) must not return values
