@@ -3,12 +3,14 @@
 The public surface is the density estimators :class:`GradientGaussian` and
 :class:`GradientStudentT` (a robust, heavy-tailed density) and the pipeline
 tools built on them: :class:`GaussianImputer` (a transformer) and
-:class:`GaussianOutlierDetector` (an outlier detector).
+:class:`GaussianOutlierDetector` (an outlier detector). The package's public
+error classes are in :mod:`sklearn_mvn.exceptions`.
 """
 
 # Authors: sklearn-mvn developers
 # License: BSD 3-Clause
 
+from . import exceptions
 from ._gradient_gaussian import GradientGaussian
 from ._imputer import GaussianImputer
 from ._outlier import GaussianOutlierDetector
@@ -21,4 +23,5 @@ __all__ = [
     "GradientGaussian",
     "GradientStudentT",
     "__version__",
+    "exceptions",
 ]

@@ -526,7 +526,7 @@ class GradientStudentT(BaseDensity):
             "_precision_value_",
         ):
             self.__dict__.pop(name, None)
-        self._keep_structure()
+        self._keep_structure(model.mean.shape[0])
         self._df_estimated = self.df == "auto"
         self.mean_ = model.mean
         self.df_ = float(model.df)
