@@ -509,7 +509,6 @@ def _t_objective(model, X, reg_covar):
     return -np.mean(loglik) + penalty
 
 
-@_xfail(12, "t factor with large reg_covar diverges")
 @pytest.mark.parametrize("n_factors", [1, 2])
 def test_item12_t_factor_large_reg_covar(n_factors):
     """Item 12: data at scale 3e-27 with NaN and reg_covar=0.1: the factor

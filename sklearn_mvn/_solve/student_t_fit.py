@@ -140,9 +140,14 @@ def fit_student_t(source, spec, *, start=None, scale=None):
         mean0, params0, df0 = start
         df0 = float(np.clip(df0, DF_MIN, DF_MAX)) if spec.estimate_df else df0
     elif spec.is_factor:
-        params0 = factor_start(
+        W0, psi0 = factor_start(
             source.sample, source.sample_w, mean0, spread, spec.n_factors
         )
+        # The penalty adds about trace_coef to every variance (exactly so for
+        # the normal: S + reg_covar I). Far above the data's variances the
+        # optimum is there, many decades from the data's scale, where no
+        # accelerating step (missing values) would take the cycles.
+        params0 = (W0, psi0 + trace_coef)
     else:
         params0 = np.diag(spread)
     options = dict(
@@ -157,7 +162,10 @@ def fit_student_t(source, spec, *, start=None, scale=None):
     rep = spec.representation(n_features)
     if spec.is_factor:
         check_factor_rank(source, spec.n_factors, trace_coef)
-        psi_lower = MIN_NOISE * spread**2
+        # The noise floor in units of the penalised variances (the start's):
+        # relative to them a floor set by the data's far smaller variances
+        # would let a Heywood feature's Woodbury terms cancel to nothing.
+        psi_lower = MIN_NOISE * (spread**2 + trace_coef)
         result = fit_t(
             source.data_pass, rep, mean0, params0, df0, psi_lower=psi_lower, **options
         )
