@@ -180,24 +180,26 @@ def fit_student_t(source, spec, *, start=None, scale=None):
         sd = np.linalg.norm(result.factor, axis=1)
         check_scale_range(sd)
         result.heywood = np.empty(0, dtype=int)
-    result.degenerate = _looks_unbounded(result, sd, spread)
+    result.degenerate = _looks_unbounded(result, sd, spread, spec.estimate_df)
     if result.degenerate and result.converged:
         # A maximum at the boundary of an unbounded likelihood is no answer.
         result.converged = False
-        result.message = "the likelihood looks unbounded"
+        result.message = "df or the scale matrix ran to its limit"
     result.model = TModel(rep, result.mean, result.factor, result.df)
     return result
 
 
-def _looks_unbounded(result, sd, spread):
+def _looks_unbounded(result, sd, spread, estimate_df):
     """Whether the fit ran into an unbounded likelihood (rows that coincide
-    or lie in a subspace): ``df`` at its lower bound, a feature's scale
-    collapsed far below its robust spread, or (triangular) a conditional
-    spread far below it: below ``1e-2`` of the robust spread if the fit did
-    not converge, below ``1e-8`` of the feature's scale (a scale matrix
-    singular to working precision) if it did, since strongly correlated
-    features have small conditional spreads at a proper maximum."""
-    if result.df <= 1.01 * DF_MIN or np.any(sd < 1e-2 * spread):
+    or lie in a subspace): an estimated ``df`` at its lower bound (a fixed
+    one is the user's), a feature's scale collapsed far below its robust
+    spread, or (triangular) a conditional spread far below it: below
+    ``1e-2`` of the robust spread if the fit did not converge, below ``1e-8``
+    of the feature's scale (a scale matrix singular to working precision)
+    if it did, since strongly correlated features have small conditional
+    spreads at a proper maximum."""
+    at_floor = estimate_df and result.df <= 1.01 * DF_MIN
+    if at_floor or np.any(sd < 1e-2 * spread):
         return True
     if isinstance(result.factor, tuple):
         return False
