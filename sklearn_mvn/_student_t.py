@@ -450,6 +450,7 @@ class GradientStudentT(BaseDensity):
             estimate_df=spec.estimate_df,
             correlations=not spec.is_factor,
             start_rows=_START_ROWS,
+            penalised=spec.shrinkage > 0 or spec.reg_covar > 0,
         )
         model = trimmed.model
         self._set_solution(model, trimmed.result, objective=trimmed.objective)

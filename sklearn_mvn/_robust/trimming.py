@@ -461,6 +461,7 @@ def trimmed_fit(
     estimate_df,
     correlations=True,
     start_rows=8192,
+    penalised=False,
 ):
     """Maximum trimmed t likelihood: concentration steps from the starts, then
     the consistency correction.
@@ -485,6 +486,9 @@ def trimmed_fit(
     start_rows : int, default=8192
         Above this many rows the search runs on a strided subsample and its
         best fit starts concentration steps on all rows.
+    penalised : bool, default=False
+        Whether the fit has a shape prior (``reg_covar`` or ``shrinkage``),
+        which determines the t on a support of few effective rows.
 
     Returns
     -------
@@ -493,9 +497,11 @@ def trimmed_fit(
     Raises
     ------
     ValueError
-        If the support would hold at most ``n_features`` rows, or the fit on
-        the best support is not finite (rows that coincide or lie in a
-        subspace).
+        If the support would hold at most ``n_features`` rows, the fit on a
+        support is singular although ``X`` is not, the fit on the best
+        support is not finite (rows that coincide or lie in a subspace), or
+        (unpenalised) the support's weights sit on fewer than ``n_features +
+        1`` effective rows.
     """
     n_samples, d = X.shape
     n_rows = int(np.count_nonzero(weights))
@@ -529,7 +535,7 @@ def trimmed_fit(
             support_fraction,
             f"the t on its {int(trimmed.support.sum())} rows has no finite maximum",
         )
-    if trimmed.n_effective < d + 1:
+    if not penalised and trimmed.n_effective < d + 1:
         raise _degenerate_support(
             support_fraction,
             f"its weights are concentrated on about {trimmed.n_effective:.2g} "
