@@ -277,11 +277,6 @@ def test_fuzz_factor(problem, law, n_factors):
     X, weights, params, _ = problem
     _note(X, weights)
     params = dict(params, covariance_type="factor", n_factors=n_factors)
-    if law == "t" and params["shrinkage"] == 1.0:
-        # A defect found by this fuzz, not in issue 22: its own strict xfail
-        # test, test_t_factor_full_shrinkage.
-        event("skipped: t factor with shrinkage=1")
-        return
     model = (
         GradientGaussian(**params) if law == "normal" else GradientStudentT(**params)
     )
@@ -296,11 +291,6 @@ def test_fuzz_factor(problem, law, n_factors):
     event(f"fitted: {law}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by this fuzz (not in issue 22): raw ZeroDivisionError or "
-    "LinAlgError from the t factor fit with shrinkage=1",
-)
 @pytest.mark.parametrize("df", ["auto", 4.0])
 def test_t_factor_full_shrinkage(df):
     """The t factor model with shrinkage=1 (the prior alone) fits, as the
