@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _factor_reference import fit_factor_model
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.decomposition import FactorAnalysis
 from sklearn.exceptions import ConvergenceWarning
@@ -11,7 +12,6 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn_mvn import GradientGaussian
 from sklearn_mvn import _gradient_gaussian as gg
 from sklearn_mvn._representations.low_rank import MIN_NOISE, LowRankPlusDiagonal
-from sklearn_mvn._solve.factor import fit_factor_model
 
 
 def _factor_data(seed, n, d, k, offset=2.0):

@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _factor_reference import fit_factor_model
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.stats import multivariate_normal
 from sklearn.decomposition import FactorAnalysis
@@ -25,7 +26,6 @@ from sklearn_mvn._representations.low_rank import (
     heywood_features,
     n_free_parameters,
 )
-from sklearn_mvn._solve.factor import fit_factor_model
 
 # ---------------------------------------------------------------------------
 # Data and dense references
