@@ -1,7 +1,8 @@
 """sklearn-mvn: multivariate normal density estimation by gradient-based ML.
 
 The public surface is the density estimators :class:`GradientGaussian` and
-:class:`GradientStudentT` (a robust, heavy-tailed density) and the pipeline
+:class:`GradientStudentT` (a robust, heavy-tailed density), the finite
+mixture :class:`GradientGaussianMixture`, and the pipeline
 tools built on them: :class:`GaussianImputer` (a transformer) and
 :class:`GaussianOutlierDetector` (an outlier detector).
 """
@@ -11,6 +12,7 @@ tools built on them: :class:`GaussianImputer` (a transformer) and
 
 from ._gradient_gaussian import GradientGaussian
 from ._imputer import GaussianImputer
+from ._mixture import GradientGaussianMixture
 from ._outlier import GaussianOutlierDetector
 from ._student_t import GradientStudentT
 from ._version import __version__
@@ -19,6 +21,7 @@ __all__ = [
     "GaussianImputer",
     "GaussianOutlierDetector",
     "GradientGaussian",
+    "GradientGaussianMixture",
     "GradientStudentT",
     "__version__",
 ]
