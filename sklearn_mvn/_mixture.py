@@ -18,6 +18,7 @@ import copy
 import warnings
 
 import numpy as np
+from scipy.linalg import solve_triangular
 from sklearn.base import BaseEstimator, DensityMixin, clone
 from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
@@ -777,7 +778,10 @@ class GradientGaussianMixture(DensityMixin, BaseEstimator):
                 if trial is not None:
                     t_weights, t_densities = trial
                     ll_t, resp_t = _e_step(X, weights, t_weights, t_densities)
-                    if np.isfinite(ll_t) and ll_t >= ll1:
+                    # Below 1e-12 (relative) a mean log-likelihood cannot
+                    # tell two points apart (rounding): accept there.
+                    noise = 1e-12 * (1.0 + abs(ll1))
+                    if np.isfinite(ll_t) and ll_t >= ll1 - noise:
                         accepted = True
                         log_weights = _m_step(
                             X, weights, resp_t, components, caught, inner
@@ -833,7 +837,10 @@ class GradientGaussianMixture(DensityMixin, BaseEstimator):
             prec_chol = np.sqrt(precs)
         else:
             prec_chol = np.array(
-                [np.linalg.inv(_cholesky(c, k)).T for k, c in enumerate(covs)]
+                [
+                    solve_triangular(_cholesky(c, k), np.eye(len(c)), lower=True).T
+                    for k, c in enumerate(covs)
+                ]
             )
         self.covariances_ = covs
         self.precisions_ = precs
@@ -843,6 +850,22 @@ class GradientGaussianMixture(DensityMixin, BaseEstimator):
         self.lower_bound_ = float(result["lower_bound"])
         # The weight of a component in rows' worth (of the mean positive weight).
         rows = self.weights_ * np.count_nonzero(weights)
+        # A covariance whose smallest eigenvalue (in units of the data's
+        # variances) is below 1e-10 is singular to the E-step's precision.
+        scale = 1.0 / np.sqrt(np.nanvar(X, axis=0) + np.finfo(float).tiny)
+        singular = [
+            k
+            for k, c in enumerate(result["components"])
+            if np.linalg.eigvalsh(c.covariance_ * np.outer(scale, scale))[0] < 1e-10
+        ]
+        if singular:
+            warn_at_caller(
+                f"Mixture components {singular} collapsed onto a (nearly) "
+                "singular covariance: their likelihood grows without bound on "
+                "few rows. Increase reg_covar (GaussianMixture's default is "
+                "1e-6) or set shrinkage > 0, or use fewer n_components.",
+                ConvergenceWarning,
+            )
         small = np.flatnonzero(rows < _MIN_ROWS)
         if small.size and self.n_components > 1:
             warn_at_caller(
