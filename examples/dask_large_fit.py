@@ -19,7 +19,8 @@ Run ``python examples/dask_large_fit.py --help`` for the options, e.g.::
     python examples/dask_large_fit.py --rows 2e7 --workers 0   # threads
     python examples/dask_large_fit.py --rows 2e7 --workers 2   # LocalCluster
 
-Install the optional dependencies with ``pip install "sklearn-mvn[dask]"``.
+Install the optional dependencies from a checkout with ``pip install ".[dask]"``
+(or ``".[examples]"``, which includes them).
 """
 
 # Authors: sklearn-mvn developers

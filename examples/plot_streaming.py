@@ -131,7 +131,7 @@ fig.tight_layout()
 # merged in a tree of tasks, and only the final statistics (a few hundred
 # numbers here) reach the fitting process: the array is never gathered. The
 # estimate equals the NumPy fit. Dask is an optional dependency
-# (``pip install "sklearn-mvn[dask]"``), imported only when a Dask array is
+# (``pip install ".[dask]"`` from a checkout), imported only when a Dask array is
 # passed.
 import dask.array as da
 

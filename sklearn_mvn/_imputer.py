@@ -4,6 +4,11 @@ The transformer wraps one of the package's density estimators and uses only
 its public API (``fit``, ``impute``, ``mean_`` and ``factor_``), so any of them
 fits in: the imputation is the conditional expectation (or a draw from the
 conditional law) of each row's missing entries given its observed entries.
+
+The helpers under "Wrapping a density estimator" are shared with
+:class:`~sklearn_mvn.GaussianOutlierDetector`: which estimator to clone, the
+fitted density behind a search such as ``GridSearchCV``, and all-or-nothing
+``fit``.
 """
 
 # Authors: sklearn-mvn developers
@@ -15,6 +20,7 @@ from sklearn.impute import MissingIndicator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from ._base import _AllOrNothing
 from ._gradient_gaussian import GradientGaussian
 from ._linalg import row_chunks
 from ._representations.conditional import conditional_draw
@@ -24,6 +30,59 @@ from ._validation import (
     _fit_context,
     validate_with_nan,
 )
+
+# ---------------------------------------------------------------------------
+# Wrapping a density estimator (shared with GaussianOutlierDetector)
+# ---------------------------------------------------------------------------
+
+
+def _search_parts(estimator):
+    """``(tuned estimator, refit)`` of a search such as ``GridSearchCV``.
+
+    A search is recognised by its ``estimator`` and ``refit`` parameters, as
+    scikit-learn's ``GridSearchCV``, ``RandomizedSearchCV`` and successive-
+    halving searches have them; for any other estimator, ``(estimator,
+    None)``.
+    """
+    get_params = getattr(estimator, "get_params", None)
+    params = get_params(deep=False) if callable(get_params) else {}
+    if "estimator" in params and "refit" in params:
+        return params["estimator"], params["refit"]
+    return estimator, None
+
+
+def _estimator_to_fit(wrapper, methods):
+    """The estimator ``wrapper.fit`` clones, checked before any fitting.
+
+    ``wrapper.estimator``, or ``GradientGaussian()`` for None. A search over
+    a density estimator (e.g. ``GridSearchCV(GradientGaussian(), ...)``)
+    is accepted: the wrapper then uses its ``best_estimator_``, so it must
+    refit, and the estimator it tunes must have ``methods``.
+    """
+    if wrapper.estimator is None:
+        return GradientGaussian()
+    owner = type(wrapper).__name__
+    tuned, refit = _search_parts(wrapper.estimator)
+    if refit is False:
+        raise ValueError(
+            f"{owner} uses the best model of {type(wrapper.estimator).__name__}, "
+            "but refit=False keeps none: set refit=True (or a scoring name, "
+            "with several scorings)."
+        )
+    missing = [name for name in methods if not callable(getattr(tuned, name, None))]
+    if missing:
+        raise ValueError(
+            f"The 'estimator' parameter of {owner} must be a density estimator "
+            f"with the method(s) {missing} (one of sklearn-mvn's estimators, or a "
+            f"search such as GridSearchCV over one); got {tuned!r}."
+        )
+    return wrapper.estimator
+
+
+def _fitted_density(estimator):
+    """The fitted density of ``estimator_``: a search's ``best_estimator_``."""
+    return getattr(estimator, "best_estimator_", estimator)
+
 
 # ---------------------------------------------------------------------------
 # Helpers on arrays
@@ -56,12 +115,21 @@ def _posterior_draw(estimator, X, rng):
     The one place where the imputer needs more than the estimators' common
     public API: an estimator that knows its own conditional laws (e.g. a
     non-normal family) provides ``_conditional_draw(X, rng)``; otherwise the
-    fitted normal ``N(mean_, factor_ @ factor_.T)`` is conditioned by
+    fitted normal ``N(mean_, factor_ @ factor_.T)`` (or, for a factor model
+    without ``factor_``, ``N(mean_, components_.T @ components_ +
+    diag(noise_variance_))``) is conditioned by
     :func:`~._representations.conditional.conditional_draw`.
     """
     if hasattr(estimator, "_conditional_draw"):
         return estimator._conditional_draw(X, rng)
-    return conditional_draw(X, estimator.mean_, estimator.factor_, rng)
+    factor = getattr(estimator, "factor_", None)
+    if factor is None:
+        # covariance_type='factor': S = W^T W + diag(psi) = F F^T with the
+        # rectangular F = [W^T | diag(sqrt(psi))].
+        factor = np.hstack(
+            [estimator.components_.T, np.diag(np.sqrt(estimator.noise_variance_))]
+        )
+    return conditional_draw(X, estimator.mean_, factor, rng)
 
 
 # ---------------------------------------------------------------------------
@@ -89,10 +157,13 @@ class GaussianImputer(TransformerMixin, BaseEstimator):
     estimator : estimator instance, default=None
         Density estimator to fit, one of the package's estimators (anything
         with ``fit``, ``score_samples`` and ``impute`` and the fitted
-        attributes ``mean_`` and ``factor_``). ``None`` means
-        ``GradientGaussian()``. It is cloned by ``fit``. To tune its parameters
-        as ``estimator__<name>`` (e.g. ``estimator__shrinkage``), pass an
-        estimator instance.
+        attribute ``mean_``), or a search over one such as
+        ``GridSearchCV(GradientGaussian(), {"shrinkage": [0.0, 0.1]})``, whose
+        ``best_estimator_`` then imputes (it needs ``refit=True``). ``None``
+        means ``GradientGaussian()``. It is cloned by ``fit``. To tune its
+        parameters as ``estimator__<name>`` (e.g. ``estimator__shrinkage``),
+        pass an estimator instance. The first parameter, and the only one that
+        may be passed by position, as in scikit-learn's meta-estimators.
 
     sample_posterior : bool, default=False
         If True, draw each row's missing entries from their conditional
@@ -118,7 +189,8 @@ class GaussianImputer(TransformerMixin, BaseEstimator):
     Attributes
     ----------
     estimator_ : estimator instance
-        The fitted clone of ``estimator``.
+        The fitted clone of ``estimator`` (for a search, the fitted search; the
+        imputations come from its ``best_estimator_``).
 
     indicator_ : :class:`~sklearn.impute.MissingIndicator`
         Indicator of missing values, fitted when ``add_indicator=True``, else
@@ -144,8 +216,17 @@ class GaussianImputer(TransformerMixin, BaseEstimator):
     -----
     Rows with every entry missing carry no information: ``fit`` skips them,
     and ``transform`` fills them with the fitted mean (or a draw from the
-    fitted distribution). A feature that is never observed in ``fit`` makes
-    the estimator's ``fit`` raise a ``ValueError``.
+    fitted distribution), also when every row of the batch is such a row. A
+    feature that is never observed in ``fit`` makes the estimator's ``fit``
+    raise a ``ValueError``.
+
+    The output has the floating-point type of the input (float32 stays
+    float32, as in scikit-learn's imputers; other input becomes float64); the
+    fit itself is computed in float64.
+
+    ``fit`` and ``fit_transform`` are all-or-nothing: on any exception (also
+    ``KeyboardInterrupt``) the imputer keeps its previous state, or stays
+    unfitted.
 
     Examples
     --------
@@ -160,10 +241,23 @@ class GaussianImputer(TransformerMixin, BaseEstimator):
     >>> draws = GaussianImputer(sample_posterior=True, random_state=0).fit_transform(X)
     >>> bool(np.isnan(draws).any())
     False
+
+    The density estimator comes first and may be a search over its parameters:
+
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from sklearn_mvn import GradientGaussian
+    >>> search = GridSearchCV(GradientGaussian(), {"shrinkage": [0.0, 0.5]})
+    >>> imputer = GaussianImputer(search).fit(X)
+    >>> imputer.estimator_.best_params_
+    {'shrinkage': 0.0}
+    >>> imputer.transform(np.array([[2.0, np.nan]], dtype=np.float32)).dtype
+    dtype('float32')
     """
 
     _parameter_constraints: dict = {
-        "estimator": [HasMethods(["fit", "score_samples", "impute"]), None],
+        # fit checks the other methods (_estimator_to_fit): on the estimator a
+        # search such as GridSearchCV tunes, which has no ``impute`` itself.
+        "estimator": [HasMethods(["fit"]), None],
         "sample_posterior": ["boolean"],
         "random_state": ["random_state"],
         "add_indicator": ["boolean"],
@@ -171,8 +265,8 @@ class GaussianImputer(TransformerMixin, BaseEstimator):
 
     def __init__(
         self,
-        *,
         estimator=None,
+        *,
         sample_posterior=False,
         random_state=None,
         add_indicator=False,
@@ -185,6 +279,7 @@ class GaussianImputer(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
     def _validate(self, X, reset):
@@ -208,22 +303,28 @@ class GaussianImputer(TransformerMixin, BaseEstimator):
         self : GaussianImputer
             The fitted imputer.
         """
-        self._fit(self._validate(X, reset=True))
+        with _AllOrNothing(self):
+            self._fit(self._validate(X, reset=True))
         return self
 
     def _fit(self, X):
-        """Fit on validated ``X``; return which rows have no observed entry."""
+        """Fit on validated ``X``; return which rows have no observed entry.
+
+        The fitted attributes are set together at the end; the callers
+        restore the previous state if anything raises.
+        """
+        estimator = _estimator_to_fit(self, ["score_samples", "impute"])
         _, empty = _nan_rows(X)
         if empty.all():
             raise ValueError(
                 "X has no observed entry (every entry is NaN); GaussianImputer "
                 "needs observed values to fit the distribution."
             )
-        estimator = GradientGaussian() if self.estimator is None else self.estimator
-        self.estimator_ = clone(estimator).fit(X[~empty] if empty.any() else X)
-        self.indicator_ = None
+        fitted = clone(estimator).fit(X[~empty] if empty.any() else X)
+        indicator = None
         if self.add_indicator:
-            self.indicator_ = MissingIndicator(error_on_new=False).fit(X)
+            indicator = MissingIndicator(error_on_new=False).fit(X)
+        self.estimator_, self.indicator_ = fitted, indicator
         return empty
 
     @_fit_context(prefer_skip_nested_validation=False)
@@ -245,9 +346,10 @@ class GaussianImputer(TransformerMixin, BaseEstimator):
         X_imputed : ndarray of shape (n_samples, n_features_out)
             As :meth:`transform` returns for ``X``.
         """
-        X = self._validate(X, reset=True)
-        empty = self._fit(X)
-        return self._transform(X, empty)
+        with _AllOrNothing(self):
+            X = self._validate(X, reset=True)
+            empty = self._fit(X)
+            return self._transform(X, empty)
 
     def transform(self, X):
         """Fill each missing entry of ``X``.
@@ -260,11 +362,13 @@ class GaussianImputer(TransformerMixin, BaseEstimator):
         Returns
         -------
         X_imputed : ndarray of shape (n_samples, n_features_out)
-            A float64 copy of ``X`` with every NaN replaced by its conditional
-            expectation given the row's observed entries (or a draw from the
-            conditional law, if ``sample_posterior``), followed by the missing
-            indicators if ``add_indicator``. A data frame with ``X``'s index
-            after ``set_output(transform="pandas")``.
+            A copy of ``X`` (float32 for float32 input, else float64) with
+            every NaN replaced by its conditional expectation given the row's
+            observed entries (or a draw from the conditional law, if
+            ``sample_posterior``), followed by the missing indicators if
+            ``add_indicator``. Rows with every entry missing get the fitted
+            mean (or a draw from the fitted distribution). A data frame with
+            ``X``'s index after ``set_output(transform="pandas")``.
         """
         check_is_fitted(self)
         return self._transform(self._validate(X, reset=False))
@@ -272,28 +376,32 @@ class GaussianImputer(TransformerMixin, BaseEstimator):
     def _transform(self, X, every=None):
         """Fill validated ``X`` (``every``: its rows without observed entry,
         computed if None)."""
+        density = _fitted_density(self.estimator_)
         if self.sample_posterior:
             rng = check_random_state(self.random_state)
-            X_imputed = _posterior_draw(self.estimator_, X, rng)
+            X_imputed = np.asarray(_posterior_draw(density, X, rng), dtype=X.dtype)
         else:
-            X_imputed = self._impute(X, every)
+            X_imputed = self._impute(density, X, every)
         if self.indicator_ is not None:
             X_imputed = np.hstack(
-                [X_imputed, self.indicator_.transform(X).astype(np.float64)]
+                [X_imputed, self.indicator_.transform(X).astype(X.dtype)]
             )
         return X_imputed
 
-    def _impute(self, X, every=None):
-        """Conditional expectations; rows without observed entries get the mean."""
+    @staticmethod
+    def _impute(density, X, every=None):
+        """Conditional expectations in ``X``'s dtype; rows without observed
+        entries get the mean."""
         if every is None:
             _, every = _nan_rows(X)
         if not every.any():
             # One call on X itself: no copy of X besides the output.
-            X_imputed = np.asarray(self.estimator_.impute(X), dtype=np.float64)
+            X_imputed = np.asarray(density.impute(X), dtype=X.dtype)
             return X_imputed.copy() if np.may_share_memory(X_imputed, X) else X_imputed
-        X_imputed = np.empty(X.shape)
-        X_imputed[every] = self.estimator_.mean_
-        X_imputed[~every] = self.estimator_.impute(X[~every])
+        X_imputed = np.empty(X.shape, dtype=X.dtype)
+        X_imputed[every] = density.mean_
+        if not every.all():
+            X_imputed[~every] = density.impute(X[~every])
         return X_imputed
 
     def get_feature_names_out(self, input_features=None):

@@ -1,9 +1,10 @@
 """GaussianOutlierDetector: outlier detection by a fitted multivariate density.
 
 The detector wraps one of the package's density estimators and uses only its
-public API (``fit``, ``score_samples``, ``mean_`` and ``covariance_``): the
-outlier score is the fitted log-density, thresholded at ``offset_`` as
-scikit-learn's outlier detectors threshold their scores.
+public API (``fit`` and ``score_samples``; ``mean_`` and ``mahalanobis`` for
+``contamination='auto'``): the outlier score is the fitted log-density,
+thresholded at ``offset_`` as scikit-learn's outlier detectors threshold their
+scores.
 """
 
 # Authors: sklearn-mvn developers
@@ -14,7 +15,8 @@ from scipy.stats import chi2
 from sklearn.base import BaseEstimator, OutlierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-from ._gradient_gaussian import GradientGaussian
+from ._base import _AllOrNothing
+from ._imputer import _estimator_to_fit, _fitted_density
 from ._validation import (
     HasMethods,
     Interval,
@@ -40,6 +42,12 @@ def _auto_offset(estimator, n_features):
     with ``mahalanobis`` alone (quadratic in ``c``), so no covariance matrix is
     formed; an elliptical density takes one value on that ellipsoid.
     """
+    if not hasattr(estimator, "mean_"):
+        raise ValueError(
+            f"contamination='auto' needs the fitted attribute mean_, which "
+            f"{type(estimator).__name__} does not have: pass a float "
+            "contamination, or one of sklearn-mvn's density estimators."
+        )
     hook = getattr(estimator, "_squared_distance_quantile", None)
     if hook is None:
         squared_distance = chi2(n_features).isf(AUTO_TAIL)
@@ -71,11 +79,15 @@ class GaussianOutlierDetector(OutlierMixin, BaseEstimator):
     Parameters
     ----------
     estimator : estimator instance, default=None
-        Density estimator to fit (anything with ``fit`` and ``score_samples``
-        and the fitted attributes ``mean_`` and ``covariance_``, such as the
-        package's estimators). ``None`` means ``GradientGaussian()``. It is
-        cloned by ``fit``. To tune its parameters as
-        ``estimator__<name>``, pass an estimator instance.
+        Density estimator to fit: anything with ``fit`` and ``score_samples``,
+        such as the package's estimators (``contamination='auto'`` also needs
+        ``mahalanobis`` and the fitted attribute ``mean_``), or a search over
+        one such as ``GridSearchCV(GradientGaussian(), {"shrinkage": [0.0,
+        0.1]})``, whose ``best_estimator_`` then scores (it needs
+        ``refit=True``). ``None`` means ``GradientGaussian()``. It is cloned
+        by ``fit``. To tune its parameters as ``estimator__<name>``, pass an
+        estimator instance. The first parameter, and the only one that may be
+        passed by position, as in scikit-learn's meta-estimators.
 
     contamination : 'auto' or float, default=0.1
         Proportion of outliers in the training data, as in scikit-learn's
@@ -92,7 +104,8 @@ class GaussianOutlierDetector(OutlierMixin, BaseEstimator):
           and :class:`~sklearn.neighbors.LocalOutlierFactor`): ``offset_`` is
           the fitted log-density at squared Mahalanobis distance
           ``chi2(n_features).isf(0.025)`` from ``mean_``, in the metric of
-          ``covariance_``. The points beyond
+          the fitted covariance (the estimator's ``mahalanobis``). The points
+          beyond
           are the 2.5% least likely under a fitted normal (the 97.5%
           chi-square cut-off of robust covariance estimation, also used by
           :class:`~sklearn.covariance.MinCovDet`).
@@ -100,7 +113,8 @@ class GaussianOutlierDetector(OutlierMixin, BaseEstimator):
     Attributes
     ----------
     estimator_ : estimator instance
-        The fitted clone of ``estimator``.
+        The fitted clone of ``estimator`` (for a search, the fitted search; the
+        scores come from its ``best_estimator_``).
 
     offset_ : float
         Threshold on the log-density: ``decision_function = score_samples -
@@ -131,6 +145,10 @@ class GaussianOutlierDetector(OutlierMixin, BaseEstimator):
     rows flagged need not equal ``contamination``. ``score_samples`` itself
     is exact, so the ranking of rows with the same missing entries is exact.
 
+    ``fit`` is all-or-nothing: on any exception (also ``KeyboardInterrupt``)
+    the detector keeps its previous state (``estimator_`` and ``offset_``
+    together), or stays unfitted.
+
     Examples
     --------
     >>> import numpy as np
@@ -142,17 +160,30 @@ class GaussianOutlierDetector(OutlierMixin, BaseEstimator):
     0.05
     >>> detector.predict([[0.0, 0.0], [2.0, -2.0], [np.nan, 5.0]])
     array([ 1, -1, -1])
+
+    The density estimator comes first and may be a search over its parameters:
+
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from sklearn_mvn import GradientGaussian
+    >>> search = GridSearchCV(GradientGaussian(), {"shrinkage": [0.0, 0.5]})
+    >>> detector = GaussianOutlierDetector(search, contamination="auto").fit(X)
+    >>> detector.estimator_.best_params_
+    {'shrinkage': 0.0}
+    >>> detector.predict([[0.0, 0.0], [2.0, -2.0]])
+    array([ 1, -1])
     """
 
     _parameter_constraints: dict = {
-        "estimator": [HasMethods(["fit", "score_samples"]), None],
+        # fit checks the other methods (_estimator_to_fit), on the estimator a
+        # search such as GridSearchCV tunes.
+        "estimator": [HasMethods(["fit"]), None],
         "contamination": [
             StrOptions({"auto"}),
             Interval(Real, 0.0, 0.5, closed="right"),
         ],
     }
 
-    def __init__(self, *, estimator=None, contamination=0.1):
+    def __init__(self, estimator=None, *, contamination=0.1):
         self.estimator = estimator
         self.contamination = contamination
 
@@ -181,14 +212,20 @@ class GaussianOutlierDetector(OutlierMixin, BaseEstimator):
         self : GaussianOutlierDetector
             The fitted detector.
         """
-        X = self._validate(X, reset=True)
-        estimator = GradientGaussian() if self.estimator is None else self.estimator
-        self.estimator_ = clone(estimator).fit(X)
-        if self.contamination == "auto":
-            self.offset_ = _auto_offset(self.estimator_, self.n_features_in_)
-        else:
-            scores = self.estimator_.score_samples(X)
-            self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
+        with _AllOrNothing(self):
+            auto = self.contamination == "auto"
+            needs = ["score_samples", "mahalanobis"] if auto else ["score_samples"]
+            estimator = _estimator_to_fit(self, needs)
+            X = self._validate(X, reset=True)
+            fitted = clone(estimator).fit(X)
+            density = _fitted_density(fitted)
+            if auto:
+                offset = _auto_offset(density, self.n_features_in_)
+            else:
+                scores = density.score_samples(X)
+                offset = float(np.percentile(scores, 100.0 * self.contamination))
+            # Set together: an interrupted refit keeps the old pair.
+            self.estimator_, self.offset_ = fitted, offset
         return self
 
     def score_samples(self, X):
@@ -209,7 +246,7 @@ class GaussianOutlierDetector(OutlierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = self._validate(X, reset=False)
-        return self.estimator_.score_samples(X)
+        return _fitted_density(self.estimator_).score_samples(X)
 
     def decision_function(self, X):
         """Shifted log-density: negative for outliers, positive for inliers.

@@ -396,7 +396,10 @@ class GradientStudentT(BaseDensity):
         )
 
     def _warm_start_point(self):
-        """``(mean, params, df)`` of the previous fit with ``warm_start``."""
+        """``(mean, params, df)`` of the previous fit with ``warm_start``,
+        projected on the structure being fitted (a full scale matrix warm-starts
+        'diag' and 'spherical' with its structured M-step); None between the
+        factor model and the triangular ones."""
         if not self.warm_start or "mean_" not in self.__dict__:
             return None
         d = self.n_features_in_
@@ -411,15 +414,18 @@ class GradientStudentT(BaseDensity):
                     f"{(k, d)} (n_factors, n_features); set "
                     "warm_start=False to fit from scratch."
                 )
-        elif "factor_" not in self.__dict__:
+            return self.mean_, self._covariance_params(), self.df_
+        if "factor_" not in self.__dict__:
             return None
-        elif self.factor_.shape[0] != d:
+        if self.factor_.shape[0] != d:
             raise ValueError(
                 f"warm_start=True but X has {d} features while the "
                 f"previous fit had {self.factor_.shape[0]}; set "
                 "warm_start=False to fit from scratch."
             )
-        return self.mean_, self._covariance_params(), self.df_
+        rep = self._representation(d)
+        factor = rep.preconditioner(self.factor_ @ self.factor_.T, self.mean_, d + 1)
+        return self.mean_, factor, self.df_
 
     def _fit_trimmed(self, source, spec):
         """Maximum trimmed likelihood
@@ -518,6 +524,8 @@ class GradientStudentT(BaseDensity):
             "_precision_value_",
         ):
             self.__dict__.pop(name, None)
+        self._keep_structure(model.mean.shape[0])
+        self._df_estimated = self.df == "auto"
         self.mean_ = model.mean
         self.df_ = float(model.df)
         if model.is_factor:
@@ -560,8 +568,7 @@ class GradientStudentT(BaseDensity):
         return TModel(rep, self.mean_, self._covariance_params(), self.df_)
 
     def _n_parameters(self):
-        rep = self._representation(self.n_features_in_)
-        return rep.n_parameters() + int(self.df == "auto")
+        return self._fitted_representation().n_parameters() + int(self._df_estimated)
 
     # -- prediction ----------------------------------------------------------
 
@@ -685,7 +692,7 @@ class GradientStudentT(BaseDensity):
         rng = check_random_state(random_state)
         d = self.mean_.shape[0]
         if self._is_factor():
-            rep = self._representation(d)
+            rep = self._fitted_representation()
             z = rng.standard_normal((int(n_samples), rep.n_draws))
             draws = rep.sample(np.zeros(d), self._covariance_params(), z)
         else:

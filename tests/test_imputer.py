@@ -8,11 +8,13 @@ from scipy.linalg import cholesky
 from scipy.stats import chi2
 from sklearn.base import clone
 from sklearn.datasets import load_diabetes
+from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.neighbors import KernelDensity
 from sklearn.pipeline import make_pipeline
 
-from sklearn_mvn import GaussianImputer, GradientGaussian
+from sklearn_mvn import GaussianImputer, GradientGaussian, GradientStudentT
 from sklearn_mvn._imputer import _posterior_draw
 from sklearn_mvn._representations.conditional import conditional_draw
 
@@ -439,6 +441,213 @@ def test_feature_names_out_without_names():
         GaussianImputer().fit(X).get_feature_names_out(["a", "b", "c"]),
         ["a", "b", "c"],
     )
+
+
+# ---------------------------------------------------------------------------
+# dtypes and batches without observed entries
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"add_indicator": True},
+        {"sample_posterior": True, "random_state": 0},
+        {"estimator": GradientStudentT(), "sample_posterior": True, "random_state": 0},
+    ],
+    ids=repr,
+)
+def test_float32_in_float32_out(params):
+    """As scikit-learn's imputers: float32 stays float32, the values are the
+    float64 computation rounded once."""
+    rng = np.random.RandomState(14)
+    X = _mcar(rng, 200, 4, 0.2)
+    X[-1] = np.nan  # a row filled with the mean (or a draw)
+    X32 = X.astype(np.float32)
+    imputer = GaussianImputer(**params).fit(X32)
+    out = imputer.transform(X32)
+    assert out.dtype == np.float32
+    assert imputer.fit_transform(X32).dtype == np.float32
+    assert imputer.transform(X32[-1:]).dtype == np.float32  # all-NaN batch
+    reference = GaussianImputer(**params).fit(X32.astype(np.float64))
+    expected = reference.transform(X32.astype(np.float64))
+    assert expected.dtype == np.float64
+    assert_array_equal(out, expected.astype(np.float32))
+    observed = ~np.isnan(X32)
+    assert_array_equal(out[:, :4][observed], X32[observed])
+    # Integer input (no NaN possible) becomes float64.
+    assert GaussianImputer().fit(X32).transform(np.ones((2, 4), int)).dtype == float
+
+
+def test_preserves_dtype_tag():
+    tags = GaussianImputer().__sklearn_tags__()
+    assert tags.transformer_tags.preserves_dtype == ["float64", "float32"]
+
+
+@pytest.mark.parametrize("n_rows", [1, 3])
+def test_batch_of_rows_without_observed_entries(n_rows):
+    """Every row of the batch all-NaN: the fitted mean, as the docstring says
+    (it used to raise "Found array with 0 sample(s)")."""
+    rng = np.random.RandomState(15)
+    X = _mcar(rng, 200, 3, 0.2)
+    empty = np.full((n_rows, 3), np.nan)
+    imputer = GaussianImputer().fit(X)
+    assert_array_equal(
+        imputer.transform(empty), np.tile(imputer.estimator_.mean_, (n_rows, 1))
+    )
+    with_indicator = GaussianImputer(add_indicator=True).fit(X)
+    out = with_indicator.transform(empty)
+    assert_array_equal(out[:, :3], imputer.transform(empty))
+    assert_array_equal(out[:, 3:], 1.0)
+    # Draws: from the fitted N(mean_, covariance_), as conditional_draw does.
+    drawn = imputer.set_params(sample_posterior=True, random_state=0).transform(empty)
+    assert not np.isnan(drawn).any()
+    model = imputer.estimator_
+    expected = conditional_draw(
+        empty, model.mean_, model.factor_, np.random.RandomState(0)
+    )
+    assert_array_equal(drawn, expected)
+
+
+def test_draws_with_a_factor_model():
+    """covariance_type='factor' has no factor_: the draws condition
+    components_.T @ components_ + diag(noise_variance_) (it used to raise an
+    AttributeError)."""
+    rng = np.random.RandomState(17)
+    loadings = rng.randn(6, 2)
+    X = rng.randn(400, 2) @ loadings.T + 0.5 * rng.randn(400, 6)
+    X[rng.rand(*X.shape) < 0.2] = np.nan
+    estimator = GradientGaussian(covariance_type="factor", n_factors=2)
+    imputer = GaussianImputer(
+        estimator=estimator, sample_posterior=True, random_state=0
+    )
+    drawn = imputer.fit_transform(X)
+    model = imputer.estimator_
+    square = cholesky(model.covariance_, lower=True)
+    expected = conditional_draw(X, model.mean_, square, np.random.RandomState(0))
+    assert_allclose(drawn, expected, rtol=1e-8, atol=1e-8)
+
+
+# ---------------------------------------------------------------------------
+# The estimator: positional, or a search over one
+# ---------------------------------------------------------------------------
+
+
+def test_estimator_is_the_first_positional_parameter():
+    estimator = GradientGaussian(shrinkage=0.2)
+    imputer = GaussianImputer(estimator, add_indicator=True)
+    assert imputer.estimator is estimator and imputer.add_indicator
+    with pytest.raises(TypeError):
+        GaussianImputer(estimator, True)
+
+
+def test_wrapping_a_grid_search():
+    """GaussianImputer(GridSearchCV(...)) tunes on held-out log-likelihood,
+    then imputes with the refitted best model."""
+    X, _ = _diabetes_mcar()
+    search = GridSearchCV(
+        GradientGaussian(), {"shrinkage": [0.0, 0.05, 0.9]}, cv=KFold(3)
+    )
+    imputer = GaussianImputer(search).fit(X)
+    best = imputer.estimator_.best_estimator_
+    alone = clone(search).fit(X)
+    assert imputer.estimator_.best_params_ == alone.best_params_
+    assert imputer.estimator_.best_params_["shrinkage"] != 0.9
+    assert_allclose(imputer.transform(X), best.impute(X), rtol=1e-12)
+    drawn = imputer.set_params(sample_posterior=True, random_state=0).transform(X)
+    expected = conditional_draw(X, best.mean_, best.factor_, np.random.RandomState(0))
+    assert_allclose(drawn, expected, rtol=1e-12)
+    # A search that keeps no refitted model, or over a density estimator that
+    # cannot impute, is refused before anything is fitted.
+    with pytest.raises(ValueError, match="refit=False keeps none: set refit=True"):
+        GaussianImputer(clone(search).set_params(refit=False)).fit(X)
+    kde = GridSearchCV(KernelDensity(), {"bandwidth": [0.5, 1.0]})
+    with pytest.raises(ValueError, match=r"with the method\(s\) \['impute'\]"):
+        GaussianImputer(kde).fit(X)
+    with pytest.raises(ValueError, match="'estimator' parameter of GaussianImputer"):
+        GaussianImputer(KernelDensity()).fit(X)
+
+
+# ---------------------------------------------------------------------------
+# fit is all-or-nothing
+# ---------------------------------------------------------------------------
+
+
+class _InterruptedFit(GradientGaussian):
+    """Interrupted (as by Ctrl-C) during its fit."""
+
+    def fit(self, X, y=None, sample_weight=None):
+        raise KeyboardInterrupt
+
+
+class _InterruptedImpute(GradientGaussian):
+    """Fits, then is interrupted while imputing."""
+
+    def impute(self, X):
+        raise KeyboardInterrupt
+
+
+def _assert_same_state(estimator, state):
+    """``vars(estimator)`` holds exactly the objects of ``state``."""
+    assert sorted(vars(estimator)) == sorted(state)
+    for name, value in state.items():
+        assert vars(estimator)[name] is value, name
+
+
+@pytest.mark.parametrize("method", ["fit", "fit_transform"])
+def test_failed_first_fit_leaves_the_imputer_unfitted(method):
+    """It used to keep n_features_in_, so transform raised an AttributeError
+    instead of NotFittedError."""
+    X = np.random.RandomState(17).randn(20, 3)
+    X[:, 2] = X[:, 0] + X[:, 1]  # singular covariance
+    imputer = GaussianImputer()
+    state = dict(vars(imputer))
+    with pytest.raises(ValueError, match="singular"):
+        getattr(imputer, method)(X)
+    _assert_same_state(imputer, state)
+    with pytest.raises(NotFittedError):
+        imputer.transform(X)
+
+
+def _singular_wider(rng):
+    """Singular data with another number of features."""
+    return GradientGaussian(), np.ones((5, 4)), ValueError
+
+
+def _interrupted_fit(rng):
+    return _InterruptedFit(), rng.randn(30, 4), KeyboardInterrupt
+
+
+def _interrupted_impute(rng):
+    return _InterruptedImpute(), _mcar(rng, 30, 4, 0.2), KeyboardInterrupt
+
+
+@pytest.mark.parametrize(
+    "method, failure",
+    [
+        ("fit", _singular_wider),
+        ("fit_transform", _singular_wider),
+        ("fit", _interrupted_fit),
+        ("fit_transform", _interrupted_fit),
+        ("fit_transform", _interrupted_impute),  # fit itself does not impute
+    ],
+)
+def test_failed_refit_keeps_the_previous_model(method, failure):
+    """The old estimator_, indicator_ and n_features_in_ stay together (a failed
+    refit used to leave the new n_features_in_ beside the old model)."""
+    rng = np.random.RandomState(18)
+    X = _mcar(rng, 100, 3, 0.2)
+    imputer = GaussianImputer(add_indicator=True).fit(X)
+    expected = imputer.transform(X)
+    estimator, X_new, error = failure(rng)
+    imputer.set_params(estimator=estimator)
+    state = dict(vars(imputer))
+    with pytest.raises(error):
+        getattr(imputer, method)(X_new)
+    _assert_same_state(imputer, state)
+    assert imputer.n_features_in_ == 3
+    assert_array_equal(imputer.transform(X), expected)
 
 
 # ---------------------------------------------------------------------------

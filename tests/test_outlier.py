@@ -5,9 +5,12 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.stats import chi2, multivariate_normal
+from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.neighbors import KernelDensity
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -197,6 +200,129 @@ def test_pandas_input():
     assert abs(np.mean(detector.predict(frame) == -1) - 0.05) <= 1.0 / len(frame)
     with pytest.warns(UserWarning, match="feature names"):
         detector.predict(frame.to_numpy())
+
+
+# ---------------------------------------------------------------------------
+# The estimator: positional, or a search over one
+# ---------------------------------------------------------------------------
+
+
+def test_estimator_is_the_first_positional_parameter():
+    estimator = GradientGaussian(shrinkage=0.2)
+    detector = GaussianOutlierDetector(estimator, contamination=0.2)
+    assert detector.estimator is estimator and detector.contamination == 0.2
+    with pytest.raises(TypeError):
+        GaussianOutlierDetector(estimator, 0.2)
+
+
+@pytest.mark.parametrize("contamination", [0.05, "auto"])
+def test_wrapping_a_grid_search(contamination):
+    """GaussianOutlierDetector(GridSearchCV(...)) tunes the density on held-out
+    log-likelihood and thresholds the refitted best model, also for 'auto'
+    (which reads mean_ and mahalanobis, which a search lacks)."""
+    X, y = _breast_cancer()
+    X = StandardScaler().fit_transform(X)[y == 1]
+    grid = {"shrinkage": [0.5, 0.01, 0.0]}
+    search = GridSearchCV(GradientGaussian(), grid, cv=3)
+    detector = GaussianOutlierDetector(search, contamination=contamination).fit(X)
+    best = detector.estimator_.best_estimator_
+    assert detector.estimator_.best_params_ == clone(search).fit(X).best_params_
+    assert detector.estimator_.best_params_["shrinkage"] != 0.5  # not the first
+    reference = GaussianOutlierDetector(clone(best), contamination=contamination).fit(X)
+    assert_allclose(detector.offset_, reference.offset_, rtol=1e-12)
+    assert_allclose(detector.score_samples(X), best.score_samples(X), rtol=1e-12)
+    assert_array_equal(detector.predict(X), reference.predict(X))
+    assert 0 < np.mean(detector.predict(X) == -1) < 0.2
+
+
+def test_estimators_that_cannot_serve_are_refused_before_fitting():
+    X = np.random.RandomState(7).randn(40, 2)
+    search = GridSearchCV(GradientGaussian(), {"shrinkage": [0.0, 0.1]}, refit=False)
+    with pytest.raises(ValueError, match="refit=False keeps none: set refit=True"):
+        GaussianOutlierDetector(search).fit(X)
+    with pytest.raises(ValueError, match="'estimator' parameter of Gaussian"):
+        GaussianOutlierDetector(StandardScaler()).fit(X)
+    # 'auto' needs mahalanobis and mean_: a kernel density has neither.
+    kde = KernelDensity()
+    GaussianOutlierDetector(kde).fit(X)  # a quantile threshold only scores
+    with pytest.raises(ValueError, match=r"\['mahalanobis'\]"):
+        GaussianOutlierDetector(kde, contamination="auto").fit(X)
+
+    class _NoMean(KernelDensity):
+        def mahalanobis(self, X):
+            return np.zeros(len(X))
+
+    with pytest.raises(ValueError, match="'auto' needs the fitted attribute mean_"):
+        GaussianOutlierDetector(_NoMean(), contamination="auto").fit(X)
+
+
+# ---------------------------------------------------------------------------
+# fit is all-or-nothing
+# ---------------------------------------------------------------------------
+
+
+class _InterruptedScore(GradientGaussian):
+    """Fits, then is interrupted (as by Ctrl-C) when scoring."""
+
+    def score_samples(self, X):
+        raise KeyboardInterrupt
+
+
+def _assert_same_state(estimator, state):
+    """``vars(estimator)`` holds exactly the objects of ``state``."""
+    assert sorted(vars(estimator)) == sorted(state)
+    for name, value in state.items():
+        assert vars(estimator)[name] is value, name
+
+
+def test_failed_first_fit_leaves_the_detector_unfitted():
+    X = np.random.RandomState(8).randn(20, 3)
+    X[:, 1] = 2.0  # a constant feature: singular covariance
+    detector = GaussianOutlierDetector()
+    state = dict(vars(detector))
+    with pytest.raises(ValueError, match="singular"):
+        detector.fit(X)
+    _assert_same_state(detector, state)
+    with pytest.raises(NotFittedError):
+        detector.predict(X)
+
+
+@pytest.mark.parametrize("contamination", [0.1, "auto"])
+@pytest.mark.parametrize("failure", ["singular", "interrupted"])
+def test_failed_refit_keeps_the_previous_model(failure, contamination):
+    """estimator_, offset_ and n_features_in_ stay together: an interrupted
+    refit used to keep the new estimator_ with the old offset_, a failed one
+    the new n_features_in_ with the old model."""
+    rng = np.random.RandomState(9)
+    X = _gaussian(rng, 100, 3)
+    detector = GaussianOutlierDetector(contamination=contamination).fit(X)
+    expected = detector.decision_function(X)
+    if failure == "singular":
+        X_new, error = np.ones((10, 4)), ValueError
+    else:
+        detector.set_params(estimator=_InterruptedScore())
+        X_new, error = _gaussian(rng, 50, 4), KeyboardInterrupt
+    state = dict(vars(detector))
+    with pytest.raises(error):
+        detector.fit(X_new)
+    _assert_same_state(detector, state)
+    assert detector.n_features_in_ == 3
+    assert_array_equal(detector.decision_function(X), expected)
+
+
+def test_refit_interrupted_by_a_monkeypatched_scorer(monkeypatch):
+    """The same with the default estimator, interrupted in its score_samples."""
+    rng = np.random.RandomState(10)
+    detector = GaussianOutlierDetector().fit(_gaussian(rng, 80, 2))
+    state = dict(vars(detector))
+
+    def interrupted(self, X):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(GradientGaussian, "score_samples", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        detector.fit(_gaussian(rng, 80, 2))
+    _assert_same_state(detector, state)
 
 
 # ---------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """The multivariate t likelihood: densities, gradients and the ML fit."""
 
+import warnings
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -413,3 +415,44 @@ def test_huge_df_scores_as_the_normal(covariance_type, df):
             model.mean_[keep], model.shape_[np.ix_(keep, keep)]
         ).logpdf(Xn[0, keep])
         assert abs(model.score_samples(Xn)[0] - marginal) <= tol
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "factor"])
+def test_far_points_have_finite_t_log_density(covariance_type):
+    """Issue 22 item 3: beyond |x| ~ 1e155 the squared distance overflows but
+    the t log-density is finite; it is computed from the scaled distance and
+    continues the values SciPy gives where the distance is representable."""
+    rng = np.random.RandomState(0)
+    X = rng.standard_t(4, size=(300, 4))
+    model = GradientStudentT(covariance_type=covariance_type, n_factors=1).fit(X)
+    scales = np.array([1e100, 1e120, 1e140, 1e155, 1e200, 1e300])
+    far = np.zeros((scales.size, 4))
+    far[:, 0] = scales
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        scores = model.score_samples(far)
+    assert np.all(np.isfinite(scores))
+    ref = multivariate_t(model.mean_, model.shape_, df=model.df_)
+    assert_allclose(scores[:2], ref.logpdf(far[:2]), rtol=1e-12)
+    # -(df + d) log|x| + const: equal steps in log|x| give equal decrements.
+    steps = np.diff(scores) / np.diff(np.log(scales))
+    assert_allclose(steps, -(model.df_ + 4), rtol=1e-9)
+
+
+def test_factor_far_points_are_outliers_not_nan():
+    """Issue 22 item 3: the factor normal scored far finite points NaN
+    (inf - inf in Woodbury), which an outlier detector read as inliers."""
+    from sklearn_mvn import GaussianOutlierDetector, GradientGaussian
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 4)
+    far = np.array([[1e155, 0, 0, 0], [1e200, -1e200, 0, 1], [3e307, 0, 0, 0]])
+    model = GradientGaussian(covariance_type="factor", n_factors=1).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert not np.any(np.isnan(model.score_samples(far)))
+        assert np.all(model.mahalanobis(far) == np.inf)
+        detector = GaussianOutlierDetector(
+            estimator=GradientGaussian(covariance_type="factor", n_factors=1)
+        ).fit(X)
+        assert np.all(detector.predict(far) == -1)

@@ -127,6 +127,32 @@ def log_norm_const(df, n_obs):
     return gap - a * np.log(2.0 * np.pi)
 
 
+def far_kernel(X, mean, distance, df):
+    """``t_kernel`` of complete rows whose squared distance overflows float64.
+
+    The t's log-density stays finite far beyond (about ``-(nu + d) log|x|``):
+    the distance is computed on the residuals scaled by ``s`` (their largest
+    entry), ``log delta = log delta_s + 2 log s``, and the kernel
+    ``(nu + d) / 2 (log delta - log nu + log1p(nu / delta))`` from it.
+    ``distance(R)`` gives the squared distances of residual rows ``R``.
+    """
+    d = X.shape[1]
+    s = np.maximum(np.max(np.abs(X), axis=1), np.max(np.abs(mean)))
+    scaled = X / s[:, np.newaxis] - mean / s[:, np.newaxis]
+    with np.errstate(divide="ignore", over="ignore"):
+        log_delta = np.log(distance(scaled)) + 2.0 * np.log(s)
+        gap = np.log(df) - log_delta
+        return 0.5 * (df + d) * (-gap + np.log1p(np.exp(gap)))
+
+
+def _rescue_far(out, X, bad, mean, distance, df, const):
+    """Finite log-densities of complete rows in ``bad`` whose distance
+    overflowed (``out`` is updated in place)."""
+    far = bad[~np.isnan(X[bad]).any(axis=1)]
+    if far.size:
+        out[far] = const - far_kernel(X[far], mean, distance, df)
+
+
 def t_kernel(delta, df, n_obs):
     """``(nu + k) / 2 log1p(delta / nu)``, also where ``delta / nu`` underflows
     (it tends to ``delta / 2`` as ``nu`` grows)."""
@@ -465,6 +491,16 @@ def t_log_density(X, mean, factor, df, chunk_size=None):
         # without an observed entry raise a ValueError naming the row.
         check_missing(X)
         out[bad] = _marginal_log_density(X[bad], mean, factor, df)
+        zero = np.zeros(d)
+        _rescue_far(
+            out,
+            X,
+            bad,
+            mean,
+            lambda R: squared_mahalanobis(R, zero, factor),
+            df,
+            log_norm_const(df, d) - log_det,
+        )
     return out
 
 

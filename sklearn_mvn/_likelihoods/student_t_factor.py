@@ -2,10 +2,10 @@
 
 The t of :mod:`._likelihoods.student_t` with the scale matrix of the factor
 model (:mod:`._representations.low_rank`): every quantity of a row is O(d k),
-no ``d x d`` array. For a row with residual ``r = x - mu``, ``r~ = r / sqrt(psi)``, ``z
-= V^T r~`` (``V = diag(psi)^{-1/2} W``) and ``q = M^{-1} z`` (``M = I + V^T V``), the
-squared Mahalanobis distance is ``delta = |r~|^2 - z.q`` and ``log|Sigma| = log|M| + sum
-log psi``. The negative log-likelihood
+no ``d x d`` array. For a row with residual ``r = x - mu``, ``r~ = r /
+sqrt(psi)``, ``z = V^T r~`` (``V = diag(psi)^{-1/2} W``) and ``q = M^{-1} z``
+(``M = I + V^T V``), the squared Mahalanobis distance is ``delta = |r~ - V
+q|^2 + |q|^2`` and ``log|Sigma| = log|M| + sum log psi``. The negative log-likelihood
 
     J = sum_i w_i [-c(nu, d_i) + log|Sigma_i| / 2
                    + (nu + d_i) / 2 log(1 + delta_i / nu)]
@@ -37,13 +37,13 @@ from scipy.special import digamma
 
 from .._data.patterns import _pattern_keys, check_missing
 from .._linalg import LOG_2PI, chunk_rows, row_chunks
-from .._representations.low_rank import LowRankPlusDiagonal
+from .._representations.low_rank import LowRankPlusDiagonal, _distance
 from .normal_factor import (
     _gradients_from_moments,
     _spd_inverse_stack,
     nll_grad_diagonal,
 )
-from .student_t import log_norm_const, t_kernel
+from .student_t import _rescue_far, log_norm_const, t_kernel
 
 # Rows of rows-with-NaN handled at once (their k x k inverses are gathered).
 _MISSING_BATCH_BYTES = 2**23
@@ -140,8 +140,7 @@ def _add_complete(sums, r, weights, cov):
     df, d = sums.df, r.shape[1]
     z = r @ cov._scaled
     q = z @ cov._core_inv
-    delta = np.einsum("ij,ij->i", r, r) - np.einsum("ij,ij->i", z, q)
-    np.maximum(delta, 0.0, out=delta)
+    delta = _distance(r, q, cov._scaled)
     _add_scalars(sums, delta, weights, d)
     a = weights * (df + d) / (df + delta)
     aq = q * a[:, np.newaxis]
@@ -243,8 +242,7 @@ def _add_missing(sums, r, observed, weights, cov):
     core_inv, logdet, owner = _masked_cores(cov, observed)
     z = r @ cov._scaled
     q = np.einsum("ikl,il->ik", core_inv[owner], z)
-    delta = np.einsum("ij,ij->i", r, r) - np.einsum("ij,ij->i", z, q)
-    np.maximum(delta, 0.0, out=delta)
+    delta = _distance(r, q, cov._scaled, observed)
     _add_scalars(sums, delta, weights, n_obs)
     a = weights * (df + n_obs) / (df + delta)
     aq = q * a[:, np.newaxis]
@@ -412,6 +410,12 @@ def t_factor_log_density(X, mean, params, df, chunk_size=None):
             out[sel] = (
                 log_norm_const(df, n_obs) - 0.5 * logdet - t_kernel(maha, df, n_obs)
             )
+    if bad.size:
+        zero = np.zeros(d)
+        const = log_norm_const(df, d) - 0.5 * cov.logdet
+        _rescue_far(
+            out, X, bad, mean, lambda R: cov.squared_mahalanobis(R, zero), df, const
+        )
     return out
 
 

@@ -61,6 +61,25 @@ def _chol_inverse(matrix):
     return 0.5 * (inverse + np.swapaxes(inverse, -1, -2)), logdet
 
 
+def _distance(r, q, V, observed=None):
+    """Squared Mahalanobis distances ``r~^T (I + V V^T)^{-1} r~`` of whitened
+    residuals ``r`` (rows; 0 at missing entries) from ``q = M^{-1} V^T r~``.
+
+    With ``e = r~ - V q = (I + V V^T)^{-1} r~`` (Woodbury) the distance is
+    ``r~^T e = |e|^2 + |V^T e|^2 = |e|^2 + |q|^2`` (``V^T e = z - (M - I) q =
+    q``): a sum of squares, so no digits are lost to the cancellation of
+    ``|r~|^2 - z.q`` when some noise variances are small relative to the
+    loadings, and far rows give ``inf`` rather than ``inf - inf``. With
+    ``observed``, ``e`` is taken on the observed entries only (the marginal
+    of the observed block has the same structure).
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        e = r - q @ V.T
+        if observed is not None:
+            e = np.where(observed, e, 0.0)
+        return np.einsum("ij,ij->i", e, e) + np.einsum("ij,ij->i", q, q)
+
+
 def n_free_parameters(n_features, n_factors):
     """Free parameters of ``W W^T + diag(psi)``: ``d k + d - k (k - 1) / 2``.
 
@@ -171,11 +190,8 @@ class LowRankPlusDiagonal:
             for start in range(0, n, step):
                 stop = min(start + step, n)
                 r = self._whiten_chunk(X[start:stop], mean, buffer[: stop - start])
-                z = r @ self._scaled
-                q = z @ self._core_inv
-                out[start:stop] = np.einsum("ij,ij->i", r, r) - np.einsum(
-                    "ij,ij->i", z, q
-                )
+                q = (r @ self._scaled) @ self._core_inv
+                out[start:stop] = _distance(r, q, self._scaled)
         return out
 
     def log_density(self, X, mean, chunk_size=None):
@@ -241,7 +257,7 @@ class LowRankPlusDiagonal:
         z = r @ self._scaled
         core_inv, logdet_core = self._masked_cores(observed)
         q = np.einsum("ikl,il->ik", core_inv, z)
-        maha = np.einsum("ij,ij->i", r, r) - np.einsum("ij,ij->i", z, q)
+        maha = _distance(r, q, self._scaled, observed)
         logdet = logdet_core + observed.astype(np.float64) @ np.log(self.noise_variance)
         return observed, q, maha, logdet
 

@@ -30,16 +30,13 @@ from .._linalg import (
     precision_from_factor,
     squared_mahalanobis,
 )
+from ..exceptions import NotDeterminedError
 from .conditional import conditional_fill, marginal_log_density, marginal_mahalanobis
 
 _EPS = np.finfo(np.float64).eps
 # Lower bound on the diagonal of T (whitened units, where the optimum's
 # diagonal is of order one).
 MIN_DIAG = 1e-10
-
-
-class NotDeterminedError(ValueError):
-    """The data seen do not determine the model (e.g. a singular covariance)."""
 
 
 def singular_error(n_samples, n_features, detail):
