@@ -234,11 +234,11 @@ def main():
     n = 2000 if args.quick else 10_000
     print("load average before:", os.getloadavg())
     print("\nCPU seconds (EM steps); ll per sample relative to the best.\n")
-    print("| --- | ---: | ---: | ---: | ---: | --- |")
     print(
         "| case | GradientGaussianMixture | GM tol=1e-3 | GM tol=1e-10 | "
         "ratio (1e-3 / 1e-10) | ll - best: ours / 1e-3 / 1e-10 |"
     )
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
     for d in (5, 20):
         complete_case(n, d, args.repeats)
     print(
