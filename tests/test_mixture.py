@@ -288,3 +288,30 @@ def test_warm_start_and_n_init():
     for init in ["k-means++", "random", "random_from_data"]:
         fitted = GradientGaussianMixture(3, init_params=init, random_state=0).fit(X)
         assert np.isfinite(fitted.lower_bound_)
+
+
+def test_docstrings_are_valid_numpydoc():
+    validate = pytest.importorskip("numpydoc.validate").validate
+    ignored = {"SA01", "EX01", "ES01", "RT02", "GL08"}
+    for name in [
+        "",
+        ".fit",
+        ".fit_predict",
+        ".predict",
+        ".predict_proba",
+        ".score_samples",
+        ".score",
+        ".sample",
+        ".bic",
+        ".aic",
+    ]:
+        errors = validate("sklearn_mvn.GradientGaussianMixture" + name)["errors"]
+        assert [e for e in errors if e[0] not in ignored] == [], name
+
+
+def test_fitted_attributes_are_documented():
+    model = GradientGaussianMixture(2, random_state=0).fit(_blobs(100))
+    doc = GradientGaussianMixture.__doc__
+    for name in vars(model):
+        if name.endswith("_") and not name.startswith("_"):
+            assert f"{name} :" in doc, name
