@@ -191,7 +191,9 @@ class GradientGaussian(BaseDensity):
         ``'factor'`` only: the noise variances ``psi``.
 
     n_iter_ : int
-        Number of iterations run (at most ``max_iter``). When the factor
+        Number of iterations run (at most ``max_iter``; with missing values
+        they include the EM steps at the start and the value-free and Newton
+        steps at the end). When the factor
         model restarts out of a Heywood or weak-factor basin, each run may
         take ``max_iter`` iterations and ``n_iter_`` is the winning run's, as
         for the initialisations of :class:`~sklearn.mixture.GaussianMixture`.

@@ -18,7 +18,9 @@ penalties. The solver (:mod:`._solve`) sees only this interface:
   even where the data are constant;
 - ``exact``: whether values are accurate to full precision (statistics) or to
   round-off of a sum over patterns only (the solver then finishes with Newton
-  steps, which need no values).
+  steps, which need no values);
+- ``em_update(mean, factor) -> (mean, covariance)`` (inexact objectives): one
+  EM step, with which the solver starts while it is fast.
 
 Two data sources exist for the normal likelihood: complete-data statistics
 (:class:`StatsObjective`, O(d^3) per evaluation) and statistics per
@@ -186,6 +188,9 @@ class PatternObjective:
 
     def whitened(self, shift, chol):
         return whitened_objective(self._objective, shift, chol)
+
+    def em_update(self, mean, factor):
+        return self._objective.em_update(mean, factor)
 
     def internal(self, mean, covariance):
         return (
