@@ -315,3 +315,20 @@ def test_fitted_attributes_are_documented():
     for name in vars(model):
         if name.endswith("_") and not name.startswith("_"):
             assert f"{name} :" in doc, name
+
+
+def test_max_iter_reached_warns_and_bad_inits_are_refused():
+    X = _blobs(300)
+    with pytest.warns(ConvergenceWarning, match="did not converge.*max_iter"):
+        model = GradientGaussianMixture(3, max_iter=3, random_state=0).fit(X)
+    assert not model.converged_ and model.n_iter_ == 3
+    with pytest.raises(ValueError, match="means_init must have shape"):
+        GradientGaussianMixture(3, means_init=np.zeros((2, 3))).fit(X)
+    with pytest.raises(ValueError, match="weights_init must be non-negative"):
+        GradientGaussianMixture(2, weights_init=[0.7, 0.7]).fit(X)
+    with pytest.raises(ValueError, match="not symmetric positive definite"):
+        GradientGaussianMixture(2, precisions_init=np.tile(-np.eye(3), (2, 1, 1))).fit(
+            X
+        )
+    with pytest.raises(ValueError, match="n_samples >= n_components"):
+        GradientGaussianMixture(5).fit(X[:3])
