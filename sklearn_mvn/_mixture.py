@@ -303,8 +303,9 @@ class GradientGaussianMixture(DensityMixin, BaseEstimator):
 
     The mixture is a composition of the package's estimators: each component
     is a :class:`GradientGaussian` (in :attr:`estimators_`) which the M-step
-    refits through its public ``fit(X, sample_weight=w * resp[:, k])``,
-    warm-started from its previous solution, and which the E-step scores
+    refits through its public ``fit(X, sample_weight=w * resp[:, k])``
+    (with NaN warm-started, ``warm_start=True``, from its previous solution;
+    on complete data its pilot is the closed form), and which the E-step scores
     through ``score_samples``. With NaN a component's density is the
     marginal density of the row's observed entries, integrated out
     analytically, so EM over the component labels alone is the exact EM of
