@@ -6,6 +6,7 @@ from sklearn_mvn import (
     GaussianImputer,
     GaussianOutlierDetector,
     GradientGaussian,
+    GradientGaussianMixture,
     GradientStudentT,
 )
 
@@ -35,6 +36,12 @@ ESTIMATORS = [
     ),
     GaussianOutlierDetector(),
     GaussianOutlierDetector(contamination="auto"),
+    GradientGaussianMixture(),
+    GradientGaussianMixture(n_components=2, covariance_type="diag"),
+    GradientGaussianMixture(n_components=2, covariance_type="spherical"),
+    GradientGaussianMixture(
+        n_components=2, covariance_type="factor", n_factors=1, warm_start=True
+    ),
 ]
 
 _SINGULAR = (
@@ -60,6 +67,18 @@ _AUTO = (
 def expected_failed_checks(estimator):
     """Checks that need a maximum-likelihood estimate that does not exist, and
     the training-outlier checks of the model-based threshold."""
+    if isinstance(estimator, GradientGaussianMixture):
+        if estimator.n_components == 1:
+            return {}
+        return {
+            "check_sample_weight_equivalence_on_dense_data": (
+                "k-means initialises weighted rows and repeated rows with "
+                "different random draws, so the fits may label the components "
+                "differently (or reach another local maximum); "
+                "tests/test_mixture.py checks weights against repeated rows from "
+                "a common start"
+            )
+        }
     if not isinstance(estimator, GradientGaussian | GradientStudentT):
         # The meta-estimators fail where their density estimator fails.
         inner = estimator.estimator or GradientGaussian()
