@@ -18,7 +18,14 @@ Two Markdown tables.
    log-likelihood per sample of every method's estimate is computed by the
    same function (``marginal_log_density``), so the columns compare the
    answers as well as the times. Cases: n = 5000, d = 20, 10% MCAR;
-   n = 1e5, d = 20, 10%; n = 2000, d = 40, 20%; n = 2e4, d = 100, 5%.
+   n = 1e5, d = 20, 10%; n = 2000, d = 40, 20%; n = 2e4, d = 100, 5%; each
+   on two kinds of data (``--data``): ``well``, a covariance with
+   eigenvalues from 1 to 100 and equal feature scales, and ``ill``, closer
+   to what users bring: a correlation matrix whose eigenvalues span four
+   decades (condition number 1e4) and feature standard deviations from 0.1
+   to 50. The ``ill`` data also have missing-at-random cases (MAR: feature
+   0 always observed, the other entries missing more often for large values
+   of it) at d = 20.
    R and the packages come from ``install-r-peers.sh`` (the project's
    ``shared/peers``); the library folder is ``--r-lib`` (default: the
    environment variable ``SKLEARN_MVN_R_LIB``, else ``/tmp/r-peers``). Without
@@ -82,12 +89,65 @@ NORM_MAX_FEATURES = 30
 
 
 def make_data(n, d, rate, seed=0):
+    """Well-conditioned data: covariance eigenvalues from 1 to 100, equal
+    feature scales, entries missing completely at random."""
     rng = np.random.RandomState(seed)
     q, _ = np.linalg.qr(rng.randn(d, d))
     cov = (q * np.geomspace(1.0, 100.0, d)) @ q.T
     X = rng.multivariate_normal(rng.randn(d), cov, size=n)
     X[rng.rand(n, d) < rate] = np.nan
     return X[~np.isnan(X).all(axis=1)]
+
+
+def make_ill_data(n, d, rate, mechanism="mcar", seed=0):
+    """Ill-conditioned data with mixed scales: a correlation matrix whose
+    eigenvalues span four decades (condition number about 1e4, random
+    rotation), feature standard deviations from 0.1 to 50 (geometric, in
+    random order). ``'mcar'``: each entry missing with probability ``rate``;
+    ``'mar'``: feature 0 always observed, every other entry missing with
+    probability ``2 rate sigmoid(1.5 z)``, ``z`` the standardised feature 0
+    of its row (about ``rate`` on average)."""
+    rng = np.random.RandomState(seed)
+    q, _ = np.linalg.qr(rng.randn(d, d))
+    cov = (q * np.geomspace(1.0, 1e-4, d)) @ q.T
+    sd = np.sqrt(np.diag(cov))
+    scale = np.geomspace(0.1, 50.0, d)[rng.permutation(d)]
+    cov *= np.outer(scale / sd, scale / sd)
+    X = rng.multivariate_normal(scale * rng.randn(d), cov, size=n)
+    if mechanism == "mcar":
+        missing = rng.rand(n, d) < rate
+    else:
+        z = (X[:, 0] - X[:, 0].mean()) / X[:, 0].std()
+        prob = 2.0 * rate / (1.0 + np.exp(-1.5 * z))
+        missing = rng.rand(n, d) < prob[:, np.newaxis]
+        missing[:, 0] = False
+    X[missing] = np.nan
+    return X[~np.isnan(X).all(axis=1)]
+
+
+# The cases of the table versus R: (data, n, d, rate, mechanism).
+PEER_CASES = {
+    "well": [
+        ("well", 5000, 20, 0.10, "mcar"),
+        ("well", 100_000, 20, 0.10, "mcar"),
+        ("well", 2000, 40, 0.20, "mcar"),
+        ("well", 20_000, 100, 0.05, "mcar"),
+    ],
+    "ill": [
+        ("ill", 5000, 20, 0.10, "mcar"),
+        ("ill", 100_000, 20, 0.10, "mcar"),
+        ("ill", 5000, 20, 0.10, "mar"),
+        ("ill", 100_000, 20, 0.10, "mar"),
+        ("ill", 2000, 40, 0.20, "mcar"),
+        ("ill", 20_000, 100, 0.05, "mcar"),
+    ],
+}
+
+
+def case_data(kind, n, d, rate, mechanism):
+    if kind == "well":
+        return make_data(n, d, rate)
+    return make_ill_data(n, d, rate, mechanism)
 
 
 def em_reference(X, tol, max_iter=5000, stats=None):
@@ -251,11 +311,12 @@ def time_fit(X):
     return (time.perf_counter() - wall, time.process_time() - cpu), model
 
 
-def compare_with_peers(n, d, rate, repeats, lib, status):
+def compare_with_peers(case, repeats, lib, status):
     """One row: the repeats are interleaved (fit, norm, norm2, fit, ...), so
     a change of the machine's load hits all methods alike; the ratio is the
     median of the ratios within a round."""
-    X = make_data(n, d, rate)
+    kind, n, d, rate, mechanism = case
+    X = case_data(*case)
     n_patterns = PatternStats.from_array(X).n_patterns
     time_fit(X)  # warm-up
     methods = []
@@ -291,7 +352,8 @@ def compare_with_peers(n, d, rate, repeats, lib, status):
     t_fit = np.median(times["fit"], axis=0)
     best = max(v for v in loglik.values() if np.isfinite(v))
     row = [
-        f"n={n:.0e}, d={d}, {rate:.0%} MCAR",
+        kind,
+        f"n={n:.0e}, d={d}, {rate:.0%} {mechanism.upper()}",
         n_patterns,
         f"{t_fit[0]:.3f} / {t_fit[1]:.3f}",
         f"{model.n_iter_}",
@@ -328,19 +390,16 @@ def load():
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def main_peers(repeats, lib):
+def main_peers(repeats, lib, kinds):
     status = peer_status(lib)
     rows, notes = [], []
-    for n, d, rate in [
-        (5000, 20, 0.10),
-        (100_000, 20, 0.10),
-        (2000, 40, 0.20),
-        (20_000, 100, 0.05),
-    ]:
-        row, note = compare_with_peers(n, d, rate, repeats, lib, status)
-        rows.append(row)
-        notes += note
+    for kind in kinds:
+        for case in PEER_CASES[kind]:
+            row, note = compare_with_peers(case, repeats, lib, status)
+            rows.append(row)
+            notes += note
     header = (
+        "data",
         "case",
         "patterns",
         "fit (s, wall / CPU)",
@@ -412,13 +471,20 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--r-lib", default=None, help="R library of norm, norm2")
     parser.add_argument(
+        "--data",
+        choices=("well", "ill", "all"),
+        default="all",
+        help="which data of the table versus R (default: both)",
+    )
+    parser.add_argument(
         "--python-em", action="store_true", help="also the Python EM table"
     )
     args = parser.parse_args()
     print(
         f"Start: {load()}; OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}\n"
     )
-    main_peers(args.repeats, r_library(args.r_lib))
+    kinds = ("well", "ill") if args.data == "all" else (args.data,)
+    main_peers(args.repeats, r_library(args.r_lib), kinds)
     if args.python_em:
         print()
         main_python_em()

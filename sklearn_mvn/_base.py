@@ -21,7 +21,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._data.dask import dask_score_samples, dask_stats, is_dask_array
-from ._data.patterns import check_missing, compute_stats, merge_stats
+from ._data.patterns import PatternStats, check_missing, compute_stats, merge_stats
 from ._representations import NotDeterminedError, make_representation
 from ._validation import (
     Integral,
@@ -85,6 +85,14 @@ class BaseDensity(DensityMixin, BaseEstimator):
         """The number of factors for ``n_features`` features (validated)."""
         k = self.n_factors
         if k is None:
+            if n_features < 2:
+                raise ValueError(
+                    f"covariance_type='factor' needs at least 2 features, got "
+                    f"n_features={n_features}: the default n_factors=None "
+                    f"resolves to min({DEFAULT_FACTORS}, n_features - 1) = 0 "
+                    "factors. Use covariance_type='full' or 'diag' for a single "
+                    "feature."
+                )
             k = min(DEFAULT_FACTORS, n_features - 1)
         if n_features < 2 or k > n_features - 1:
             raise ValueError(
@@ -212,6 +220,17 @@ class BaseDensity(DensityMixin, BaseEstimator):
         """
         with _AllOrNothing(self):
             previous = getattr(self, "_sufficient_stats", None)
+            if previous is None and "mean_" in self.__dict__:
+                # fit read wide factor data in passes and kept no statistics
+                # (they would hold a d x d scatter): merging is impossible,
+                # and refitting the chunk alone would drop the fitted rows.
+                raise ValueError(
+                    f"partial_fit cannot add to this fit: fit read its "
+                    f"{self.n_samples_seen_} rows of {self.n_features_in_} "
+                    "features in passes over X and kept no statistics. Call "
+                    "partial_fit for every chunk from the first one on, or fit "
+                    "on all the rows at once."
+                )
             stats = self._validated_stats(
                 X,
                 sample_weight,
@@ -289,7 +308,7 @@ class BaseDensity(DensityMixin, BaseEstimator):
     def _set_fitted(self, result, stats):
         """Set every fitted attribute from a solver result (the one place)."""
         representation = self._representation(result.mean.shape[0])
-        self._keep_structure()
+        self._keep_structure(result.mean.shape[0])
         self.mean_ = result.mean
         for name, value in representation.fitted_attributes(result.factor).items():
             setattr(self, name, value)
@@ -300,12 +319,16 @@ class BaseDensity(DensityMixin, BaseEstimator):
         self._sufficient_stats = stats
         self.n_samples_seen_ = stats.n_samples
         if not result.converged:
-            advice = getattr(result, "advice", None) or (
-                "Increase max_iter "
-                "or tol. With missing values, if the covariance becomes "
-                "singular the likelihood may be unbounded (few rows observe all "
-                "features): set shrinkage > 0 or reg_covar > 0."
-            )
+            advice = getattr(result, "advice", None) or "Increase max_iter or tol."
+            if advice == "Increase max_iter or tol." and isinstance(
+                stats, PatternStats
+            ):
+                advice += (
+                    " With missing values, if the covariance becomes "
+                    "singular the likelihood may be unbounded (few rows "
+                    "observe all features): set shrinkage > 0 or "
+                    "reg_covar > 0."
+                )
             warn_at_caller(
                 f"{type(self).__name__} did not converge: {result.message} after "
                 f"{result.n_iter} iterations (largest gradient entry "
@@ -328,8 +351,26 @@ class BaseDensity(DensityMixin, BaseEstimator):
         self._check_fitted()
         return validate_with_nan(self, X, reset=False)
 
-    def _warn_heywood(self, heywood):
-        """The one warning for noise variances at their floor (factor model)."""
+    def _warn_heywood(self, heywood, unbounded_error=False):
+        """The one warning for noise variances at their floor (factor model).
+
+        With ``unbounded_error`` (the normal), every noise variance there
+        without a penalty is an error: the factors then reproduce the data
+        exactly (their rank is at most ``n_factors``), the covariance is
+        singular up to the floor and the likelihood unbounded, as the full
+        covariance's error says for the same data.
+        """
+        d = self.n_features_in_
+        penalised = self.reg_covar > 0.0 or self.shrinkage > 0.0
+        if unbounded_error and heywood.size == d and not penalised:
+            raise NotDeterminedError(
+                f"The factor model's likelihood is unbounded on these data: the "
+                f"noise variance of every feature is at its lower bound, so the "
+                f"n_factors={self._n_factors_for(d)} factors reproduce the rows "
+                "exactly (rows of positive weight span at most n_factors "
+                "dimensions about their mean). Use fewer n_factors, more rows, "
+                "or set reg_covar > 0 or shrinkage > 0."
+            )
         if heywood.size:
             warn_at_caller(
                 f"{type(self).__name__}: the noise variance of feature(s) "
@@ -349,9 +390,9 @@ class BaseDensity(DensityMixin, BaseEstimator):
         covariance_type, n_factors = structure
         return make_representation(covariance_type, self.n_features_in_, n_factors)
 
-    def _keep_structure(self):
+    def _keep_structure(self, n_features):
         """Remember the structure being fitted (for the predict-side methods)."""
-        rep = self._representation(self.n_features_in_)
+        rep = self._representation(n_features)
         self._fitted_structure = (rep.covariance_type, getattr(rep, "n_factors", None))
 
     def _row_scores(self, X, complete, marginal):

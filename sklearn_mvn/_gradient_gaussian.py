@@ -16,7 +16,7 @@ import numpy as np
 from ._base import BaseDensity
 from ._data.patterns import PatternStats, check_missing, unbounded_likelihood
 from ._likelihoods.normal import FactorObjective, RowSource, make_objective
-from ._representations import make_representation
+from ._representations import make_representation, singular_error
 from ._solve.driver import solve
 from ._solve.factor import solve_factor
 from ._validation import Integral, Interval, Real, StrOptions, warn_at_caller
@@ -27,9 +27,38 @@ from ._validation import Integral, Interval, Real, StrOptions, warn_at_caller
 _FACTOR_STATS_FEATURES = 2048
 
 
+# Conditional standard deviation (relative to the standard deviation) below
+# which an unconverged missing-value fit is taken to collapse.
+_COLLAPSED = 1e-5
+
+
 def _factor_uses_rows(n_samples, n_features):
     """Whether ``fit`` of the factor model reads X in passes (no d x d scatter)."""
     return n_features > _FACTOR_STATS_FEATURES and 4 * n_features > n_samples
+
+
+def _check_collapsed(factor, stats):
+    """Raise when an unconverged missing-value fit drives a feature's
+    conditional variance (given the features before it) towards zero.
+
+    The likelihood is then unbounded: the feature is an exact linear
+    combination of others on every row that observes them all (e.g. a
+    duplicated column), and rows missing some of them keep the likelihood
+    finite while the covariance becomes singular. A model returned there
+    would score and impute with a singular covariance.
+    """
+    ratio = np.abs(np.diag(factor)) / np.linalg.norm(factor, axis=1)
+    collapsed = np.flatnonzero(ratio < _COLLAPSED)
+    if collapsed.size:
+        raise singular_error(
+            stats.n_samples,
+            stats.n_features,
+            f"the likelihood of these data is unbounded: feature(s) "
+            f"{collapsed[:10].tolist()} are exact linear combinations of earlier "
+            "features on every row that observes them all, and the fit drives "
+            f"their conditional standard deviation to {ratio.min():.1e} of their "
+            "standard deviation",
+        )
 
 
 class GradientGaussian(BaseDensity):
@@ -162,7 +191,12 @@ class GradientGaussian(BaseDensity):
         ``'factor'`` only: the noise variances ``psi``.
 
     n_iter_ : int
-        Number of L-BFGS-B iterations run.
+        Number of iterations run (at most ``max_iter``; with missing values
+        they include the EM steps at the start and the value-free and Newton
+        steps at the end). When the factor
+        model restarts out of a Heywood or weak-factor basin, each run may
+        take ``max_iter`` iterations and ``n_iter_`` is the winning run's, as
+        for the initialisations of :class:`~sklearn.mixture.GaussianMixture`.
 
     converged_ : bool
         Whether the gradient tolerance was reached.
@@ -355,6 +389,8 @@ class GradientGaussian(BaseDensity):
             and not objective.regularised
         ):
             result.advice = unbounded_likelihood(stats)
+            if result.advice is None:
+                _check_collapsed(result.factor, stats)
         return result
 
     def _solve_factor(self, representation, stats, start, compare_pilot):
@@ -383,7 +419,10 @@ class GradientGaussian(BaseDensity):
             verbose=self.verbose,
             name=type(self).__name__,
         )
-        self._warn_heywood(result.heywood)
+        # Constant features are Heywood cases by construction (documented, no
+        # warning: within a cross-validation fold the user cannot act on it).
+        heywood = np.setdiff1d(result.heywood, objective.constant_features)
+        self._warn_heywood(heywood, unbounded_error=True)
         weak = np.flatnonzero(result.factor_scales < 1e-4)
         if weak.size:
             warn_at_caller(

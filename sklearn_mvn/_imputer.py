@@ -29,6 +29,7 @@ from ._validation import (
     _check_feature_names_in,
     _fit_context,
     validate_with_nan,
+    warn_at_caller,
 )
 
 # ---------------------------------------------------------------------------
@@ -109,6 +110,35 @@ def _nan_rows(X):
     return some, every
 
 
+# Shrinkage of the refit of an estimator whose likelihood is unbounded.
+_FALLBACK_SHRINKAGE = 0.1
+
+
+def _bounded_refit(estimator, X):
+    """Refit, with ``shrinkage``, an estimator whose likelihood is unbounded.
+
+    Such a fit (``df_`` at its lower bound, a collapsed scale matrix) has a
+    nearly singular scale matrix, and conditional expectations through it
+    can lie orders of magnitude outside the data. An unpenalised estimator
+    with a ``shrinkage`` parameter is refitted with ``shrinkage=0.1`` (its
+    scale matrix then has a positive floor, so the imputations are bounded),
+    with a warning; a penalised one already has that floor.
+    """
+    params = estimator.get_params()
+    if params.get("shrinkage", 1.0) > 0 or params.get("reg_covar", 0.0) > 0:
+        return estimator
+    warn_at_caller(
+        f"GaussianImputer: the likelihood of {type(estimator).__name__} is "
+        "unbounded on these data (many rows coincide or lie in a subspace): "
+        "its conditional expectations are not determined and can lie far "
+        "outside the data. The imputer refits it with "
+        f"shrinkage={_FALLBACK_SHRINKAGE}; set shrinkage > 0 or reg_covar > 0 "
+        "on the estimator (or a fixed df) to choose the regularisation.",
+        UserWarning,
+    )
+    return clone(estimator).set_params(shrinkage=_FALLBACK_SHRINKAGE).fit(X)
+
+
 def _posterior_draw(estimator, X, rng):
     """Missing entries of ``X`` drawn from the fitted conditional laws.
 
@@ -163,7 +193,11 @@ class GaussianImputer(TransformerMixin, BaseEstimator):
         means ``GradientGaussian()``. It is cloned by ``fit``. To tune its
         parameters as ``estimator__<name>`` (e.g. ``estimator__shrinkage``),
         pass an estimator instance. The first parameter, and the only one that
-        may be passed by position, as in scikit-learn's meta-estimators.
+        may be passed by position, as in scikit-learn's meta-estimators. An
+        unpenalised estimator whose likelihood turns out unbounded on the data
+        (a :class:`GradientStudentT` with ``df_`` at its lower bound or a
+        collapsed scale matrix, whose conditional expectations would be
+        arbitrary) is refitted with ``shrinkage=0.1``, with a warning.
 
     sample_posterior : bool, default=False
         If True, draw each row's missing entries from their conditional
@@ -320,7 +354,10 @@ class GaussianImputer(TransformerMixin, BaseEstimator):
                 "X has no observed entry (every entry is NaN); GaussianImputer "
                 "needs observed values to fit the distribution."
             )
-        fitted = clone(estimator).fit(X[~empty] if empty.any() else X)
+        rows = X[~empty] if empty.any() else X
+        fitted = clone(estimator).fit(rows)
+        if getattr(fitted, "_likelihood_unbounded", False):
+            fitted = _bounded_refit(fitted, rows)
         indicator = None
         if self.add_indicator:
             indicator = MissingIndicator(error_on_new=False).fit(X)

@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._base import BaseDensity, _AllOrNothing, dense_attribute
 from ._data.dask import _check_dask_X, is_dask_array
 from ._data.passes import pass_source
-from ._likelihoods.student_t import t_sums
+from ._likelihoods.student_t import log_chi2_draws, scale_draws, t_sums
 from ._likelihoods.student_t_factor import t_factor_sums
 from ._likelihoods.student_t_model import TModel, covariance_from_shape
 from ._linalg import precision_from_factor
@@ -130,7 +130,9 @@ class GradientStudentT(BaseDensity):
         :class:`~sklearn.covariance.MinCovDet` does for the normal. The fit on
         a support has too small a scale and too large a ``nu``; both are
         corrected by the likelihood of the support's Mahalanobis distances
-        under the F law truncated where the support was cut. There is no
+        under the F law censored where the support was cut (the rows left
+        out count as beyond the cut; if they do not look like the model's
+        tail, as outliers do not, the law truncated at the cut). There is no
         reweighting step: a heavy-tailed model would take a tight outlying
         cluster back in. None means MinCovDet's default ``(n + d + 1) / 2n``,
         the largest breakdown point (``n`` the rows of positive weight). Not
@@ -448,6 +450,7 @@ class GradientStudentT(BaseDensity):
             estimate_df=spec.estimate_df,
             correlations=not spec.is_factor,
             start_rows=_START_ROWS,
+            penalised=spec.shrinkage > 0 or spec.reg_covar > 0,
         )
         model = trimmed.model
         self._set_solution(model, trimmed.result, objective=trimmed.objective)
@@ -524,7 +527,7 @@ class GradientStudentT(BaseDensity):
             "_precision_value_",
         ):
             self.__dict__.pop(name, None)
-        self._keep_structure()
+        self._keep_structure(model.mean.shape[0])
         self._df_estimated = self.df == "auto"
         self.mean_ = model.mean
         self.df_ = float(model.df)
@@ -542,6 +545,8 @@ class GradientStudentT(BaseDensity):
         self.converged_ = bool(result.converged)
         self.objective_ = float(result.value if objective is None else objective)
         self.history_ = result.history
+        # Read by GaussianImputer: conditional expectations are arbitrary.
+        self._likelihood_unbounded = bool(degenerate)
         if not self.converged_ and objective is None:
             self._warn_not_converged(result, degenerate)
 
@@ -668,7 +673,10 @@ class GradientStudentT(BaseDensity):
         -------
         X : ndarray of shape (n_samples, n_features)
             ``mean_ + factor_ z / sqrt(g / df_)`` with ``z`` standard normal
-            and ``g ~ chi^2(df_)``.
+            and ``g ~ chi^2(df_)`` (drawn in log space for small ``df_``).
+            Draws beyond the range of float64 (a t with ``df_`` near 0.01
+            has such tails) are shortened along their direction to a
+            magnitude of about ``4e307``, so every draw is finite.
 
         Examples
         --------
@@ -697,5 +705,5 @@ class GradientStudentT(BaseDensity):
             draws = rep.sample(np.zeros(d), self._covariance_params(), z)
         else:
             draws = rng.standard_normal((int(n_samples), d)) @ self.factor_.T
-        g = rng.chisquare(self.df_, size=int(n_samples)) / self.df_
-        return self.mean_ + draws / np.sqrt(g)[:, np.newaxis]
+        log_g = log_chi2_draws(rng, self.df_, size=int(n_samples))
+        return self.mean_ + scale_draws(draws, 0.5 * (np.log(self.df_) - log_g))

@@ -10,7 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_mvn import GradientGaussian
 from sklearn_mvn import _gradient_gaussian as gg
-from sklearn_mvn._representations.low_rank import LowRankPlusDiagonal
+from sklearn_mvn._representations.low_rank import MIN_NOISE, LowRankPlusDiagonal
 from sklearn_mvn._solve.factor import fit_factor_model
 
 
@@ -378,3 +378,46 @@ def test_over_factored_fit_reaches_the_factor_analysis_maximum(seed, k):
         model = _model(n_factors=k).fit(X)
     assert model.converged_
     assert model.score(X) >= fa.score(X) - 1e-6
+
+
+def test_constant_feature_is_a_heywood_case():
+    """Issue 23: a constant feature (e.g. constant within a CV fold) is a
+    Heywood case at a floor set from the other features' variance, as in
+    FactorAnalysis, not an error; its held-out log-density stays finite."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 2) @ rng.randn(2, 6) + 0.5 * rng.randn(300, 6)
+    X[:, 3] = 2.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # documented, so no warning
+        model = _model(n_factors=2).fit(X)
+    assert model.converged_
+    floor = MIN_NOISE * np.mean(np.delete(X.var(axis=0), 3))
+    assert_allclose(model.noise_variance_[3], floor, rtol=1e-6)
+    assert_allclose(model.mean_[3], 2.0)
+    held_out = X[:5].copy()
+    held_out[:, 3] = 2.5
+    assert np.all(np.isfinite(model.score_samples(held_out)))
+    # The other features' fit is that of the data without the constant one.
+    rest = _model(n_factors=2).fit(np.delete(X, 3, axis=1))
+    assert_allclose(
+        np.delete(model.noise_variance_, 3), rest.noise_variance_, rtol=1e-4
+    )
+
+
+def test_digits_grid_search_over_n_factors_is_finite():
+    """Issue 23: on load_digits (constant pixels removed), pixels constant
+    within a fold no longer make every candidate fail; the search picks a
+    model at least as good on held-out data as FactorAnalysis's search."""
+    from sklearn.datasets import load_digits
+    from sklearn.feature_selection import VarianceThreshold
+    from sklearn.model_selection import GridSearchCV
+
+    X = VarianceThreshold().fit_transform(load_digits().data)[::2]
+    grid = [1, 5, 10]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ours = GridSearchCV(_model(), {"n_factors": grid}, cv=3).fit(X)
+    scores = ours.cv_results_["mean_test_score"]
+    assert np.all(np.isfinite(scores))
+    fa = GridSearchCV(FactorAnalysis(), {"n_components": grid}, cv=3).fit(X)
+    assert ours.best_score_ >= fa.best_score_

@@ -135,12 +135,20 @@ def _assert_scipy_log_density(model, X):
         return
     values = model.score_samples(rows)
     assert np.all(np.isfinite(values)), values
-    if isinstance(model, GradientStudentT):
-        if model.df_ > 1e5:  # SciPy's t is itself inaccurate there (item 1)
+    t = isinstance(model, GradientStudentT)
+    matrix = model.shape_ if t else model.covariance_
+    if np.any(np.isnan(rows)):
+        if not _scipy_reliable(model.mean_, matrix):
+            # Marginals are computed by conditioning on the whole matrix,
+            # which must be well conditioned (the documented limit, as in
+            # test_fuzz).
             return
-        expected = _marginals("t", model.mean_, model.shape_, rows, model.df_)
+    if t:
+        if model.df_ > 1e5:  # SciPy's own t loses digits there
+            return
+        expected = _marginals("t", model.mean_, matrix, rows, model.df_)
     else:
-        expected = _marginals("normal", model.mean_, model.covariance_, rows)
+        expected = _marginals("normal", model.mean_, matrix, rows)
     seen = np.sum(~np.isnan(rows), axis=1)
     ok = np.isfinite(expected)
     error = np.abs(values[ok] - expected[ok])
@@ -279,17 +287,26 @@ def test_fuzz_factor(problem, law, n_factors):
     k = model.components_.shape[0]
     assert model.components_.shape == (k, X.shape[1])
     assert 1 <= k <= X.shape[1] - 1
-    matrix = model.shape_ if law == "t" else model.covariance_
-    # Item 2: the marginals lose digits when noise variances are small
-    # against the loadings; that regime has its own (xfail) test below.
-    if np.min(model.noise_variance_ / np.diag(matrix)) > 1e-3:
-        _quiet(lambda: _assert_scipy_log_density(model, X))
+    _quiet(lambda: _assert_scipy_log_density(model, X))
     event(f"fitted: {law}")
 
 
-@pytest.mark.xfail(strict=False, reason="issue 22 item 2: factor marginals lose digits")
+@pytest.mark.parametrize("df", ["auto", 4.0])
+def test_t_factor_full_shrinkage(df):
+    """The t factor model with shrinkage=1 (the prior alone) fits, as the
+    full and diagonal t do, or raises our error; never a raw
+    ZeroDivisionError or LinAlgError."""
+    X = np.random.RandomState(0).randn(30, 3)
+    model = GradientStudentT(
+        covariance_type="factor", n_factors=1, shrinkage=1.0, df=df
+    )
+    fitted, _ = _run(lambda: model.fit(X))
+    if fitted is not None:
+        _assert_finite_params(model)
+
+
 @_seeded
-@KNOWN_DEFECT_SETTINGS
+@HALF_SETTINGS
 @given(st.integers(0, 2**32 - 1), st.sampled_from(["normal", "t"]))
 def test_fuzz_factor_marginals_near_heywood(seed, law):
     """A feature that is nearly the sum of two others (small noise
@@ -533,6 +550,46 @@ def test_fuzz_dense_optimum(problem):
             event("FactorAnalysis checked")
 
 
+# A case found by test_fuzz_dense_optimum (campaign, 500 examples): the t
+# factor fit converges on a Heywood point of feature 2 (df_ about 5), while
+# the dense likelihood has a better maximum inside our bounds (a Heywood
+# point of feature 0, df about 1.5e4), 0.16 nats per sample higher.
+T_FACTOR_LOCAL_MAXIMUM = np.array(
+    [
+        [0.4855040557632548, -3.114995983310175, 4.572008988748053],
+        [0.5742146655633736, -3.120538674034218, 4.4662062115925245],
+        [0.523341438973273, -3.128811428086299, 4.568554217616904],
+        [0.5127485083275818, -3.1277609638975745, 4.558500971213664],
+        [0.5551543538697203, -3.120410888133723, 4.480502018849162],
+        [0.5036346315804765, -3.116132711854205, 4.5256418940750605],
+        [0.5084807872226448, -3.1242712353723143, 4.573581648946903],
+        [0.6675102387636107, -3.139909804289085, 4.410217936615905],
+        [0.5190184130871989, -3.132602099975462, 4.558652020553155],
+        [0.5166726291526413, -3.117796767963269, 4.521798743187558],
+        [0.47974059865061813, -3.1178276354963765, 4.55153054376161],
+        [0.4924163240739809, -3.1263084078578687, 4.565999575382175],
+    ]
+)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="found by this fuzz (not in issue 22): the t factor fit stops "
+    "0.16 nats/sample below the dense optimum, converged",
+)
+def test_t_factor_not_below_dense_optimum():
+    """The converged t factor fit (k=1, df='auto') is at least as good as a
+    dense maximisation from the moments, to 1e-8 nats per sample."""
+    X = T_FACTOR_LOCAL_MAXIMUM
+    model = GradientStudentT(covariance_type="factor", n_factors=1)
+    fitted, _ = _run(lambda: model.fit(X))
+    assert fitted is not None and model.converged_
+    var = np.var(X, axis=0)
+    dense = _Dense(X, np.ones(len(X)), "t", "factor", 3, 1, "auto", 0.0, 1e-5 * var)
+    start = dense.pack(X.mean(axis=0), None, 4.0, np.full((1, 3), 0.1), 2.0 * var)
+    assert dense.best([start]) >= model.objective_ - GAIN_TOL
+
+
 # %% The pipeline tools
 
 
@@ -610,6 +667,30 @@ def test_fuzz_imputer(problem, estimator, sample_posterior, seed):
         error = np.abs(filled.astype(np.float64) - expected) / sd
         assert np.all(error <= 1e-6 + rounding), error.max()
     event("imputed: conditional expectation checked")
+
+
+@_seeded
+@HALF_SETTINGS
+@given(problems(), st.integers(0, 2**32 - 1))
+def test_fuzz_imputer_factor_posterior_draws(problem, seed):
+    """GaussianImputer(sample_posterior=True) with the factor normal: our
+    error, or finite draws that keep the observed entries."""
+    X = problem[0]
+    rng = np.random.RandomState(seed)
+    X = np.where(rng.uniform(size=X.shape) < 0.2, np.nan, X)
+    X = X[~np.all(np.isnan(X), axis=1)]
+    _note(X, None)
+    imputer = GaussianImputer(
+        estimator=GradientGaussian(covariance_type="factor", n_factors=1),
+        sample_posterior=True,
+        random_state=0,
+    )
+    filled, _ = _run(lambda: imputer.fit_transform(X))
+    if filled is None:
+        return
+    seen = ~np.isnan(X)
+    assert np.all(np.isfinite(filled))
+    assert_allclose(filled[seen], np.asarray(X, dtype=np.float64)[seen], rtol=1e-6)
 
 
 @_seeded

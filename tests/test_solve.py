@@ -192,9 +192,11 @@ def test_a_new_cycle_reuses_the_last_evaluation(monkeypatch):
 
     monkeypatch.setattr(MissingObjective, "expected_stats", counted)
     monkeypatch.setattr(PatternObjective, "whitened", whitened)
-    # Short cycles, none of them "slow" (no switch to Newton steps).
+    # Short cycles, none of them "slow" (no switch to Newton steps), and no
+    # EM steps before them (the start is the first cycle's first point).
     monkeypatch.setattr(_solve, "_CYCLE_ITER", 3)
     monkeypatch.setattr(_solve, "_SLOW", 1.0)
+    monkeypatch.setattr(_solve, "_EM_STEPS", 0)
     rep = TriangularCovariance("full", d)
     result = _solve.solve(make_objective(PatternStats.from_array(X), rep), rep)
     assert result.converged and "Newton" not in result.message

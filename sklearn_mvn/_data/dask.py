@@ -154,10 +154,19 @@ def _merge_all(*parts):
     return functools.reduce(merge_stats, parts)
 
 
-def _block_scores(block, score):
-    """``score`` of one row block (Dask allows empty blocks, NumPy does not)."""
+def _block_scores(block, score, block_info=None):
+    """``score`` of one row block (Dask allows empty blocks, NumPy does not).
+
+    A block with infinity or rows without an observed entry is checked first
+    with its global row numbers (``block_info`` gives its position), so the
+    error names the row of ``X``, as for ``fit``.
+    """
     if block.shape[0] == 0:
         return np.empty(0)
+    values = np.asarray(block)
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        offset = 0 if block_info is None else block_info[0]["array-location"][0][0]
+        check_missing(values, row_offset=offset)
     return score(block)
 
 

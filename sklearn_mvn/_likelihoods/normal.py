@@ -18,7 +18,9 @@ penalties. The solver (:mod:`._solve`) sees only this interface:
   even where the data are constant;
 - ``exact``: whether values are accurate to full precision (statistics) or to
   round-off of a sum over patterns only (the solver then finishes with Newton
-  steps, which need no values).
+  steps, which need no values);
+- ``em_update(mean, factor) -> (mean, covariance)`` (inexact objectives): one
+  EM step, with which the solver starts while it is fast.
 
 Two data sources exist for the normal likelihood: complete-data statistics
 (:class:`StatsObjective`, O(d^3) per evaluation) and statistics per
@@ -187,6 +189,9 @@ class PatternObjective:
     def whitened(self, shift, chol):
         return whitened_objective(self._objective, shift, chol)
 
+    def em_update(self, mean, factor):
+        return self._objective.em_update(mean, factor)
+
     def internal(self, mean, covariance):
         return (
             (mean - self.shift) / self.scale,
@@ -287,13 +292,23 @@ class FactorObjective:
         target = float(np.mean(variance))
         pilot_var = keep * variance + shrinkage * target + reg_covar
         floor = (8.0 * _EPS * np.abs(center)) ** 2
-        constant = np.flatnonzero(~(pilot_var > floor))
-        if constant.size:
+        constant = ~(pilot_var > floor)
+        varying = pilot_var[~constant]
+        if constant.all() or not np.all(np.isfinite(pilot_var)):
             raise singular_error(
                 source.n_samples,
                 center.shape[0],
-                f"zero variance in feature(s) {constant[:10].tolist()}",
+                f"zero variance in feature(s) {np.flatnonzero(constant)[:10].tolist()}",
             )
+        if constant.any():
+            # A constant feature (e.g. a pixel constant within a CV fold) is
+            # a Heywood case, as in FactorAnalysis: its noise variance sits
+            # at the floor, set from the other features' mean variance since
+            # its own spread is 0.
+            pilot_var = np.where(constant, np.mean(varying), pilot_var)
+            self.constant_features = np.flatnonzero(constant)
+        else:
+            self.constant_features = np.empty(0, dtype=int)
         self.center, self.variance = center, pilot_var
         scale = np.sqrt(pilot_var)
         penalties = []

@@ -250,6 +250,14 @@ class MissingObjective:
         value, grad_mean, grad_factor = nll_grad_stats(total, mean, factor)
         return value - entropy, grad_mean, grad_factor
 
+    def em_update(self, mean, factor):
+        """One EM step: the mean and covariance of the expected statistics
+        at ``(mean, factor)`` merged with the penalties (the maximiser of the
+        penalised expected complete-data log-likelihood). Costs no E-step
+        after an evaluation at the same point (the cache)."""
+        total, _ = self.total_stats(mean, factor)
+        return total.mean, total.scatter / total.weight_sum
+
 
 def whitened_objective(objective, shift, chol):
     """``objective`` in the coordinates ``mean = shift + chol u``,

@@ -533,6 +533,46 @@ def _marginal_log_density(X, mean, factor, df):
     )
 
 
+# ---------------------------------------------------------------------------
+# Draws
+# ---------------------------------------------------------------------------
+
+# Largest magnitude a draw may reach: a quarter of the largest float, so that
+# the location can still be added.
+_DRAW_MAX = np.finfo(np.float64).max / 4.0
+
+
+def log_chi2_draws(rng, df, size=None):
+    """Logarithms of ``chi^2(df)`` draws (``df`` a float or an array).
+
+    ``rng.chisquare`` underflows to 0 for small ``df`` (below about 0.1 a
+    large share of the draws is 0, and a t draw ``z / sqrt(g / df)`` is then
+    infinite). For ``df < 2`` the draw is made in log space:
+    ``Gamma(a) = Gamma(a + 1) U^{1/a}`` with ``U`` uniform on ``(0, 1]``.
+    """
+    df = np.asarray(df, dtype=np.float64)
+    if np.all(df >= 2.0):
+        return np.log(rng.chisquare(df, size))
+    a = 0.5 * df
+    g = rng.standard_gamma(a + 1.0, size)
+    u = 1.0 - rng.random(np.shape(g))
+    return np.log(2.0) + np.log(g) + np.log(u) / a
+
+
+def scale_draws(draws, log_scale):
+    """``draws`` (one row per draw) times ``exp(log_scale)`` per row.
+
+    A t with small ``df`` draws values beyond the range of float64 (at
+    ``df = 0.01`` the factor ``sqrt(df / g)`` exceeds ``1e308`` for about a
+    third of the draws): such rows are shortened along their direction to
+    the magnitude ``_DRAW_MAX`` (about ``4e307``), so draws stay finite.
+    """
+    with np.errstate(divide="ignore"):
+        size = np.log(np.max(np.abs(draws), axis=1, initial=0.0))
+    log_scale = np.minimum(log_scale, np.log(_DRAW_MAX) - size)
+    return draws * np.exp(log_scale)[:, np.newaxis]
+
+
 def t_conditional_draw(X, mean, factor, df, rng):
     """Draw each row's missing entries from their conditional t law.
 
@@ -567,9 +607,10 @@ def t_conditional_draw(X, mean, factor, df, rng):
             pmm_inv = 0.5 * (pmm_inv + np.swapaxes(pmm_inv, 1, 2))
             chol = np.linalg.cholesky(pmm_inv)
             z = rng.standard_normal((r.size, k))
-            g = rng.chisquare(df + d - k, size=r.size)
-            scale = np.sqrt((df + delta) / g)
-            draw = np.einsum("ikl,il->ik", chol, z) * scale[:, None]
+            log_g = log_chi2_draws(rng, df + d - k, size=r.size)
+            draw = scale_draws(
+                np.einsum("ikl,il->ik", chol, z), 0.5 * (np.log(df + delta) - log_g)
+            )
             block[r[:, None], miss] = mean[miss] + offset + draw
     return out
 

@@ -43,7 +43,13 @@ from .normal_factor import (
     _spd_inverse_stack,
     nll_grad_diagonal,
 )
-from .student_t import _rescue_far, log_norm_const, t_kernel
+from .student_t import (
+    _rescue_far,
+    log_chi2_draws,
+    log_norm_const,
+    scale_draws,
+    t_kernel,
+)
 
 # Rows of rows-with-NaN handled at once (their k x k inverses are gathered).
 _MISSING_BATCH_BYTES = 2**23
@@ -444,15 +450,15 @@ def t_factor_conditional_draw(X, mean, params, df, rng):
         core_inv, _, owner = _masked_cores(cov, observed)
         chol = np.linalg.cholesky(core_inv)[owner]
         n_obs = observed.sum(axis=1)
-        g = rng.chisquare(df + n_obs)
-        scale = np.sqrt((df + np.maximum(maha, 0.0)) / g)
+        log_g = log_chi2_draws(rng, df + n_obs)
+        log_scale = 0.5 * (np.log(df + np.maximum(maha, 0.0)) - log_g)
         e = rng.standard_normal(sub.shape) * cov._root
         latent = q + np.einsum("ikl,il->ik", chol, rng.standard_normal((rows.size, k)))
         # Location W_m q plus the draw W_m C z + sqrt(psi_m) e, scaled.
         draw = (
             mean
             + (q @ cov.components.T)
-            + scale[:, np.newaxis] * ((latent - q) @ cov.components.T + e)
+            + scale_draws((latent - q) @ cov.components.T + e, log_scale)
         )
         sub[~observed] = draw[~observed]
         block[rows] = sub

@@ -16,9 +16,12 @@ which need no random subsets.
 
 The fit on ``h`` central rows has too small a scale and too light tails.
 :func:`correct_scale` estimates a scale factor ``c`` and ``nu`` from the
-support's squared distances by the likelihood of the F law truncated where
-the support was cut (the consistency factor of MinCovDet generalised to
-an unknown ``nu``).
+support's squared distances by the likelihood of the F law censored where
+the support was cut (the consistency factor of MinCovDet generalised to an
+unknown ``nu``): the rows left out count as lying beyond the cut, unless they
+do not look like the model's tail (outliers), and then the likelihood
+truncated at the cut, which ignores them, is used if its model keeps the
+support's share of the mass within the cut.
 
 The functions here know nothing of the estimator: :func:`trimmed_fit` takes
 the fit on a support as a callable and scores rows with the fitted
@@ -33,6 +36,7 @@ from scipy import optimize, special, stats
 
 from .._likelihoods.student_t import DF_MAX, DF_MIN
 from .._linalg import row_chunks
+from .._representations import NotDeterminedError
 from .._solve.starts import robust_start
 
 # Concentration steps from every start before only the best starts go on.
@@ -43,6 +47,9 @@ KEEP_STARTS = 3
 _TIGHT = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 500}
 # Upper limit of concentration steps of one start.
 MAX_STEPS = 50
+# Largest Kolmogorov distance of the left-out rows from the censored model's
+# tail before they count as outliers (:func:`_tail_fits`).
+_TAIL_MISFIT = 0.28
 
 
 def support_size(n_rows, n_features, support_fraction):
@@ -227,13 +234,16 @@ def concentrate(fit, score, starts, weights, h):
     return max(finished, key=lambda c: c.objective)
 
 
-def correct_scale(dist, n_obs, row_weight, cut, df, estimate_df, df_bounds):
+def correct_scale(
+    dist, n_obs, row_weight, cut, df, estimate_df, df_bounds, beyond=None
+):
     """Scale factor and degrees of freedom of a trimmed fit's support.
 
     Under a t with scale matrix ``c Sigma`` and ``nu`` degrees of freedom
     ``dist / (c p)`` follows F(p, nu) (``p`` the row's observed entries). The
     support kept the rows with ``dist <= cut`` (per row); the estimate
-    maximises the likelihood of that truncated law over the support.
+    maximises the likelihood of that truncated law over the support, or,
+    with ``beyond``, of the law censored at the cut.
 
     Parameters
     ----------
@@ -245,6 +255,20 @@ def correct_scale(dist, n_obs, row_weight, cut, df, estimate_df, df_bounds):
     estimate_df : bool
         Whether ``nu`` is estimated.
     df_bounds : tuple of float
+    beyond : tuple of ndarray (n_obs, row_weight, cut, dist) or None, \
+default=None
+        The rows left out of the support (observed entries, weights,
+        truncation points and squared distances). Given, the estimate
+        maximises the *censored* likelihood: the support's densities plus
+        ``log P(dist > cut)`` for each row left out, which puts the cut at
+        the support's share of the weight, as MinCovDet's consistency factor
+        does. The truncated likelihood alone is nearly flat along a curve of
+        ``(c, nu)``: on clean data it can end at ``nu`` near its lower bound
+        with a far too large scale, or at a normal. If the rows left out do
+        not look like the censored model's tail (:func:`_tail_fits`: outliers
+        beyond the cut), the truncated estimate, which ignores them, is
+        returned if it keeps at least the support's share of the mass within
+        the cuts.
 
     Returns
     -------
@@ -260,15 +284,22 @@ def correct_scale(dist, n_obs, row_weight, cut, df, estimate_df, df_bounds):
         w = row_weight[rows]
         x = np.maximum(dist[rows], 1e-300)  # a row at the center: distance 0
         groups.append((p, x, w, w.sum(), w @ np.log(x), cuts, cut_w))
-    total = row_weight.sum()
+    censored = []
+    if beyond is not None:
+        out_obs, out_weight, out_cut, _ = beyond
+        for p in np.unique(out_obs):
+            rows = out_obs == p
+            cuts, where = np.unique(out_cut[rows], return_inverse=True)
+            out_w = np.bincount(where, weights=out_weight[rows], minlength=cuts.size)
+            censored.append((p, cuts, out_w))
 
-    def nll(theta):
+    def nll(theta, censor):
         # The log-density of dist = c p x, x ~ F(p, nu), written out:
         # const + (p/2 - 1) log dist - (p/2) log(c p)
         # - (p + nu)/2 log(1 + dist / (c nu)).
         log_c = theta[0]
         nu = np.exp(theta[1]) if estimate_df else df
-        value = 0.0
+        value, total = 0.0, 0.0
         for p, x, w, w_sum, w_log_x, cuts, cut_w in groups:
             const = (
                 special.gammaln((p + nu) / 2)
@@ -283,9 +314,15 @@ def correct_scale(dist, n_obs, row_weight, cut, df, estimate_df, df_bounds):
                 - (p + nu) / 2 * (w @ np.log1p(x / (np.exp(log_c) * nu)))
             )
             value -= log_pdf_sum
-            # Far steps of the line search can underflow the probability.
-            cdf = special.fdtr(p, nu, cuts / (np.exp(log_c) * p))
-            value += cut_w @ np.log(np.maximum(cdf, 1e-300))
+            total += w_sum
+            if not censor:
+                # Far steps of the line search can underflow the probability.
+                cdf = special.fdtr(p, nu, cuts / (np.exp(log_c) * p))
+                value += cut_w @ np.log(np.maximum(cdf, 1e-300))
+        for p, cuts, out_w in censored if censor else ():
+            sf = special.fdtrc(p, nu, cuts / (np.exp(log_c) * p))
+            value -= out_w @ np.log(np.maximum(sf, 1e-300))
+            total += out_w.sum()
         return value / total
 
     def start(nu):
@@ -294,26 +331,81 @@ def correct_scale(dist, n_obs, row_weight, cut, df, estimate_df, df_bounds):
 
     # log c within 30 of the median-matching value of the starting df.
     c_bounds = (start(df) - 30.0, start(df) + 30.0)
-    if not estimate_df:
-        result = optimize.minimize(
-            nll, [start(df)], method="L-BFGS-B", bounds=[c_bounds], options=_TIGHT
+
+    def maximise(censor):
+        if not estimate_df:
+            result = optimize.minimize(
+                nll,
+                [start(df)],
+                args=(censor,),
+                method="L-BFGS-B",
+                bounds=[c_bounds],
+                options=_TIGHT,
+            )
+            return float(np.exp(result.x[0])), float(df)
+        # The truncated likelihood is flat in large nu: several starts.
+        bounds = [c_bounds, tuple(np.log(df_bounds))]
+        best = None
+        for nu in (1.0, 5.0, 30.0, df):
+            nu = float(np.clip(nu, *df_bounds))
+            result = optimize.minimize(
+                nll,
+                [start(nu), np.log(nu)],
+                args=(censor,),
+                method="L-BFGS-B",
+                bounds=bounds,
+                options=_TIGHT,
+            )
+            if best is None or result.fun < best.fun:
+                best = result
+        return float(np.exp(best.x[0])), float(np.exp(best.x[1]))
+
+    if not censored:
+        return maximise(censor=False)
+    c, nu = maximise(censor=True)
+    if _tail_fits(beyond, c, nu):
+        return c, nu
+    # The rows left out are not the censored model's tail (contamination
+    # beyond the cut): the truncated estimate, which ignores them, if it
+    # keeps at least the support's share of its mass within the cuts (the
+    # support holds that share of the rows; contamination beyond the cut
+    # leaves more). Less is a model with tails the data do not show: the
+    # censored estimate stands.
+    c_trunc, nu_trunc = maximise(censor=False)
+    within = sum(
+        weight @ special.fdtr(p, nu_trunc, cuts / (c_trunc * p))
+        for p, cuts, weight in [(g[0], g[5], g[6]) for g in groups] + censored
+    )
+    if within >= row_weight.sum():
+        return c_trunc, nu_trunc
+    return c, nu
+
+
+def _tail_fits(beyond, c, nu):
+    """Whether the rows left out look like the model's tail beyond their cut.
+
+    Under the model ``u = P(F > dist / (c p)) / P(F > cut / (c p))`` is
+    uniform on (0, 1) for a row beyond its cut. The weighted Kolmogorov
+    distance of the ``u`` from the uniform law is an effect size: above
+    ``_TAIL_MISFIT`` more than a quarter of the left-out weight sits where the
+    model puts none of it, as a cluster of outliers does (on clean t data
+    the censored estimate stays well below it).
+    """
+    n_obs, weight, cut, dist = beyond
+    keep = weight > 0
+    if not np.any(keep):
+        return True
+    n_obs, weight, cut, dist = n_obs[keep], weight[keep], cut[keep], dist[keep]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = special.fdtrc(n_obs, nu, dist / (c * n_obs)) / special.fdtrc(
+            n_obs, nu, cut / (c * n_obs)
         )
-        return float(np.exp(result.x[0])), float(df)
-    # The truncated likelihood is flat in large nu: several starts.
-    bounds = [c_bounds, tuple(np.log(df_bounds))]
-    best = None
-    for nu in (1.0, 5.0, 30.0, df):
-        nu = float(np.clip(nu, *df_bounds))
-        result = optimize.minimize(
-            nll,
-            [start(nu), np.log(nu)],
-            method="L-BFGS-B",
-            bounds=bounds,
-            options=_TIGHT,
-        )
-        if best is None or result.fun < best.fun:
-            best = result
-    return float(np.exp(best.x[0])), float(np.exp(best.x[1]))
+    u = np.clip(np.nan_to_num(u, nan=0.0), 0.0, 1.0)
+    order = np.argsort(u)
+    u, w = u[order], weight[order] / weight.sum()
+    after = np.cumsum(w)
+    gap = max(np.max(after - u), np.max(u - (after - w)))
+    return bool(gap < _TAIL_MISFIT)
 
 
 def tail_probability(dist, n_obs, df):
@@ -336,14 +428,18 @@ class TrimmedFit:
         Rows fitted in the final concentration step.
     objective : float
         Mean negative log-likelihood of the support under ``model``.
+    n_effective : float
+        Effective number of rows of the support, ``(sum w)^2 / sum w^2``
+        of its row weights.
     """
 
-    def __init__(self, result, model, support, n_support, objective):
+    def __init__(self, result, model, support, n_support, objective, n_effective):
         self.result = result
         self.model = model
         self.support = support
         self.n_support = n_support
         self.objective = objective
+        self.n_effective = n_effective
 
 
 def _scores(model, X, n_obs, has_nan):
@@ -365,6 +461,7 @@ def trimmed_fit(
     estimate_df,
     correlations=True,
     start_rows=8192,
+    penalised=False,
 ):
     """Maximum trimmed t likelihood: concentration steps from the starts, then
     the consistency correction.
@@ -389,6 +486,9 @@ def trimmed_fit(
     start_rows : int, default=8192
         Above this many rows the search runs on a strided subsample and its
         best fit starts concentration steps on all rows.
+    penalised : bool, default=False
+        Whether the fit has a shape prior (``reg_covar`` or ``shrinkage``),
+        which determines the t on a support of few effective rows.
 
     Returns
     -------
@@ -397,9 +497,11 @@ def trimmed_fit(
     Raises
     ------
     ValueError
-        If the support would hold at most ``n_features`` rows, or the fit on
-        the best support is not finite (rows that coincide or lie in a
-        subspace).
+        If the support would hold at most ``n_features`` rows, the fit on a
+        support is singular although ``X`` is not, the fit on the best
+        support is not finite (rows that coincide or lie in a subspace), or
+        (unpenalised) the support's weights sit on fewer than ``n_features +
+        1`` effective rows.
     """
     n_samples, d = X.shape
     n_rows = int(np.count_nonzero(weights))
@@ -413,21 +515,53 @@ def trimmed_fit(
         )
     # Degenerate supports (rows in a subspace, repeated rows) make the
     # search's numbers infinite; the result is checked at the end instead.
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        trimmed = _search(
-            fit, X, weights, fraction, estimate_df, correlations, start_rows
-        )
+    try:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            trimmed = _search(
+                fit, X, weights, fraction, estimate_df, correlations, start_rows
+            )
+    except NotDeterminedError as exc:
+        if _has_constant_feature(X, weights):
+            raise  # X itself is singular: the plain fit's message applies
+        raise _degenerate_support(
+            support_fraction,
+            "its scale matrix is singular although that of X is not",
+        ) from exc
     model = trimmed.model
     params = model.params if model.is_factor else (model.params,)
     finite = all(np.all(np.isfinite(v)) for v in (model.mean, *params))
     if not (finite and np.isfinite(trimmed.objective)):
-        raise ValueError(
-            f"The trimmed fit is degenerate: the t on its support of "
-            f"{int(trimmed.support.sum())} rows has no finite maximum (rows "
-            "that coincide or lie in a subspace). Increase support_fraction, "
-            "or set reg_covar > 0 or shrinkage > 0."
+        raise _degenerate_support(
+            support_fraction,
+            f"the t on its {int(trimmed.support.sum())} rows has no finite maximum",
+        )
+    if not penalised and trimmed.n_effective < d + 1:
+        raise _degenerate_support(
+            support_fraction,
+            f"its weights are concentrated on about {trimmed.n_effective:.2g} "
+            f"rows (effective count (sum w)^2 / sum w^2), fewer than "
+            f"n_features + 1 = {d + 1}",
         )
     return trimmed
+
+
+def _has_constant_feature(X, weights):
+    """Whether a feature takes one value on the rows of positive weight."""
+    rows = X[weights > 0]
+    with np.errstate(invalid="ignore"):
+        return bool(np.any(~(np.nanmax(rows, axis=0) > np.nanmin(rows, axis=0))))
+
+
+def _degenerate_support(support_fraction, detail):
+    """The error of a trimmed fit whose support cannot determine the t."""
+    return ValueError(
+        f"The trimmed fit is degenerate: the support of the most central "
+        f"rows (support_fraction={support_fraction!r}) cannot determine the "
+        f"t ({detail}). The central rows coincide, lie in a subspace, are "
+        "constant in a feature that varies in the other rows, or a few rows "
+        "carry most of the weight. Increase support_fraction (1.0 is the "
+        "untrimmed fit), or set reg_covar > 0 or shrinkage > 0."
+    )
 
 
 def _search(fit, X, weights, fraction, estimate_df, correlations, start_rows):
@@ -463,7 +597,8 @@ def _search(fit, X, weights, fraction, estimate_df, correlations, start_rows):
     result = best.state
 
     # Consistency: the scale and df of the support's distances, from their
-    # likelihood under the F law truncated where the support was cut.
+    # likelihood under the F law truncated (or censored, see correct_scale)
+    # where the support was cut.
     support = (best.mask > 0) & (weights > 0)
     dist = result.model.distance(X)
     if has_nan:
@@ -472,6 +607,7 @@ def _search(fit, X, weights, fraction, estimate_df, correlations, start_rows):
     else:
         cut = np.full(n_samples, dist[support].max())
     row_weight = (weights * best.mask)[support]
+    left = (best.mask < 1) & (weights > 0)
     c, df = correct_scale(
         dist[support],
         n_obs[support],
@@ -480,9 +616,22 @@ def _search(fit, X, weights, fraction, estimate_df, correlations, start_rows):
         result.df,
         estimate_df,
         (DF_MIN, DF_MAX),
+        beyond=(
+            n_obs[left],
+            (weights * (1 - best.mask))[left],
+            cut[left],
+            dist[left],
+        ),
     )
     model = result.model.rescaled(c, df)
     objective = -float(row_weight @ model.log_density(X[support]) / row_weight.sum())
+    unit = row_weight / row_weight.max()
+    n_effective = float(unit.sum() ** 2 / (unit @ unit))
     return TrimmedFit(
-        result, model, support, int(np.count_nonzero(best.mask)), objective
+        result,
+        model,
+        support,
+        int(np.count_nonzero(best.mask)),
+        objective,
+        n_effective,
     )

@@ -44,6 +44,14 @@ _SLOW = 1e-2
 # A cycle of an inexact objective ends (and the next one re-whitens) once a
 # diagonal entry of the whitened factor leaves [1 / _DRIFT, _DRIFT].
 _DRIFT = 2.0
+# Inexact objectives start with EM steps while the whitened gradient is above
+# _EM_UNTIL (far from the optimum, where the complete-data model of L-BFGS-B
+# is poor) and each step shrinks it by at least _EM_SLOW; at most _EM_STEPS.
+_EM_UNTIL = 0.05
+_EM_SLOW = 0.9
+_EM_STEPS = 10
+# Curvature condition of a value-free quasi-Newton step (strong Wolfe).
+_WOLFE = 0.9
 
 
 class SolveResult:
@@ -59,7 +67,8 @@ class SolveResult:
     grad_norm : float
         Largest entry of the projected gradient in whitened coordinates.
     n_iter : int
-        L-BFGS-B iterations over all cycles.
+        Iterations over all phases: EM steps (inexact objectives), L-BFGS-B
+        cycles, value-free and Newton steps.
     converged : bool
     message : str
         Why the solver stopped.
@@ -180,12 +189,31 @@ def _gradient_steps(fun, iterates, lower, norm_of, tol, max_steps, record):
     When L-BFGS-B's line search stalls because the decrease it seeks is below
     the objective's rounding error, the gradient is still accurate. From the
     curvature pairs of the accepted iterates (``iterates``: ``(x, grad)``,
-    oldest first), full L-BFGS steps are taken while each shrinks the
-    gradient (largest entry, ``norm_of``), as Newton steps do below the
-    objective's resolution, and stay feasible. Returns the last accepted
-    ``(x, value, grad, norm)`` and the number of steps, or None if no step
-    was accepted.
+    oldest first), full L-BFGS steps are taken while each stays feasible and
+    shrinks the gradient (largest entry, ``norm_of``), as Newton steps do
+    below the objective's resolution, or meets the strong Wolfe curvature
+    condition ``|g_new . s| <= _WOLFE |g . s|`` along the step ``s`` (near the
+    optimum, where the objective is close to quadratic, this implies a
+    decrease; the largest entry of an L-BFGS gradient need not shrink at
+    every step). A rejected step that overshot (the slope along it changed
+    sign) is retried once at the zero of the slope's secant, the minimum of
+    the quadratic model along the step. Returns the last accepted ``(x,
+    value, grad, norm)`` and the number of steps, or None if no step was
+    accepted.
     """
+
+    def trial(x, grad, norm, direction):
+        # Value, gradient and norm at x + direction, and whether accepted.
+        x_new = x + direction
+        if np.any(x_new < lower):
+            return x_new, None, None, None, False
+        value, grad_new = fun(x_new)
+        norm_new = norm_of(x_new, grad_new)
+        slope = float(grad @ direction)
+        wolfe = slope < 0.0 and abs(float(grad_new @ direction)) <= _WOLFE * abs(slope)
+        ok = bool(np.isfinite(value)) and (norm_new < norm or wolfe)
+        return x_new, value, grad_new, norm_new, ok
+
     pairs = []
     for (x0, g0), (x1, g1) in zip(iterates[:-1], iterates[1:], strict=True):
         s, y = x1 - x0, g1 - g0
@@ -197,12 +225,16 @@ def _gradient_steps(fun, iterates, lower, norm_of, tol, max_steps, record):
     norm = norm_of(x, grad)
     best, n_steps = None, 0
     while n_steps < max_steps and norm > tol:
-        x_new = x + _two_loop(grad, pairs[-20:])
-        if np.any(x_new < lower):
-            break
-        value, grad_new = fun(x_new)
-        norm_new = norm_of(x_new, grad_new)
-        if not (np.isfinite(value) and norm_new < norm):
+        direction = _two_loop(grad, pairs[-20:])
+        x_new, value, grad_new, norm_new, ok = trial(x, grad, norm, direction)
+        if not ok and grad_new is not None and np.isfinite(value):
+            slope0, slope1 = float(grad @ direction), float(grad_new @ direction)
+            if slope0 < 0.0 < slope1:
+                alpha = slope0 / (slope0 - slope1)
+                x_new, value, grad_new, norm_new, ok = trial(
+                    x, grad, norm, alpha * direction
+                )
+        if not ok:
             break
         s, y = x_new - x, grad_new - grad
         if float(s @ y) > 0.0:
@@ -246,11 +278,12 @@ def minimize_whitened(
     record_start : callable, default=None
         ``record_start(value, grad_norm)`` at the starting point.
     finish : bool, default=False
-        For inexact objectives: when L-BFGS-B stops before its iteration limit
-        with a gradient above ``tol`` but below the objective's noise floor
-        (its line search found no decrease within the rounding error),
-        continue with value-free quasi-Newton steps (:func:`_gradient_steps`)
-        within the iteration budget.
+        For inexact objectives: stop (status 0) as soon as the gradient is
+        within ``tol``; when it is below the objective's noise floor, or when
+        L-BFGS-B stops before its iteration limit with a gradient above
+        ``tol`` but below that floor (its line search found no decrease
+        within the rounding error), continue with value-free quasi-Newton
+        steps (:func:`_gradient_steps`) within the iteration budget.
     drift : float, default=None
         Stop (status 3) after the first iteration at which a diagonal entry
         of the whitened factor ``T`` leaves ``[1 / drift, drift]``: the
@@ -282,11 +315,31 @@ def minimize_whitened(
         return _projected_norm(rep, scale * x, grad_scaled / scale)
 
     diag = d + rep.diag_positions
+    last, why = {"n": 0}, []
 
-    def drifted(x):
-        return drift is not None and bool(
+    def record_last(value, norm):
+        last["value"], last["norm"], last["n"] = value, norm, last["n"] + 1
+        if record is not None:
+            record(value, norm)
+
+    def stop(x):
+        # Inexact objectives: stop as soon as the unscaled gradient meets tol
+        # (L-BFGS-B tests the scaled one, against tol * min(scale), and may go
+        # on with line searches below the objective's resolution), and hand
+        # over to value-free steps once it is below the noise floor.
+        if (
+            finish
+            and last["n"] < max_iter
+            and last["norm"] <= _noise_floor(last["value"])
+        ):
+            why.append("floor")
+            return True
+        if drift is not None and bool(
             np.any(np.abs(np.log(scale[diag] * x[diag])) > np.log(drift))
-        )
+        ):
+            why.append("drift")
+            return True
+        return False
 
     lower = np.r_[np.full(d, -np.inf), rep.lower_bounds()]
     theta0 = np.maximum(np.concatenate([mean0, rep.pack(factor0)]), lower)
@@ -309,14 +362,18 @@ def minimize_whitened(
             lower / scale,
             max_iter=max_iter,
             tol=tol * float(np.min(scale)),
-            record=record,
-            stop=drifted,
+            record=record_last,
+            stop=stop,
             norm_of=norm_of,
             keep_iterates=finish,
             first=(value0, scale * grad0),
         )
         theta, value, n_iter = scale * res.x, res.value, res.n_iter
         grad, message, status = res.grad / scale, res.message, res.status
+        if why == ["floor"]:
+            status, message = 2, "stopped at the objective's noise floor"
+        if finish and _projected_norm(rep, theta, grad) <= tol:
+            status = 0
         if (
             finish
             and status in (0, 2)
@@ -336,8 +393,12 @@ def minimize_whitened(
                 x, value, grad_scaled, norm, n_steps = steps
                 theta, grad = scale * x, grad_scaled / scale
                 n_iter += n_steps
-                message += f"; then {n_steps} value-free quasi-Newton steps"
-                status = 0 if norm <= tol else status
+                message += f"; then {n_steps} value-free L-BFGS steps"
+                if norm <= tol:
+                    status = 0
+                elif n_iter >= max_iter:
+                    # Still progressing when the budget ran out: not a stall.
+                    status = 1
     return (
         theta[:d].copy(),
         rep.unpack(theta[d:]),
@@ -391,6 +452,65 @@ def _start(objective, representation, pilot, start, compare_pilot):
         return objective(mean, factor)[0]
 
     return pilot if value(pilot) < value(previous) else previous
+
+
+def _em_steps(objective, representation, mean, covariance, tol, max_steps, progress):
+    """EM steps from ``(mean, covariance)`` while they are fast (inexact
+    objectives).
+
+    Far from the optimum (e.g. from the pairwise pilot of strongly
+    correlated data, whose clipped spectrum misstates the small variances by
+    orders of magnitude) the whitened problem is far from its complete-data
+    model, and L-BFGS-B, whose first steps have unit length and whose
+    whitening soon drifts, needs many iterations and line-search
+    evaluations to get close. An EM step costs one E-step, needs no line
+    search, never increases the objective and is affine equivariant: in
+    coordinates whitened at the current point it is the step of unit
+    complete-data curvature, re-whitened at every step. Steps are taken while
+    the whitened gradient at the current point is above ``_EM_UNTIL`` and the
+    last step shrank it by at least ``_EM_SLOW`` (then EM has reached its
+    linear rate, the fraction of missing information, and L-BFGS-B is faster),
+    at most ``max_steps``. Each point is recorded (the start without counting
+    an iteration).
+
+    Returns
+    -------
+    mean, covariance : ndarray
+        The last point; its E-step is the objective's cached one.
+    n_steps : int
+    """
+    rep = representation
+    d = mean.shape[0]
+    point, previous = None, np.inf
+    for n_steps in range(max_steps + 1):
+        try:
+            factor = rep.preconditioner(
+                covariance, mean, objective.n_samples, objective.regularised
+            )
+        except (ValueError, np.linalg.LinAlgError):
+            if point is None:
+                raise
+            # The last step's covariance is singular: keep the point before.
+            return (*point, n_steps - 1)
+        value, grad_u, grad_t = objective.whitened(mean, factor)(np.zeros(d), np.eye(d))
+        if point is not None and not np.isfinite(value):
+            return (*point, n_steps - 1)
+        grad_norm = float(
+            np.max(np.abs(np.concatenate([grad_u, rep.restrict_grad(grad_t)])))
+        )
+        offset = objective.weight * float(np.sum(np.log(np.diag(factor))))
+        progress.record(value + offset + objective.constant, grad_norm, n_steps > 0)
+        point = (mean, covariance)
+        if (
+            n_steps == max_steps
+            or not np.isfinite(value)
+            or grad_norm <= max(tol, _EM_UNTIL)
+            or grad_norm > _EM_SLOW * previous
+        ):
+            break
+        previous = grad_norm
+        mean, covariance = objective.em_update(mean, factor)
+    return mean, covariance, n_steps
 
 
 # ---------------------------------------------------------------------------
@@ -449,6 +569,17 @@ def solve(
     start_mean, start_cov = _start(objective, rep, pilot, start, compare_pilot)
     cycle_iter = max_iter if objective.exact else _CYCLE_ITER
     n_iter, previous, cycle = 0, np.inf, 0
+    if not objective.exact:
+        # EM steps first while they are fast; they record the start.
+        start_mean, start_cov, n_iter = _em_steps(
+            objective,
+            rep,
+            start_mean,
+            start_cov,
+            tol,
+            min(_EM_STEPS, max_iter),
+            progress,
+        )
     wait, backoff = 0, 1
     # The first cycle is whitened at the pilot for exact objectives (where the
     # pilot is the optimum, so the problem is isotropic there) and at the
@@ -490,7 +621,9 @@ def solve(
         def record(value, grad_norm, offset=offset):
             progress.record(value + offset, grad_norm)
 
-        def record_start(value, grad_norm, offset=offset, first=cycle == 0):
+        def record_start(
+            value, grad_norm, offset=offset, first=cycle == 0 and objective.exact
+        ):
             if first:
                 progress.record(value + offset, grad_norm, step=False)
 

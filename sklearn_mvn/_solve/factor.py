@@ -666,14 +666,15 @@ def _profile_restarts(objective, n_factors, psi_lower, fit, max_iter, tol, progr
     one pass over the rows each on the chunked path.
 
     Returns the fields of ``fit``: ``(mean, W, psi, value, n_iter,
-    grad_norm, message)``, ``n_iter`` summed over all runs.
+    grad_norm, message)`` of the best run; as for the initialisations of
+    scikit-learn's ``GaussianMixture``, every run may take ``max_iter``
+    iterations and ``n_iter`` is the best run's.
     """
 
     center, var = objective.center, objective.variance
     scale = np.sqrt(var)
     d = center.shape[0]
     best = fit
-    n_iter = fit[4]
     lower = psi_lower / var
     for psi0 in (np.ones(d), 1.0 / var):
         W, psi = profile_start(objective.products, np.ones(d), psi0, n_factors, lower)
@@ -692,13 +693,14 @@ def _profile_restarts(objective, n_factors, psi_lower, fit, max_iter, tol, progr
             psi_lower,
             _Recorder(progress),
         )
-        n_iter += run[4]
         # A lower value replaces the fit only where the gradient certifies it
         # (the fit's own rule in solve_factor), or if neither is certified.
         certified = run[5] <= 100.0 * tol
         if run[3] < best[3] and (certified or best[5] > 100.0 * tol):
             best = run
-    return (*best[:4], n_iter, *best[5:])
+    # As scikit-learn's n_init: each run has max_iter iterations and n_iter
+    # is the winning run's.
+    return best
 
 
 def _over_factored_advice(d, k, heywood):

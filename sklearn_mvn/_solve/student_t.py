@@ -434,9 +434,11 @@ class _FactorT:
         )
 
     def accelerate(self, sums, mean, params, df, gd, scale):
-        if sums.has_missing:
-            return None
         data_scale, prior_weight, trace_coef = scale
+        if sums.has_missing or data_scale == 0.0:
+            # ECM needs complete data, and data that carry weight (with
+            # shrinkage=1 the prior alone is fitted, by the cycles).
+            return None
         new_df = df_newton_step(sums, gd / data_scale) if self.estimate_df else df
         mean, params = ecm_factor_step(
             sums, mean, params, self.psi_lower, data_scale, prior_weight, trace_coef

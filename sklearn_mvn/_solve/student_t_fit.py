@@ -140,9 +140,14 @@ def fit_student_t(source, spec, *, start=None, scale=None):
         mean0, params0, df0 = start
         df0 = float(np.clip(df0, DF_MIN, DF_MAX)) if spec.estimate_df else df0
     elif spec.is_factor:
-        params0 = factor_start(
+        W0, psi0 = factor_start(
             source.sample, source.sample_w, mean0, spread, spec.n_factors
         )
+        # The penalty adds about trace_coef to every variance (exactly so for
+        # the normal: S + reg_covar I). Far above the data's variances the
+        # optimum is there, many decades from the data's scale, where no
+        # accelerating step (missing values) would take the cycles.
+        params0 = (W0, psi0 + trace_coef)
     else:
         params0 = np.diag(spread)
     options = dict(
@@ -156,20 +161,74 @@ def fit_student_t(source, spec, *, start=None, scale=None):
     )
     rep = spec.representation(n_features)
     if spec.is_factor:
-        psi_lower = MIN_NOISE * spread**2
+        check_factor_rank(source, spec.n_factors, trace_coef)
+        # The noise floor in units of the penalised variances (the start's):
+        # relative to them a floor set by the data's far smaller variances
+        # would let a Heywood feature's Woodbury terms cancel to nothing.
+        psi_lower = MIN_NOISE * (spread**2 + trace_coef)
         result = fit_t(
             source.data_pass, rep, mean0, params0, df0, psi_lower=psi_lower, **options
         )
-        result.degenerate = result.df <= 1.01 * DF_MIN
-        result.heywood = heywood_features(result.factor[1], psi_lower)
+        W, psi = result.factor
+        sd = np.sqrt((W**2).sum(axis=1) + psi)
+        result.heywood = heywood_features(psi, psi_lower)
     else:
         result = fit_t(source.data_pass, rep, mean0, params0, df0, **options)
-        # Rows that coincide or lie in a subspace can make the likelihood
-        # unbounded: the scale collapses far below the robust spread of the
-        # start, or df goes to its lower bound.
-        check_scale_range(np.diag(result.factor))
-        collapsed = np.diag(result.factor) < 1e-2 * np.diag(params0)
-        result.degenerate = bool(np.any(collapsed)) or result.df <= 1.01 * DF_MIN
+        # The features' variances (squared row norms of the factor) must be
+        # representable; its diagonal is a conditional spread, which strongly
+        # correlated features make far smaller than their variances.
+        sd = np.linalg.norm(result.factor, axis=1)
+        check_scale_range(sd)
         result.heywood = np.empty(0, dtype=int)
+    result.degenerate = _looks_unbounded(result, sd, spread, spec.estimate_df)
+    if result.degenerate and result.converged:
+        # A maximum at the boundary of an unbounded likelihood is no answer.
+        result.converged = False
+        result.message = "df or the scale matrix ran to its limit"
     result.model = TModel(rep, result.mean, result.factor, result.df)
     return result
+
+
+def _looks_unbounded(result, sd, spread, estimate_df):
+    """Whether the fit ran into an unbounded likelihood (rows that coincide
+    or lie in a subspace): an estimated ``df`` at its lower bound (a fixed
+    one is the user's), a feature's scale collapsed far below its robust
+    spread, or (triangular) a conditional spread far below it: below
+    ``1e-2`` of the robust spread if the fit did not converge, below ``1e-8``
+    of the feature's scale (a scale matrix singular to working precision)
+    if it did, since strongly correlated features have small conditional
+    spreads at a proper maximum."""
+    at_floor = estimate_df and result.df <= 1.01 * DF_MIN
+    if at_floor or np.any(sd < 1e-2 * spread):
+        return True
+    if isinstance(result.factor, tuple):
+        return False
+    conditional = np.abs(np.diag(result.factor))
+    if not result.converged:
+        return bool(np.any(conditional < 1e-2 * spread))
+    return bool(np.any(conditional < 1e-8 * sd))
+
+
+def check_factor_rank(source, n_factors, trace_coef):
+    """Raise if the rows cannot determine the factor t: the normal factor
+    model needs ``n_factors < n - 1`` rows of positive weight, the t one row
+    more for its degrees of freedom (the full t needs more rows than
+    features)."""
+    if trace_coef > 0:
+        return
+    w = source.sample_weight
+    if w is None:
+        n_rows = source.n_samples
+    elif is_dask_array(w):
+        return  # counted on the workers would cost a pass; the fit checks
+    else:
+        n_rows = int(np.count_nonzero(np.asarray(w)))
+    if n_factors >= n_rows - 2:
+        raise NotDeterminedError(
+            f"n_factors={n_factors} is not below n_samples - 2 with "
+            f"n_samples={n_rows} rows of positive weight: the factor t "
+            "(location, factors and degrees of freedom) would reproduce the "
+            "rows exactly and its likelihood is unbounded. Set n_factors "
+            "below n_samples - 2, or reg_covar > 0 or shrinkage > 0, or pass "
+            "more rows."
+        )
