@@ -253,7 +253,6 @@ def test_item03_factor_training_rows_at_1e121():
 # %% Item 4: the factor fit below FactorAnalysis
 
 
-@_xfail(4, "factor fit converges below FactorAnalysis")
 def test_item04_factor_fit_not_below_factor_analysis():
     """Item 4: a feature nearly equal to another (a Heywood case), n=1000,
     d=9, k=1: the factor fit's log-likelihood is at least FactorAnalysis's

@@ -426,6 +426,16 @@ def solve_factor(
                 tol,
                 progress,
             )
+        if objective.mode == "statistics":
+            fit, psi_lower = _below_the_floor(
+                objective,
+                psi_lower,
+                (mean, W, psi, value, n_iter, grad_norm, message),
+                max_iter,
+                tol,
+                progress,
+            )
+            mean, W, psi, value, n_iter, grad_norm, message = fit
     W = canonical_rotation(W, psi)
     result = SolveResult(
         np.array(mean, dtype=np.float64),
@@ -439,15 +449,101 @@ def solve_factor(
     result.history = progress.history
     # A noise variance at the relative bound (not at a reg_covar floor, which
     # is the user's choice) is a Heywood case.
-    result.heywood = heywood_features(psi, np.maximum(min_noise * var, 0.0))
-    result.heywood = result.heywood[
-        min_noise * var[result.heywood] >= objective.psi_floor
-    ]
+    result.heywood = heywood_features(psi, psi_lower)
+    result.heywood = result.heywood[psi_lower[result.heywood] > objective.psi_floor]
     result.factor_scales = np.linalg.norm(W / np.sqrt(psi)[:, np.newaxis], axis=0)
     if not result.converged:
         result.advice = _over_factored_advice(d, n_factors, result.heywood)
     progress.summary(result)
     return result
+
+
+# The noise floor of Heywood features is lowered this much per step, at most
+# _FLOOR_STEPS times (to 1e-12 of the variance from the default 1e-6, the
+# floor of FactorAnalysis in standardised units).
+_FLOOR_STEP = 100.0
+_FLOOR_STEPS = 3
+# Gain (negative log-likelihood per unit weight, relative above 1) that the
+# fit below the floor must make to replace the bounded one.
+_MATERIAL_GAIN = 1e-6
+
+
+def _below_the_floor(objective, psi_lower, fit, max_iter, tol, progress):
+    """Follow Heywood features whose maximum lies below the noise floor.
+
+    A noise variance at its floor ``min_noise * var`` is either an exact
+    combination of the factors (the likelihood grows without bound as it
+    shrinks: the floor defines the answer) or a feature nearly equal to one,
+    whose maximum is finite but may lie below the floor (a near duplicate):
+    there the bounded fit would stop below the maximum FactorAnalysis (floor
+    1e-12) reports. From a converged fit with such features, their floor is
+    lowered (``_FLOOR_STEP``, never below ``reg_covar``) and the cycles
+    run again from the fit, up to ``_FLOOR_STEPS`` times; a new fit is taken
+    when it is certified, lower by more than ``_MATERIAL_GAIN`` per unit
+    weight (the tolerance of the comparison with FactorAnalysis), and every
+    one of those features has left the lower floor (an interior maximum).
+    Statistics path only (exact scatter products).
+
+    Returns the fit and the floors it was solved under.
+    """
+    mean, W, psi, value, _, grad_norm, _ = fit
+    at = heywood_features(psi, psi_lower)
+    at = at[psi_lower[at] > objective.psi_floor]  # reg_covar is the user's
+    if at.size == 0 or grad_norm > 100.0 * tol:
+        return fit, psi_lower
+    current, lower = fit, psi_lower.copy()
+    for _ in range(_FLOOR_STEPS):
+        lower = lower.copy()
+        lower[at] = np.maximum(lower[at] / _FLOOR_STEP, objective.psi_floor)
+        progress.phase("factor model below the noise floor of Heywood features")
+        run = run_cycles(
+            objective.evaluate,
+            1.0,
+            objective.center,
+            objective.variance,
+            *current[:3],
+            objective.fit_mean,
+            max_iter,
+            tol,
+            lower,
+            _Recorder(progress),
+        )
+        # Over-factored fits are flat in such noise variances (gains ~1e-8
+        # per sample): there the certified bounded fit stands.
+        gain = fit[3] - run[3] > _MATERIAL_GAIN * max(1.0, abs(fit[3]))
+        if run[5] > 100.0 * tol or not gain:
+            break
+        if not np.isin(at, heywood_features(run[2], lower)).any():
+            return run, lower  # every such feature at an interior maximum
+        current = run  # still on the lower floor: lower it again
+    # Exact combinations (the likelihood grows without bound as the noise
+    # variance shrinks): the floor defines the answer.
+    return fit, psi_lower
+    lower = psi_lower.copy()
+    lower[at] = np.maximum(lower[at] / _FLOOR_STEP, objective.psi_floor)
+    progress.phase("factor model below the noise floor of Heywood features")
+    run = run_cycles(
+        objective.evaluate,
+        1.0,
+        objective.center,
+        objective.variance,
+        mean,
+        W,
+        psi,
+        objective.fit_mean,
+        max_iter,
+        tol,
+        lower,
+        _Recorder(progress),
+    )
+    certified = run[5] <= 100.0 * tol
+    interior = not np.isin(at, heywood_features(run[2], lower)).any()
+    # Over-factored fits are flat in such noise variances (gains ~1e-8 per
+    # sample): there the certified bounded fit stands.
+    material = run[3] < value - _MATERIAL_GAIN * max(1.0, abs(value))
+    if certified and material and interior:
+        return run, lower
+    return fit, psi_lower
 
 
 # A factor whose whitened squared norm ``||Psi^{-1/2} w||^2`` is below this
