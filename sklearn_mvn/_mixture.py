@@ -19,12 +19,14 @@ import warnings
 
 import numpy as np
 from scipy.linalg import solve_triangular
+from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, DensityMixin, clone
 from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from ._data.patterns import check_missing
 from ._gradient_gaussian import GradientGaussian
 from ._validation import (
     Integral,
@@ -46,42 +48,6 @@ _RESP_FLOOR = 1e-12
 
 # A component holding less than this many rows' worth of weight has collapsed.
 _MIN_ROWS = 2.0
-
-# ---------------------------------------------------------------------------
-# Small helpers
-# ---------------------------------------------------------------------------
-
-
-def logsumexp(a, axis=None):
-    """``log(sum(exp(a)))`` along ``axis``, without overflow (rows of -inf ok)."""
-    top = np.max(a, axis=axis, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)
-    with np.errstate(under="ignore", divide="ignore"):
-        out = np.log(np.sum(np.exp(a - top), axis=axis, keepdims=True)) + top
-    return np.squeeze(out, axis=axis) if axis is not None else out.item()
-
-
-# ---------------------------------------------------------------------------
-# Input checks
-# ---------------------------------------------------------------------------
-
-
-def _check_rows(X):
-    """Reject infinity and rows without an observed entry (NaN is missing)."""
-    bad = np.isinf(X)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise ValueError(
-            f"X contains infinity (row {row}, feature {col}); only NaN marks a "
-            "missing entry. Replace or drop the infinite values."
-        )
-    empty = np.flatnonzero(np.isnan(X).all(axis=1))
-    if empty.size:
-        raise ValueError(
-            "X has rows with no observed entry (all NaN), e.g. rows "
-            f"{empty[:10].tolist()}; they carry no information: drop them."
-        )
-
 
 # ---------------------------------------------------------------------------
 # Gaussians as fitted components
@@ -611,7 +577,7 @@ class GradientGaussianMixture(DensityMixin, BaseEstimator):
                 "complete data."
             )
         X = validate_with_nan(self, X, reset=True).astype(np.float64, copy=False)
-        _check_rows(X)
+        check_missing(X)
         n_samples = X.shape[0]
         if n_samples < self.n_components:
             raise ValueError(
@@ -888,7 +854,7 @@ class GradientGaussianMixture(DensityMixin, BaseEstimator):
     def _validated(self, X):
         check_is_fitted(self)
         X = validate_with_nan(self, X, reset=False).astype(np.float64, copy=False)
-        _check_rows(X)
+        check_missing(X)
         return X
 
     def _log_prob(self, X):
